@@ -1,0 +1,103 @@
+/**
+ * The schedule: the fuzz input, format `migfuzz.schedule` version 1 (INTERFACE.md §1).
+ * These are the validated, normalised forms: `data` is always bytes, optional fields have
+ * their defaults filled in. `validate.ts` turns untrusted JSON into these or a ScheduleError.
+ */
+
+export const SCHEDULE_FORMAT = 'migfuzz.schedule';
+export const SCHEDULE_VERSION = 1;
+
+export type UartBackendState = 'open' | 'hung-up' | 'closed' | 'slow';
+export type VportBackendState = 'none' | 'socket';
+
+export interface IsaSerialDevice {
+  kind: 'isa-serial';
+  /** ISA IRQ number (3-15, not 2: that is the i8259 cascade). */
+  irq: number;
+}
+
+export interface VirtioSerialPortSpec {
+  /** Port id, 1..30 (port 0 is the console port the device always has). */
+  id: number;
+  name?: string;
+  /** A virtconsole port (CONSOLE_PORT is sent for it). */
+  console?: boolean;
+}
+
+export interface VirtioSerialDevice {
+  kind: 'virtio-serial';
+  irq: 'intx' | 'msix';
+  ports: VirtioSerialPortSpec[];
+}
+
+export type DeviceSpec = IsaSerialDevice | VirtioSerialDevice;
+
+export interface SideSpec {
+  build: string;
+  /** Keys: a UART device name, or `DEV.portN` for a virtio-serial port. */
+  backends: Record<string, UartBackendState | VportBackendState>;
+}
+
+export type Step =
+  | {
+      at: number;
+      do: 'guest.uart.config';
+      dev: string;
+      fifo?: boolean;
+      trigger?: 1 | 4 | 8 | 14;
+      ier?: number;
+      lcr?: number;
+      divider?: number;
+    }
+  | { at: number; do: 'guest.uart.write'; dev: string; data: Uint8Array }
+  | { at: number; do: 'guest.vport.open' | 'guest.vport.close'; dev: string; port: number }
+  | { at: number; do: 'guest.vport.write'; dev: string; port: number; data: Uint8Array }
+  | { at: number; do: 'host.uart.send'; dev: string; data: Uint8Array }
+  | { at: number; do: 'host.uart.backend'; dev: string; state: UartBackendState }
+  | { at: number; do: 'host.vport.connect' | 'host.vport.disconnect'; dev: string; port: number }
+  | { at: number; do: 'host.vport.send'; dev: string; port: number; data: Uint8Array }
+  | { at: number; do: 'migrate'; downtime: number; autostart: boolean }
+  | { at: number; do: 'vm.stop' | 'vm.cont' }
+  | { at: number; do: 'guest.irq.mask' | 'guest.irq.unmask'; dev: string };
+
+export type StepKind = Step['do'];
+
+export const STEP_KINDS: readonly StepKind[] = [
+  'guest.uart.config',
+  'guest.uart.write',
+  'guest.vport.open',
+  'guest.vport.close',
+  'guest.vport.write',
+  'host.uart.send',
+  'host.uart.backend',
+  'host.vport.connect',
+  'host.vport.disconnect',
+  'host.vport.send',
+  'migrate',
+  'vm.stop',
+  'vm.cont',
+  'guest.irq.mask',
+  'guest.irq.unmask',
+];
+
+export interface Schedule {
+  format: typeof SCHEDULE_FORMAT;
+  version: typeof SCHEDULE_VERSION;
+  /** u32: seeds the model's PRNG. */
+  seed: number;
+  machine: string;
+  src: SideSpec;
+  dst: SideSpec;
+  /** In declaration order: a device's index is its position here. */
+  devices: Record<string, DeviceSpec>;
+  steps: Step[];
+  /** Host ns at which the run ends. */
+  horizon: number;
+}
+
+/** Bad input: one line that says what is wrong and where (e.g. `steps[3].port: no port 2 on vser0`). */
+export class ScheduleError extends Error {
+  override readonly name = 'ScheduleError';
+}
+
+export const DEFAULT_DOWNTIME_NS = 300_000;

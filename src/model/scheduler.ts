@@ -1,0 +1,120 @@
+/**
+ * The event queue: a binary min-heap ordered by (host time, sequence number), kept in typed
+ * arrays so the fuzzer's inner loop allocates nothing per event. An event is plain data:
+ * a kind and two integer arguments; equal times run in the order they were scheduled.
+ */
+export interface Scheduler {
+  size: number;
+  nextSeq: number;
+  at: Float64Array;
+  seq: Float64Array;
+  kind: Int32Array;
+  a: Int32Array;
+  b: Int32Array;
+}
+
+export function makeScheduler(capacity = 256): Scheduler {
+  return {
+    size: 0,
+    nextSeq: 0,
+    at: new Float64Array(capacity),
+    seq: new Float64Array(capacity),
+    kind: new Int32Array(capacity),
+    a: new Int32Array(capacity),
+    b: new Int32Array(capacity),
+  };
+}
+
+function grow(q: Scheduler): void {
+  const n = q.at.length * 2;
+  const at = new Float64Array(n);
+  const seq = new Float64Array(n);
+  const kind = new Int32Array(n);
+  const a = new Int32Array(n);
+  const b = new Int32Array(n);
+  at.set(q.at);
+  seq.set(q.seq);
+  kind.set(q.kind);
+  a.set(q.a);
+  b.set(q.b);
+  q.at = at;
+  q.seq = seq;
+  q.kind = kind;
+  q.a = a;
+  q.b = b;
+}
+
+function less(q: Scheduler, i: number, j: number): boolean {
+  const ti = q.at[i]!;
+  const tj = q.at[j]!;
+  return ti < tj || (ti === tj && q.seq[i]! < q.seq[j]!);
+}
+
+function move(q: Scheduler, from: number, to: number): void {
+  q.at[to] = q.at[from]!;
+  q.seq[to] = q.seq[from]!;
+  q.kind[to] = q.kind[from]!;
+  q.a[to] = q.a[from]!;
+  q.b[to] = q.b[from]!;
+}
+
+/** Schedules an event; returns its sequence number. */
+export function schedule(q: Scheduler, at: number, kind: number, a: number, b: number): number {
+  if (q.size === q.at.length) grow(q);
+  const seq = q.nextSeq++;
+  // Sift up with a hole: compare against the new key held in locals.
+  let i = q.size++;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    const tp = q.at[p]!;
+    if (tp < at || (tp === at && q.seq[p]! < seq)) break;
+    move(q, p, i);
+    i = p;
+  }
+  q.at[i] = at;
+  q.seq[i] = seq;
+  q.kind[i] = kind;
+  q.a[i] = a;
+  q.b[i] = b;
+  return seq;
+}
+
+/** Time of the earliest event; Infinity when empty. */
+export function peekTime(q: Scheduler): number {
+  return q.size === 0 ? Number.POSITIVE_INFINITY : q.at[0]!;
+}
+
+/**
+ * Removes the earliest event into slot `q.size` (just past the heap), where the caller reads
+ * it as `q.at[q.size]`, `q.kind[q.size]`... until the next schedule() call.
+ */
+export function pop(q: Scheduler): void {
+  const last = --q.size;
+  if (last === 0) return;
+  // Swap root and last, then sift the new root down.
+  swap(q, 0, last);
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= last) break;
+    const r = l + 1;
+    const c = r < last && less(q, r, l) ? r : l;
+    if (!less(q, c, i)) break;
+    swap(q, c, i);
+    i = c;
+  }
+}
+
+function swap(q: Scheduler, i: number, j: number): void {
+  const at = q.at[i]!;
+  const seq = q.seq[i]!;
+  const kind = q.kind[i]!;
+  const a = q.a[i]!;
+  const b = q.b[i]!;
+  move(q, j, i);
+  q.at[j] = at;
+  q.seq[j] = seq;
+  q.kind[j] = kind;
+  q.a[j] = a;
+  q.b[j] = b;
+}
