@@ -56,6 +56,8 @@ export const Ev = {
   FINDING: 24,
   /** The guest read a byte that was never sent: RBR of an empty FIFO with DR set. dev, a = byte. */
   PHANTOM_READ: 25,
+  /** A fault was injected on purpose (tests, oracle self-checks). a = vector or byte. */
+  FAULT: 26,
 } as const;
 export type Ev = (typeof Ev)[keyof typeof Ev];
 

@@ -1,0 +1,156 @@
+import type { Machine } from '../machine.js';
+import { Fcr, Iir, Ier, Lsr, MAX_XMIT_RETRY, UART_FIFO_LENGTH } from '../uart16550/regs.js';
+import type { UartState } from '../uart16550/state.js';
+import { updateParameters, writeFcr } from '../uart16550/uart.js';
+import type { Revisions, SerialSubsection } from './builds.js';
+import type { MigCtx } from './vm.js';
+import { fieldAt, type PostLoadResult, type VmField, type VmSection, type VmSubsection } from './vmstate.js';
+
+/**
+ * The "serial" section (hw/char/serial.c vmstate_serial, version 3, minimum 2), with its
+ * seven subsections and serial_post_load. Which subsections a build knows, which ones the
+ * RHEL migrate_pre_2_2 flag disables, and whether post_load checks TSR consistency are build
+ * revisions (MODEL.md §6): seed bug B lives in that table.
+ */
+export interface SerialImage {
+  m: Machine;
+  s: UartState;
+  /** fcr_vmstate: fcr travels in a shadow and is applied in post_load, never written directly. */
+  fcrVmstate: number;
+}
+
+const u8 = (name: keyof UartState & string): VmField<SerialImage, MigCtx> => fieldAt(`s.${name}`, 'u8');
+
+const FIFO_FIELDS = (fifo: 'recvFifo' | 'xmitFifo'): VmField<SerialImage, MigCtx>[] => [
+  fieldAt(`s.${fifo}.data`, { buffer: UART_FIFO_LENGTH }),
+  fieldAt(`s.${fifo}.head`, 'u32', { max: UART_FIFO_LENGTH - 1 }),
+  fieldAt(`s.${fifo}.num`, 'u32', { max: UART_FIFO_LENGTH }),
+];
+
+/** Each subsection's upstream needed() and fields. */
+const SUBSECTIONS: Record<SerialSubsection, Omit<VmSubsection<SerialImage, MigCtx>, 'name' | 'version'>> = {
+  'serial/thr_ipending': {
+    needed: ({ s }) => (s.ier & Ier.THRI) !== 0 && s.thrIpending !== ((s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0),
+    fields: [fieldAt('s.thrIpending', 'i32', { min: 0, max: 1 })],
+  },
+  'serial/tsr': {
+    needed: ({ s }) => s.tsrRetry !== 0,
+    // serial_post_load clamps tsr_retry, so any u32 is accepted here.
+    fields: [fieldAt('s.tsrRetry', 'u32'), u8('thr'), u8('tsr')],
+  },
+  'serial/recv_fifo': { needed: ({ s }) => s.recvFifo.num > 0, fields: FIFO_FIELDS('recvFifo') },
+  'serial/xmit_fifo': { needed: ({ s }) => s.xmitFifo.num > 0, fields: FIFO_FIELDS('xmitFifo') },
+  'serial/fifo_timeout_timer': {
+    needed: ({ s }) => s.fifoTimeoutNs >= 0,
+    fields: [
+      {
+        name: 'fifo_timeout_timer',
+        type: 'i64',
+        get: (o) => o.s.fifoTimeoutNs,
+        // timer_get: -1 deletes the timer, anything else is timer_mod_ns at that expiry.
+        set: (o, v) => {
+          o.s.fifoTimeoutNs = v as number;
+          o.m.timerMod(o.s.timerSlot, v as number);
+        },
+      },
+    ],
+  },
+  'serial/timeout_ipending': {
+    needed: ({ s }) => s.timeoutIpending !== 0,
+    fields: [fieldAt('s.timeoutIpending', 'i32', { min: 0, max: 1 })],
+  },
+  'serial/poll': {
+    needed: ({ s }) => s.pollMsl >= 0,
+    fields: [
+      fieldAt('s.pollMsl', 'i32', { min: -1, max: 1 }),
+      {
+        name: 'modem_status_poll',
+        type: 'i64',
+        get: (o) => o.s.pollNs,
+        set: (o, v) => {
+          o.s.pollNs = v as number;
+          o.m.timerMod(o.s.timerSlot + 1, v as number);
+        },
+      },
+    ],
+  },
+};
+
+const cache = new Map<Revisions, VmSection<SerialImage, MigCtx>>();
+
+/** The section as a build describes it (cached per revision set). */
+export function serialSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
+  let section = cache.get(rev);
+  if (!section) {
+    section = makeSection(rev);
+    cache.set(rev, section);
+  }
+  return section;
+}
+
+function makeSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
+  const hasSubsections = rev.serialSubsections.length > 0;
+  return {
+    name: 'serial',
+    version: 3,
+    minVersion: 2,
+    fields: [
+      fieldAt('s.divider', 'u16'),
+      ...(['rbr', 'ier', 'iir', 'lcr', 'mcr', 'lsr', 'msr', 'scr'] as const).map(u8),
+      fieldAt('fcrVmstate', 'u8', { since: 3 }),
+    ],
+    subsections: rev.serialSubsections.map((name) => {
+      const sub = SUBSECTIONS[name];
+      const gated = rev.serialGatedPre22.includes(name);
+      return {
+        name,
+        version: 1,
+        fields: sub.fields,
+        // Downstream RHEL: "Disable all the extra subsections that were added in 2.2".
+        needed: (o, ctx) => !(gated && ctx.pre22) && sub.needed(o, ctx),
+      };
+    }),
+    preSave: (o) => {
+      o.fcrVmstate = o.s.fcr;
+    },
+    // The -1 sentinels mean "subsection absent" (added with the subsections in 2.3).
+    preLoad: hasSubsections
+      ? (o) => {
+          o.s.thrIpending = -1;
+          o.s.pollMsl = -1;
+        }
+      : undefined,
+    postLoad: (o, ctx, versionId) => serialPostLoad(o, ctx, versionId),
+  };
+}
+
+/** serial_post_load: runs after every subsection; never touches the IRQ line. */
+function serialPostLoad(o: SerialImage, ctx: MigCtx, versionId: number): PostLoadResult {
+  const s = o.s;
+  if (versionId < 3) o.fcrVmstate = 0;
+  // IER is four bits wide (serial_ioport_write stores val & 0x0f); a stream may say more.
+  s.ier &= Ier.MASK;
+  if (s.thrIpending === -1) s.thrIpending = (s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0;
+  if (ctx.rev.serialPostLoadChecks) {
+    if (s.tsrRetry > 0) {
+      if (s.lsr & Lsr.TEMT) {
+        return {
+          message: `inconsistent state in serial device (tsr empty, tsr_retry=${s.tsrRetry}`,
+          key: 'tsr-empty',
+        };
+      }
+    } else if (!(s.lsr & Lsr.TEMT)) {
+      return { message: 'inconsistent state in serial device (tsr not empty, tsr_retry=0', key: 'tsr-not-empty' };
+    }
+  }
+  if (s.tsrRetry > 0) {
+    s.tsrRetry = Math.min(s.tsrRetry, MAX_XMIT_RETRY);
+    // The chardev watch is not migrated: re-add it (it fires once the VM runs).
+    s.watchPending = true;
+    o.m.chrAddWatch(s.dev, 0);
+  }
+  s.lastBreakEnable = (s.lcr >> 6) & 1;
+  writeFcr(s, o.fcrVmstate & Fcr.STICKY);
+  updateParameters(s);
+  return null;
+}

@@ -1,0 +1,232 @@
+import { assert } from '../assert.js';
+import { Ev, MigPhase } from '../events.js';
+import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PCI_GSI_BASE } from '../irqchip.js';
+import type { Machine } from '../machine.js';
+import type { Revisions } from './builds.js';
+import { serialSection, type SerialImage } from './serial-section.js';
+import { LoadError } from './stream.js';
+import { virtioConsoleSection, type VserImage } from './virtio-section.js';
+import { field, loadStream, saveStream, type VmEntry, type VmSection, vmEntry } from './vmstate.js';
+
+/**
+ * A VM's sections in registration order (MODEL.md §5): the vm_clock, CPU/LAPIC and the
+ * interrupt controllers (board devices) first, then each serial, then each virtio-serial.
+ * Devices' sections are described as data (serial-section.ts, virtio-section.ts); this file
+ * holds the board's and the save/load entry points.
+ */
+
+export interface MigCtx {
+  m: Machine;
+  rev: Revisions;
+  /** The machine type's migrate_pre_2_2 compat flag. */
+  pre22: boolean;
+}
+
+/** The vm_clock (QEMU's "timer" section: cpu_clock_offset): guest time continues. */
+interface ClockImage {
+  m: Machine;
+  vmNs: number;
+}
+const timerSection: VmSection<ClockImage, MigCtx> = {
+  name: 'timer',
+  version: 2,
+  minVersion: 2,
+  fields: [field<ClockImage>('vmNs', 'i64', { min: 0 })],
+  subsections: [],
+  preSave: (o) => {
+    o.vmNs = o.m.vmNow();
+  },
+  postLoad: (o) => {
+    o.m.clock.frozenNs = o.vmNs;
+    return null;
+  },
+};
+
+/** The local APIC: IRR/ISR/TMR as 256-bit maps. */
+interface LapicImage {
+  m: Machine;
+  irr: Uint8Array;
+  isr: Uint8Array;
+  tmr: Uint8Array;
+}
+const packBits = (flags: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(flags.length >> 3);
+  for (let i = 0; i < flags.length; i++) if (flags[i]) out[i >> 3]! |= 1 << (i & 7);
+  return out;
+};
+const unpackBits = (bits: Uint8Array, into: Uint8Array): void => {
+  for (let i = 0; i < into.length; i++) into[i] = (bits[i >> 3]! >> (i & 7)) & 1;
+};
+const apicSection: VmSection<LapicImage, MigCtx> = {
+  name: 'apic',
+  version: 3,
+  minVersion: 3,
+  fields: [field<LapicImage>('irr', { buffer: 32 }), field<LapicImage>('isr', { buffer: 32 }), field<LapicImage>('tmr', { buffer: 32 })],
+  subsections: [],
+  preSave: (o) => {
+    o.irr = packBits(o.m.irq.lapic.irr);
+    o.isr = packBits(o.m.irq.lapic.isr);
+    o.tmr = packBits(o.m.irq.lapic.tmr);
+  },
+  postLoad: (o, ctx) => {
+    const staged: LapicState = { irr: new Uint8Array(256), isr: new Uint8Array(256), tmr: new Uint8Array(256) };
+    unpackBits(o.irr, staged.irr);
+    unpackBits(o.isr, staged.isr);
+    unpackBits(o.tmr, staged.tmr);
+    // 78d6a05d: the LAPIC is installed in its own post_load; before it, only at the end of
+    // the whole load (cpu_synchronize_all_post_init), see loadVm.
+    if (ctx.rev.lapicLoad === 'post-load') o.m.irq.lapic = staged;
+    else o.m.stagedLapic = staged;
+    return null;
+  },
+};
+
+const picSection: VmSection<Machine['irq']['pic'], MigCtx> = {
+  name: 'i8259',
+  version: 1,
+  minVersion: 1,
+  fields: [
+    field('lastIrr', 'u16'),
+    field('irr', 'u16'),
+    field('imr', 'u16'),
+    field('elcr', 'u16'),
+  ],
+  subsections: [],
+};
+
+/** The PCI bus's per-PIRQ count of raised devices (vmstate_pcibus irq_count). */
+interface PciBusImage {
+  m: Machine;
+  counts: Uint8Array;
+}
+const pciBusSection: VmSection<PciBusImage, MigCtx> = {
+  name: 'PCIBUS',
+  version: 1,
+  minVersion: 1,
+  fields: [field<PciBusImage>('counts', { buffer: NUM_PIRQS })],
+  subsections: [],
+  preSave: (o) => {
+    o.counts = Uint8Array.from(o.m.irq.pci.pirqCount);
+  },
+  postLoad: (o) => {
+    o.m.irq.pci.pirqCount.set(o.counts);
+    return null;
+  },
+};
+
+/**
+ * The IOAPIC: IRR and the 24 redirection entries in their hardware layout (vector 0-7,
+ * Remote-IRR bit 14, trigger mode bit 15, mask bit 16). Input levels are not IOAPIC state:
+ * they come back from the i8259's edge memory (ISA) and the PCI counts, loaded before it.
+ */
+interface IoapicImage {
+  m: Machine;
+  irr: number;
+  redir: Uint8Array;
+}
+const REMOTE_IRR = 1 << 14;
+const LEVEL = 1 << 15;
+const MASKED = 1 << 16;
+const ioapicSection: VmSection<IoapicImage, MigCtx> = {
+  name: 'ioapic',
+  version: 3,
+  minVersion: 3,
+  fields: [field<IoapicImage>('irr', 'u32'), field<IoapicImage>('redir', { buffer: IOAPIC_PINS * 4 })],
+  subsections: [],
+  preSave: (o) => {
+    const io = o.m.irq.ioapic;
+    o.irr = 0;
+    o.redir = new Uint8Array(IOAPIC_PINS * 4);
+    const view = new DataView(o.redir.buffer);
+    for (let pin = 0; pin < IOAPIC_PINS; pin++) {
+      if (io.irr[pin]) o.irr |= 1 << pin;
+      const entry =
+        io.vector[pin]! | (io.remoteIrr[pin] ? REMOTE_IRR : 0) | (io.levelTriggered[pin] ? LEVEL : 0) | (io.masked[pin] ? MASKED : 0);
+      view.setUint32(pin * 4, entry);
+    }
+    o.irr >>>= 0;
+  },
+  postLoad: (o) => {
+    const io = o.m.irq.ioapic;
+    const view = new DataView(o.redir.buffer, o.redir.byteOffset, o.redir.byteLength);
+    const { pic, pci } = o.m.irq;
+    for (let pin = 0; pin < IOAPIC_PINS; pin++) {
+      const entry = view.getUint32(pin * 4);
+      io.vector[pin] = entry & 0xff;
+      io.remoteIrr[pin] = entry & REMOTE_IRR ? 1 : 0;
+      io.levelTriggered[pin] = entry & LEVEL ? 1 : 0;
+      io.masked[pin] = entry & MASKED ? 1 : 0;
+      io.irr[pin] = (o.irr >>> pin) & 1;
+      io.level[pin] = pin < 16 ? (pic.lastIrr >> pin) & 1 : pin < PCI_GSI_BASE + NUM_PIRQS ? (pci.pirqCount[pin - PCI_GSI_BASE]! > 0 ? 1 : 0) : 0;
+    }
+    return null;
+  },
+};
+
+/** The entries of a machine, in registration order; fresh adapter objects each time. */
+function entries(m: Machine): VmEntry<MigCtx>[] {
+  const list: VmEntry<MigCtx>[] = [
+    vmEntry(timerSection, { m, vmNs: 0 }),
+    vmEntry(apicSection, { m, irr: new Uint8Array(32), isr: new Uint8Array(32), tmr: new Uint8Array(32) }),
+    vmEntry(picSection, m.irq.pic),
+    vmEntry(pciBusSection, { m, counts: new Uint8Array(NUM_PIRQS) }),
+    vmEntry(ioapicSection, { m, irr: 0, redir: new Uint8Array(IOAPIC_PINS * 4) }),
+  ];
+  let serials = 0;
+  let vsers = 0;
+  for (const d of m.devices) {
+    if (d.kind === 'uart') {
+      const img: SerialImage = { m, s: d.s, fcrVmstate: 0 };
+      list.push(vmEntry(serialSection(m.build.revisions), img, serials++));
+    } else {
+      const img: VserImage = { m, s: d.s };
+      list.push(vmEntry(virtioConsoleSection, img, vsers++));
+    }
+  }
+  return list;
+}
+
+const ctxOf = (m: Machine): MigCtx => ({ m, rev: m.build.revisions, pre22: m.machineType.migratePre22 });
+
+/** qemu_savevm_state_complete: the stopped source's device state as a stream. */
+export function saveVm(m: Machine): Uint8Array {
+  assert(!m.running, 'saveVm: the source must be stopped');
+  return saveStream(entries(m), ctxOf(m), m.machineType.name);
+}
+
+/**
+ * qemu_loadvm_state on an incoming destination: every section, then cross-section checks,
+ * then (pre-2017 builds) the LAPIC from the stream is pushed, overwriting whatever was
+ * delivered to the CPU during load. Throws LoadError; the caller discards the destination.
+ */
+export function loadVm(m: Machine, stream: Uint8Array): void {
+  loadStream(stream, entries(m), ctxOf(m), m.machineType.name);
+  checkPciCounts(m);
+  const staged = m.stagedLapic;
+  if (staged) {
+    m.stagedLapic = null;
+    let lost = 0;
+    for (let v = 0; v < 256; v++) if (m.irq.lapic.irr[v] && !staged.irr[v]) lost++;
+    m.irq.lapic = staged;
+    m.emit(Ev.MIGRATION, -1, MigPhase.LAPIC_PUSH, lost);
+  }
+}
+
+/** The bus's counts must be the sum of the devices' INTx levels (pci_change_irq_level). */
+function checkPciCounts(m: Machine): void {
+  const sums = new Int32Array(NUM_PIRQS);
+  for (const [dev, d] of m.devices.entries()) {
+    if (d.kind === 'vser' && !d.s.msix) sums[d.s.pirq]! += m.irq.pci.irqState[dev]!;
+  }
+  for (let p = 0; p < NUM_PIRQS; p++) {
+    if (sums[p] !== m.irq.pci.pirqCount[p]) {
+      throw new LoadError(
+        `PCIBUS: irq_count[${p}]=${m.irq.pci.pirqCount[p]} but ${sums[p]} device(s) assert it`,
+        'pci-irq-count',
+        'PCIBUS',
+        0,
+      );
+    }
+  }
+}
+

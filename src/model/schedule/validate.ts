@@ -1,0 +1,713 @@
+/**
+ * Untrusted schedule JSON (INTERFACE.md §1) → the normalised `Schedule`, or a ScheduleError
+ * with one line naming where and what (`steps[3].port: no port 2 on vser0`). Users write
+ * schedules by hand, so every unknown field is an error: a typo must not silently become a
+ * default. Also the inverse, `scheduleToJson`, used to print and embed schedules.
+ *
+ * The small JSON reader at the top is shared with `migration/build-file.ts`.
+ */
+
+import { type Build, type BuildRegistry, findMachine } from '../migration/builds.js';
+import {
+  DEFAULT_DOWNTIME_NS,
+  type DeviceSpec,
+  SCHEDULE_FORMAT,
+  SCHEDULE_VERSION,
+  type Schedule,
+  ScheduleError,
+  type SideSpec,
+  type Step,
+  type StepKind,
+  type UartBackendState,
+  type VirtioSerialDevice,
+  type VirtioSerialPortSpec,
+  type VportBackendState,
+} from './types.js';
+
+// ---------------------------------------------------------------------------------------
+// Reading untrusted JSON
+
+export type JsonObject = Record<string, unknown>;
+
+/** Keys that could reach or replace a prototype if anything ever assigned them. */
+const FORBIDDEN_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+const QUOTE_MAX_CHARS = 40;
+
+/** C0 controls, DEL and C1 controls. */
+function isControl(code: number): boolean {
+  return code < 0x20 || (code >= 0x7f && code <= 0x9f);
+}
+
+/** Error lines must stay one line whatever the input held (JSON.parse quotes raw text). */
+export function oneLine(s: string): string {
+  let out = '';
+  for (const c of s) {
+    const code = c.codePointAt(0) ?? 0;
+    const breaks = isControl(code) || code === 0x2028 || code === 0x2029;
+    out += breaks ? `\\u${code.toString(16).padStart(4, '0')}` : c;
+  }
+  return out;
+}
+
+/** A string as a short JSON literal for messages (long user strings are cut). */
+export function quote(s: string): string {
+  const chars = Array.from(s.slice(0, QUOTE_MAX_CHARS * 2));
+  const cut = chars.length > QUOTE_MAX_CHARS || s.length > QUOTE_MAX_CHARS * 2;
+  return oneLine(JSON.stringify(chars.slice(0, QUOTE_MAX_CHARS).join(''))) + (cut ? '…' : '');
+}
+
+function isPlainObject(v: unknown): v is JsonObject {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+export function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'object' && !isPlainObject(v)) return 'non-plain object';
+  return typeof v;
+}
+
+/** What was got: the value when it has the expected type (`got -5`), else its type (`got number`). */
+export function got(v: unknown, expectedType: 'string' | 'number' | 'boolean'): string {
+  if (typeof v !== expectedType) return typeName(v);
+  return typeof v === 'string' ? quote(v) : String(v);
+}
+
+/** `"a", "b" or "c"` / `1, 4 or 8`. */
+export function listOf(values: readonly (string | number)[]): string {
+  const shown = values.map((v) => (typeof v === 'string' ? quote(v) : String(v)));
+  return shown.length < 2 ? shown.join('') : `${shown.slice(0, -1).join(', ')} or ${shown.at(-1)}`;
+}
+
+/** The path of a field: `src.build`, or `src.backends["vser0.port1"]` for keys that are not names. */
+export function fieldPath(parent: string, key: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key)) return `${parent}[${quote(key)}]`;
+  return parent === '' ? key : `${parent}.${key}`;
+}
+
+export function indexPath(parent: string, i: number): string {
+  return `${parent}[${i}]`;
+}
+
+/** Reads JSON values, failing with `PATH: problem` through the given error class. */
+export class JsonReader {
+  constructor(
+    private readonly rootName: string,
+    private readonly makeError: (line: string) => Error,
+  ) {}
+
+  fail(path: string, problem: string): never {
+    throw this.makeError(oneLine(`${path === '' ? this.rootName : path}: ${problem}`));
+  }
+
+  /**
+   * A plain object's own fields, copied into a prototype-less record so that lookups never
+   * reach Object.prototype. Prototype keys are rejected before anything is copied.
+   */
+  object(v: unknown, path: string): JsonObject {
+    if (!isPlainObject(v)) this.fail(path, `expected an object, got ${typeName(v)}`);
+    const keys = Object.keys(v);
+    const bad = keys.find((k) => FORBIDDEN_KEYS.includes(k));
+    if (bad !== undefined) this.fail(path, `forbidden key ${quote(bad)}`);
+    const out: JsonObject = Object.create(null);
+    for (const key of keys) out[key] = v[key];
+    return out;
+  }
+
+  onlyFields(obj: JsonObject, path: string, allowed: readonly string[]): void {
+    const extra = Object.keys(obj).find((k) => !allowed.includes(k));
+    if (extra !== undefined) this.fail(path, `unexpected field ${quote(extra)}`);
+  }
+
+  /** A required field of `obj` (at `path`); `expected` describes it for the missing case. */
+  need(obj: JsonObject, key: string, path: string, expected: string): unknown {
+    const v = obj[key];
+    if (v === undefined) this.fail(fieldPath(path, key), `missing (expected ${expected})`);
+    return v;
+  }
+
+  int(
+    v: unknown,
+    path: string,
+    min: number,
+    max: number,
+    expected = `an integer in [${min}, ${max}]`,
+  ): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.fail(path, `expected ${expected}, got ${got(v, 'number')}`);
+    }
+    return v === 0 ? 0 : v; // -0 is a valid JSON number; normalise it so results compare equal
+  }
+
+  bool(v: unknown, path: string): boolean {
+    if (typeof v !== 'boolean') this.fail(path, `expected true or false, got ${typeName(v)}`);
+    return v;
+  }
+
+  oneOf<T extends string | number>(v: unknown, path: string, values: readonly T[]): T {
+    if (!values.includes(v as T)) {
+      const type = typeof values[0] === 'number' ? 'number' : 'string';
+      this.fail(path, `expected ${listOf(values)}, got ${got(v, type)}`);
+    }
+    return v as T;
+  }
+
+  array(v: unknown, path: string, maxLength: number, what: string): unknown[] {
+    if (!Array.isArray(v)) this.fail(path, `expected an array of ${what}, got ${typeName(v)}`);
+    if (v.length > maxLength) this.fail(path, `${v.length} ${what}, at most ${maxLength} allowed`);
+    return v;
+  }
+
+  string(v: unknown, path: string, pattern: RegExp, expected: string): string {
+    if (typeof v !== 'string' || !pattern.test(v)) {
+      this.fail(path, `expected ${expected}, got ${got(v, 'string')}`);
+    }
+    return v;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Limits and value sets
+
+export const MAX_HORIZON_NS = 10_000_000_000;
+export const MAX_STEPS = 10_000;
+export const MAX_DEVICES = 8;
+export const MAX_PORTS = 30;
+export const MAX_DATA_BYTES = 4096;
+export const MAX_DOWNTIME_NS = 1_000_000_000;
+const U32_MAX = 0xffff_ffff;
+
+const DEVICE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+const PORT_NAME = /^[\x20-\x7e]{1,64}$/;
+/** `DEV.portN` backend keys; N is matched loosely and checked against the device. */
+const PORT_KEY = /^(.*)\.port(\d+)$/;
+
+const UART_STATES: readonly UartBackendState[] = ['open', 'hung-up', 'closed', 'slow'];
+const VPORT_STATES: readonly VportBackendState[] = ['none', 'socket'];
+const TRIGGERS = [1, 4, 8, 14] as const;
+
+const TOP_FIELDS = ['format', 'version', 'seed', 'machine', 'src', 'dst', 'devices', 'steps', 'horizon'];
+
+// ---------------------------------------------------------------------------------------
+// Entry points
+
+export function parseSchedule(text: string, builds: BuildRegistry): Schedule {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ScheduleError(oneLine(`schedule: not valid JSON (${errorText(e)})`));
+  }
+  return validateSchedule(doc, builds);
+}
+
+export function validateSchedule(doc: unknown, builds: BuildRegistry): Schedule {
+  const input = new JsonReader('schedule', (line) => new ScheduleError(line));
+  try {
+    return readSchedule(input, doc, builds);
+  } catch (e) {
+    if (e instanceof ScheduleError) throw e;
+    // Only exotic non-JSON input gets here (a throwing getter, a revoked Proxy): the
+    // contract is that bad input never surfaces as anything but a ScheduleError.
+    throw new ScheduleError(oneLine(`schedule: unreadable input (${errorText(e)})`));
+  }
+}
+
+export function errorText(e: unknown): string {
+  return e instanceof Error ? String(e.message).slice(0, 200) : typeof e;
+}
+
+// ---------------------------------------------------------------------------------------
+// The document
+
+/** What the step and backend checks need: devices by name, in a Map (names are user text). */
+type Devices = ReadonlyMap<string, DeviceSpec>;
+
+function readSchedule(input: JsonReader, doc: unknown, builds: BuildRegistry): Schedule {
+  const obj = input.object(doc, '');
+  // Format and version first: a trace or a newer schedule must say so, not list unknown fields.
+  if (input.need(obj, 'format', '', `"${SCHEDULE_FORMAT}"`) !== SCHEDULE_FORMAT) {
+    input.fail('format', `expected "${SCHEDULE_FORMAT}", got ${got(obj.format, 'string')}`);
+  }
+  readVersion(input, input.need(obj, 'version', '', String(SCHEDULE_VERSION)));
+  input.onlyFields(obj, '', TOP_FIELDS);
+  const seed = input.int(input.need(obj, 'seed', '', 'a u32 integer'), 'seed', 0, U32_MAX);
+  const horizon = readHorizon(input, obj);
+  const srcObj = input.object(input.need(obj, 'src', '', 'an object with build and backends'), 'src');
+  const dstObj = input.object(input.need(obj, 'dst', '', 'an object with build and backends'), 'dst');
+  const srcBuild = readBuild(input, srcObj, 'src', builds);
+  const dstBuild = readBuild(input, dstObj, 'dst', builds);
+  const machine = readMachine(input, obj, srcBuild, dstBuild);
+  const devices = readDevices(input, input.need(obj, 'devices', '', 'an object of devices'));
+  const src = readSide(input, srcObj, 'src', srcBuild, devices);
+  const dst = readSide(input, dstObj, 'dst', dstBuild, devices);
+  const steps = readSteps(input, input.need(obj, 'steps', '', 'an array of steps'), horizon, devices);
+  return {
+    format: SCHEDULE_FORMAT,
+    version: SCHEDULE_VERSION,
+    seed,
+    machine,
+    src,
+    dst,
+    devices: Object.fromEntries(devices),
+    steps,
+    horizon,
+  };
+}
+
+function readVersion(input: JsonReader, v: unknown): void {
+  if (v === SCHEDULE_VERSION) return;
+  if (typeof v === 'number' && Number.isInteger(v) && v > SCHEDULE_VERSION) {
+    input.fail('version', `${v} is newer than this migfuzz supports (${SCHEDULE_VERSION})`);
+  }
+  input.fail('version', `expected ${SCHEDULE_VERSION}, got ${got(v, 'number')}`);
+}
+
+function readHorizon(input: JsonReader, obj: JsonObject): number {
+  const expected = `an integer number of ns in [1, ${MAX_HORIZON_NS}]`;
+  return input.int(input.need(obj, 'horizon', '', expected), 'horizon', 1, MAX_HORIZON_NS, expected);
+}
+
+function readBuild(input: JsonReader, side: JsonObject, path: string, builds: BuildRegistry): Build {
+  input.onlyFields(side, path, ['build', 'backends']);
+  const name = input.need(side, 'build', path, 'a build name');
+  const p = fieldPath(path, 'build');
+  if (typeof name !== 'string') input.fail(p, `expected a build name, got ${typeName(name)}`);
+  const build = builds.get(name);
+  if (build === undefined) input.fail(p, `unknown build ${quote(name)}`);
+  return build;
+}
+
+function readMachine(input: JsonReader, obj: JsonObject, src: Build, dst: Build): string {
+  const name = input.need(obj, 'machine', '', 'a machine type');
+  if (typeof name !== 'string') input.fail('machine', `expected a machine type, got ${typeName(name)}`);
+  const lacking = (src === dst ? [src] : [src, dst]).filter((b) => findMachine(b, name) === undefined);
+  if (lacking.length > 0) {
+    const offers = lacking.map((b) => `${b.name} offers ${b.machines.map((m) => m.name).join(', ')}`);
+    input.fail('machine', `${quote(name)} is not offered by both builds (${offers.join('; ')})`);
+  }
+  return name;
+}
+
+// ---------------------------------------------------------------------------------------
+// Devices
+
+function readDevices(input: JsonReader, v: unknown): Devices {
+  const obj = input.object(v, 'devices');
+  const names = Object.keys(obj);
+  if (names.length > MAX_DEVICES) {
+    input.fail('devices', `${names.length} devices, at most ${MAX_DEVICES} allowed`);
+  }
+  const devices = new Map<string, DeviceSpec>();
+  for (const name of names) {
+    if (!DEVICE_NAME.test(name)) {
+      input.fail('devices', `invalid device name ${quote(name)} (expected ${DEVICE_NAME.source})`);
+    }
+    const device = readDevice(input, obj[name], fieldPath('devices', name));
+    if (device.kind === 'isa-serial') checkIrqFree(input, devices, device.irq, name);
+    devices.set(name, device);
+  }
+  return devices;
+}
+
+function readDevice(input: JsonReader, v: unknown, path: string): DeviceSpec {
+  const obj = input.object(v, path);
+  const kindPath = fieldPath(path, 'kind');
+  const kind = input.oneOf(input.need(obj, 'kind', path, 'a device kind'), kindPath, [
+    'isa-serial',
+    'virtio-serial',
+  ]);
+  if (kind === 'isa-serial') {
+    input.onlyFields(obj, path, ['kind', 'irq']);
+    // Not 2: on the PC that is the i8259 cascade input.
+    const irq = input.int(
+      input.need(obj, 'irq', path, 'an ISA IRQ in [3, 15]'),
+      fieldPath(path, 'irq'),
+      3,
+      15,
+    );
+    return { kind, irq };
+  }
+  input.onlyFields(obj, path, ['kind', 'irq', 'ports']);
+  const irq = input.oneOf(input.need(obj, 'irq', path, '"intx" or "msix"'), fieldPath(path, 'irq'), [
+    'intx',
+    'msix',
+  ] as const);
+  const ports = readPorts(
+    input,
+    input.need(obj, 'ports', path, 'an array of ports'),
+    fieldPath(path, 'ports'),
+  );
+  return { kind, irq, ports };
+}
+
+function checkIrqFree(input: JsonReader, devices: Devices, irq: number, name: string): void {
+  for (const [other, d] of devices) {
+    if (d.kind === 'isa-serial' && d.irq === irq) {
+      input.fail(fieldPath(fieldPath('devices', name), 'irq'), `irq ${irq} is already used by ${other}`);
+    }
+  }
+}
+
+function readPorts(input: JsonReader, v: unknown, path: string): VirtioSerialPortSpec[] {
+  const ports: VirtioSerialPortSpec[] = [];
+  input.array(v, path, MAX_PORTS, 'ports').forEach((entry, i) => {
+    const port = readPort(input, entry, indexPath(path, i));
+    const twin = ports.findIndex((p) => p.id === port.id);
+    if (twin >= 0) input.fail(fieldPath(indexPath(path, i), 'id'), `duplicate port id ${port.id}`);
+    // QEMU refuses a second port with the same name ("A port already exists by name").
+    const named = ports.findIndex((p) => port.name !== undefined && p.name === port.name);
+    if (named >= 0) {
+      input.fail(fieldPath(indexPath(path, i), 'name'), `duplicate port name ${quote(port.name ?? '')}`);
+    }
+    ports.push(port);
+  });
+  return ports;
+}
+
+function readPort(input: JsonReader, v: unknown, path: string): VirtioSerialPortSpec {
+  const obj = input.object(v, path);
+  input.onlyFields(obj, path, ['id', 'name', 'console']);
+  // Port 0 is the device's own console port: not declared, not user-addressable.
+  const id = input.int(
+    input.need(obj, 'id', path, `a port id in [1, ${MAX_PORTS}]`),
+    fieldPath(path, 'id'),
+    1,
+    MAX_PORTS,
+  );
+  const port: VirtioSerialPortSpec = { id };
+  if (obj.name !== undefined) {
+    port.name = input.string(
+      obj.name,
+      fieldPath(path, 'name'),
+      PORT_NAME,
+      'a string of 1 to 64 printable ASCII characters',
+    );
+  }
+  if (obj.console !== undefined) port.console = input.bool(obj.console, fieldPath(path, 'console'));
+  return port;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sides: build and initial backends
+
+function readSide(
+  input: JsonReader,
+  side: JsonObject,
+  path: string,
+  build: Build,
+  devices: Devices,
+): SideSpec {
+  const backends: SideSpec['backends'] = {};
+  // Absent means "every backend at its default", the same as `{}`.
+  if (side.backends === undefined) return { build: build.name, backends };
+  const bpath = fieldPath(path, 'backends');
+  const obj = input.object(side.backends, bpath);
+  for (const key of Object.keys(obj)) {
+    const p = fieldPath(bpath, key);
+    const states = backendKind(input, key, p, devices) === 'uart' ? UART_STATES : VPORT_STATES;
+    // Safe: prototype keys were rejected by input.object.
+    backends[key] = input.oneOf<UartBackendState | VportBackendState>(obj[key], p, states);
+  }
+  return { build: build.name, backends };
+}
+
+/** A backend key names a UART device (`serial0`) or a virtio-serial port (`vser0.port1`). */
+function backendKind(input: JsonReader, key: string, path: string, devices: Devices): 'uart' | 'vport' {
+  const device = devices.get(key);
+  if (device?.kind === 'isa-serial') return 'uart';
+  if (device !== undefined) {
+    input.fail(path, `${key} is a virtio-serial device: name a port as "${key}.portN"`);
+  }
+  const m = PORT_KEY.exec(key);
+  if (m === null) input.fail(path, `no device ${quote(key)}`);
+  const [, devName = '', id = ''] = m;
+  const owner = devices.get(devName);
+  if (owner === undefined) input.fail(path, `no device ${quote(devName)}`);
+  if (owner.kind === 'isa-serial') input.fail(path, `${devName} is an isa-serial device and has no ports`);
+  if (!owner.ports.some((p) => String(p.id) === id)) input.fail(path, `no port ${id} on ${devName}`);
+  return 'vport';
+}
+
+// ---------------------------------------------------------------------------------------
+// Steps
+
+type StepField =
+  | 'port'
+  | 'data'
+  | 'fifo'
+  | 'trigger'
+  | 'ier'
+  | 'lcr'
+  | 'divider'
+  | 'state'
+  | 'downtime'
+  | 'autostart';
+
+interface StepShape {
+  /** Which device `dev` must name; absent: the step has no `dev`. */
+  dev?: DeviceSpec['kind'] | 'any';
+  required: readonly StepField[];
+  optional: readonly StepField[];
+}
+
+const UART = 'isa-serial';
+const VPORT = 'virtio-serial';
+const NO_FIELDS: readonly StepField[] = [];
+const PORT_ONLY: readonly StepField[] = ['port'];
+
+/** INTERFACE.md §1's step table, as data; `readStep` builds every step from it. */
+const STEP_SHAPES: ReadonlyMap<string, StepShape> = new Map<StepKind, StepShape>([
+  [
+    'guest.uart.config',
+    { dev: UART, required: NO_FIELDS, optional: ['fifo', 'trigger', 'ier', 'lcr', 'divider'] },
+  ],
+  ['guest.uart.write', { dev: UART, required: ['data'], optional: NO_FIELDS }],
+  ['guest.vport.open', { dev: VPORT, required: PORT_ONLY, optional: NO_FIELDS }],
+  ['guest.vport.close', { dev: VPORT, required: PORT_ONLY, optional: NO_FIELDS }],
+  ['guest.vport.write', { dev: VPORT, required: ['port', 'data'], optional: NO_FIELDS }],
+  ['host.uart.send', { dev: UART, required: ['data'], optional: NO_FIELDS }],
+  ['host.uart.backend', { dev: UART, required: ['state'], optional: NO_FIELDS }],
+  ['host.vport.connect', { dev: VPORT, required: PORT_ONLY, optional: NO_FIELDS }],
+  ['host.vport.disconnect', { dev: VPORT, required: PORT_ONLY, optional: NO_FIELDS }],
+  ['host.vport.send', { dev: VPORT, required: ['port', 'data'], optional: NO_FIELDS }],
+  ['migrate', { required: NO_FIELDS, optional: ['downtime', 'autostart'] }],
+  ['vm.stop', { required: NO_FIELDS, optional: NO_FIELDS }],
+  ['vm.cont', { required: NO_FIELDS, optional: NO_FIELDS }],
+  ['guest.irq.mask', { dev: 'any', required: NO_FIELDS, optional: NO_FIELDS }],
+  ['guest.irq.unmask', { dev: 'any', required: NO_FIELDS, optional: NO_FIELDS }],
+]);
+
+const FIELD_EXPECTED: Record<StepField, string> = {
+  port: `a port id (an integer in [1, ${MAX_PORTS}])`,
+  data: 'a string or an array of byte values',
+  fifo: 'true or false',
+  trigger: listOf(TRIGGERS),
+  ier: 'an integer in [0, 15]',
+  lcr: 'an integer in [0, 255]',
+  divider: 'an integer in [0, 65535]',
+  state: listOf(UART_STATES),
+  downtime: `an integer number of ns in [0, ${MAX_DOWNTIME_NS}]`,
+  autostart: 'true or false',
+};
+
+function readSteps(input: JsonReader, v: unknown, horizon: number, devices: Devices): Step[] {
+  const items = input.array(v, 'steps', MAX_STEPS, 'steps');
+  const steps: Step[] = [];
+  items.forEach((item, i) => {
+    const step = readStep(input, item, indexPath('steps', i), horizon, devices);
+    const prev = steps[i - 1];
+    if (prev !== undefined && step.at < prev.at) {
+      input.fail(
+        `steps[${i}].at`,
+        `${step.at} is before steps[${i - 1}].at (${prev.at}): steps must be sorted`,
+      );
+    }
+    steps.push(step);
+  });
+  return steps;
+}
+
+function readStep(input: JsonReader, v: unknown, path: string, horizon: number, devices: Devices): Step {
+  const obj = input.object(v, path);
+  const kind = input.need(obj, 'do', path, 'a step kind');
+  if (typeof kind !== 'string') {
+    input.fail(fieldPath(path, 'do'), `expected a step kind, got ${typeName(kind)}`);
+  }
+  const shape = STEP_SHAPES.get(kind);
+  if (shape === undefined) input.fail(path, `unknown step ${quote(kind)}`);
+  const allowed = ['at', 'do', ...(shape.dev ? ['dev'] : []), ...shape.required, ...shape.optional];
+  input.onlyFields(obj, path, allowed);
+  const atExpected = `an integer number of ns in [0, ${horizon}]`;
+  const at = input.int(
+    input.need(obj, 'at', path, atExpected),
+    fieldPath(path, 'at'),
+    0,
+    horizon,
+    atExpected,
+  );
+  // Built from the shape table, which mirrors the Step union in types.ts.
+  const step: Record<string, unknown> = { at, do: kind };
+  let device: DeviceSpec | undefined;
+  if (shape.dev !== undefined) {
+    step.dev = readDev(input, obj, path, kind, shape.dev, devices);
+    device = devices.get(step.dev as string);
+  }
+  const ctx: FieldContext = { input, path, device, devName: step.dev as string | undefined };
+  for (const f of shape.required)
+    step[f] = readStepField(ctx, f, input.need(obj, f, path, FIELD_EXPECTED[f]));
+  for (const f of shape.optional) if (obj[f] !== undefined) step[f] = readStepField(ctx, f, obj[f]);
+  if (kind === 'migrate') {
+    step.downtime ??= DEFAULT_DOWNTIME_NS;
+    step.autostart ??= true;
+  }
+  return step as Step;
+}
+
+function readDev(
+  input: JsonReader,
+  obj: JsonObject,
+  path: string,
+  kind: string,
+  want: DeviceSpec['kind'] | 'any',
+  devices: Devices,
+): string {
+  const expected = want === 'any' ? 'a device name' : `the name of ${aKind(want)} device`;
+  const p = fieldPath(path, 'dev');
+  const name = input.need(obj, 'dev', path, expected);
+  if (typeof name !== 'string') input.fail(p, `expected ${expected}, got ${typeName(name)}`);
+  const device = devices.get(name);
+  if (device === undefined) {
+    const known =
+      devices.size === 0 ? 'no devices are declared' : `devices: ${[...devices.keys()].join(', ')}`;
+    input.fail(p, `no device ${quote(name)} (${known})`);
+  }
+  if (want !== 'any' && device.kind !== want) {
+    input.fail(p, `${name} is ${aKind(device.kind)} device, ${kind} needs ${aKind(want)} device`);
+  }
+  return name;
+}
+
+/** `an isa-serial` / `a virtio-serial`. */
+function aKind(kind: DeviceSpec['kind']): string {
+  return kind === 'isa-serial' ? 'an isa-serial' : 'a virtio-serial';
+}
+
+interface FieldContext {
+  input: JsonReader;
+  /** The step's path. */
+  path: string;
+  device: DeviceSpec | undefined;
+  devName: string | undefined;
+}
+
+function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown {
+  const { input } = ctx;
+  const p = fieldPath(ctx.path, field);
+  switch (field) {
+    case 'port':
+      return readPortRef(ctx, v, p);
+    case 'data':
+      return readData(input, v, p);
+    case 'fifo':
+    case 'autostart':
+      return input.bool(v, p);
+    case 'trigger':
+      return input.oneOf(v, p, TRIGGERS);
+    case 'ier':
+      return input.int(v, p, 0, 15);
+    case 'lcr':
+      return input.int(v, p, 0, 255);
+    case 'divider':
+      return input.int(v, p, 0, 0xffff); // 0 included: the model must survive a zero divisor
+    case 'state':
+      return input.oneOf(v, p, UART_STATES);
+    case 'downtime':
+      return input.int(v, p, 0, MAX_DOWNTIME_NS, FIELD_EXPECTED.downtime);
+  }
+}
+
+function readPortRef(ctx: FieldContext, v: unknown, path: string): number {
+  const input: JsonReader = ctx.input; // explicitly typed, so its `never` narrows `v`
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    input.fail(path, `expected ${FIELD_EXPECTED.port}, got ${got(v, 'number')}`);
+  }
+  const id = v === 0 ? 0 : v;
+  const ports = (ctx.device as VirtioSerialDevice).ports;
+  if (!ports.some((p) => p.id === id)) {
+    const why = id === 0 ? ' (port 0 is the console port, not user-addressable)' : '';
+    input.fail(path, `no port ${id} on ${ctx.devName}${why}`);
+  }
+  return id;
+}
+
+const utf8Encoder = new TextEncoder();
+
+function readData(input: JsonReader, v: unknown, path: string): Uint8Array {
+  const bytes = toBytes(input, v, path);
+  if (bytes.length < 1 || bytes.length > MAX_DATA_BYTES) {
+    input.fail(path, `expected 1 to ${MAX_DATA_BYTES} bytes, got ${bytes.length}`);
+  }
+  return bytes;
+}
+
+function toBytes(input: JsonReader, v: unknown, path: string): Uint8Array {
+  if (typeof v === 'string') {
+    // A lone surrogate has no UTF-8 form; TextEncoder would silently turn it into U+FFFD.
+    if (/\p{Cs}/u.test(v)) input.fail(path, 'string is not valid Unicode (it holds a lone surrogate)');
+    return utf8Encoder.encode(v);
+  }
+  // Uint8Array (e.g. msgpack `bin` from a decoded trace) is bytes already; copy it plain.
+  if (v instanceof Uint8Array) return new Uint8Array(v);
+  if (!Array.isArray(v)) input.fail(path, `expected ${FIELD_EXPECTED.data}, got ${typeName(v)}`);
+  if (v.length > MAX_DATA_BYTES) input.fail(path, `expected 1 to ${MAX_DATA_BYTES} bytes, got ${v.length}`);
+  const bytes = new Uint8Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    bytes[i] = input.int(v[i], indexPath(path, i), 0, 255, 'a byte value (an integer in [0, 255])');
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------
+// Back to JSON
+
+/**
+ * The schedule as a plain JSON-able object in INTERFACE.md's shape; validateSchedule of it
+ * gives back an equal Schedule. `data` is a string when that string reads well and encodes
+ * to the very same bytes, else an array of byte values.
+ */
+export function scheduleToJson(s: Schedule): object {
+  return {
+    format: s.format,
+    version: s.version,
+    seed: s.seed,
+    machine: s.machine,
+    src: sideToJson(s.src),
+    dst: sideToJson(s.dst),
+    devices: Object.fromEntries(Object.entries(s.devices).map(([name, d]) => [name, deviceToJson(d)])),
+    steps: s.steps.map(stepToJson),
+    horizon: s.horizon,
+  };
+}
+
+function sideToJson(side: SideSpec): object {
+  return { build: side.build, backends: { ...side.backends } };
+}
+
+function deviceToJson(d: DeviceSpec): object {
+  if (d.kind === 'isa-serial') return { kind: d.kind, irq: d.irq };
+  return { kind: d.kind, irq: d.irq, ports: d.ports.map((p) => ({ ...p })) };
+}
+
+function stepToJson(step: Step): object {
+  const out: Record<string, unknown> = { ...step };
+  if ('data' in step) out.data = dataToJson(step.data);
+  return out;
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Controls other than tab/newline/CR would make a string unreadable in a file. */
+function isUnprintable(text: string): boolean {
+  for (const c of text) {
+    const code = c.codePointAt(0) ?? 0;
+    if (isControl(code) && c !== '\t' && c !== '\n' && c !== '\r') return true;
+  }
+  return false;
+}
+
+export function dataToJson(bytes: Uint8Array): string | number[] {
+  let text: string;
+  try {
+    text = utf8Decoder.decode(bytes);
+  } catch {
+    return Array.from(bytes);
+  }
+  if (isUnprintable(text) || !sameBytes(utf8Encoder.encode(text), bytes)) return Array.from(bytes);
+  return text;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

@@ -1,0 +1,136 @@
+import { makeVqDevice, makeVring, type VqDevice, type Vring } from './virtqueue.js';
+
+/** Control message events (linux/virtio_console.h). */
+export const Ctrl = {
+  DEVICE_READY: 0,
+  PORT_ADD: 1,
+  PORT_REMOVE: 2,
+  PORT_READY: 3,
+  CONSOLE_PORT: 4,
+  RESIZE: 5,
+  PORT_OPEN: 6,
+  PORT_NAME: 7,
+} as const;
+export const CTRL_NAMES = ['DEVICE_READY', 'PORT_ADD', 'PORT_REMOVE', 'PORT_READY', 'CONSOLE_PORT', 'RESIZE', 'PORT_OPEN', 'PORT_NAME'];
+export const CTRL_MSG_LEN = 8;
+
+/** Legacy virtio-pci register offsets the guest touches. */
+export const VirtioPci = {
+  QUEUE_NOTIFY: 16,
+  STATUS: 18,
+  ISR: 19,
+} as const;
+export const Status = { ACKNOWLEDGE: 1, DRIVER: 2, DRIVER_OK: 4, FEATURES_OK: 8 } as const;
+
+/** max_nr_ports default: ports 0..30, ports_map is one u32 word. */
+export const MAX_PORTS = 31;
+export const NUM_QUEUES = 2 * (MAX_PORTS + 1);
+export const CONTROL_QUEUE_SIZE = 32;
+/** Port queues: QEMU creates 128 entries; the guest posts a bounded number of buffers. */
+export const PORT_QUEUE_SIZE = 128;
+export const CONTROL_BUF_SIZE = 128;
+
+/** Queue index of a port's receive (host→guest) queue; +1 is its transmit queue. */
+export const inQueueOf = (port: number): number => (port === 0 ? 0 : 2 * port + 2);
+export const C_IVQ = 2;
+export const C_OVQ = 3;
+/** The port whose in or out queue `q` is; -1 for the control queues. */
+export const portOfQueue = (q: number): number => (q < 2 ? 0 : q < 4 ? -1 : (q >> 1) - 1);
+
+/** A popped, partly written guest→host element (throttled port): descriptor and offset. */
+export interface PoppedElem {
+  id: number;
+  offset: number;
+}
+
+export interface PortState {
+  id: number;
+  name: string;
+  console: boolean;
+  guestConnected: boolean;
+  hostConnected: boolean;
+  throttled: boolean;
+  elem: PoppedElem | null;
+}
+
+/** virtio_serial_post_load: the source's host_connected per port, until the timer fires. */
+export interface PostLoad {
+  ids: number[];
+  hostConnected: boolean[];
+}
+
+export interface VserState {
+  /** Config: device index, PIRQ for INTx, vm_clock timer slot, interrupt mode. */
+  dev: number;
+  pirq: number;
+  timerSlot: number;
+  msix: boolean;
+  /** virtio common state. */
+  status: number;
+  isr: number;
+  queues: VqDevice[];
+  /** Device config and ports. */
+  cols: number;
+  rows: number;
+  portsMap: number;
+  ports: PortState[];
+  postLoad: PostLoad | null;
+}
+
+/** Guest memory of one virtio-serial device: its rings (null: the queue is not set up). */
+export interface VserMem {
+  rings: (Vring | null)[];
+}
+
+export interface PortConfig {
+  id: number;
+  name?: string;
+  console?: boolean;
+}
+
+export function makeVser(dev: number, pirq: number, timerSlot: number, msix: boolean, ports: PortConfig[]): VserState {
+  let portsMap = 1; // bit 0 always reserved (mark_port_added(vser, 0) at realize)
+  for (const p of ports) portsMap |= 1 << p.id;
+  return {
+    dev,
+    pirq,
+    timerSlot,
+    msix,
+    status: 0,
+    isr: 0,
+    queues: Array.from({ length: NUM_QUEUES }, makeVqDevice),
+    cols: 0,
+    rows: 0,
+    portsMap: portsMap >>> 0,
+    ports: ports.map((p) => ({
+      id: p.id,
+      name: p.name ?? '',
+      console: p.console ?? false,
+      guestConnected: false,
+      hostConnected: false,
+      throttled: false,
+      elem: null,
+    })),
+    postLoad: null,
+  };
+}
+
+/**
+ * The guest's rings for the device: control queues and one in/out pair per port. Port 0
+ * exists in the queue layout even without a port 0 device; its rings are set up too.
+ */
+export function makeVserMem(ports: PortConfig[], portBufSize: number): VserMem {
+  const rings: (Vring | null)[] = new Array(NUM_QUEUES).fill(null);
+  rings[C_IVQ] = makeVring(CONTROL_QUEUE_SIZE, CONTROL_BUF_SIZE);
+  rings[C_OVQ] = makeVring(CONTROL_QUEUE_SIZE, CONTROL_BUF_SIZE);
+  for (const p of ports) {
+    rings[inQueueOf(p.id)] = makeVring(PORT_QUEUE_SIZE, portBufSize);
+    rings[inQueueOf(p.id) + 1] = makeVring(PORT_QUEUE_SIZE, portBufSize);
+  }
+  return { rings };
+}
+
+export function findPort(s: VserState, id: number): PortState | undefined {
+  for (const p of s.ports) if (p.id === id) return p;
+  return undefined;
+}

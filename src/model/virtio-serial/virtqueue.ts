@@ -1,0 +1,94 @@
+import { assert } from '../assert.js';
+
+/**
+ * A split virtqueue. The ring and the buffers live in guest memory (`Vring`, copied with RAM
+ * on migration); the device keeps only its position (`VqDevice`, migrated in the device's
+ * section as last_avail_idx). Indices are free-running u16 counters, as in the virtio spec.
+ */
+export interface Vring {
+  /** Queue size (entries). */
+  num: number;
+  /** Descriptor table: each descriptor is one guest buffer. */
+  buf: Uint8Array[];
+  /** Bytes the driver put in an out buffer. */
+  bufLen: Int32Array;
+  availRing: Uint16Array;
+  availIdx: number;
+  usedId: Uint16Array;
+  usedLen: Int32Array;
+  usedIdx: number;
+}
+
+export interface VqDevice {
+  lastAvailIdx: number;
+  /** Elements popped and not yet pushed back. */
+  inuse: number;
+}
+
+export const u16 = (n: number): number => n & 0xffff;
+
+export function makeVring(num: number, bufSize: number): Vring {
+  const buf: Uint8Array[] = [];
+  for (let i = 0; i < num; i++) buf.push(new Uint8Array(bufSize));
+  return {
+    num,
+    buf,
+    bufLen: new Int32Array(num),
+    availRing: new Uint16Array(num),
+    availIdx: 0,
+    usedId: new Uint16Array(num),
+    usedLen: new Int32Array(num),
+    usedIdx: 0,
+  };
+}
+
+export function cloneVring(r: Vring): Vring {
+  return {
+    num: r.num,
+    buf: r.buf.map((b) => b.slice()),
+    bufLen: r.bufLen.slice(),
+    availRing: r.availRing.slice(),
+    availIdx: r.availIdx,
+    usedId: r.usedId.slice(),
+    usedLen: r.usedLen.slice(),
+    usedIdx: r.usedIdx,
+  };
+}
+
+export const makeVqDevice = (): VqDevice => ({ lastAvailIdx: 0, inuse: 0 });
+
+/** Device side: is a buffer available? (virtio_queue_empty) */
+export function vqEmpty(r: Vring, q: VqDevice): boolean {
+  return q.lastAvailIdx === r.availIdx;
+}
+
+/** Device side: number of buffers available. */
+export function vqAvail(r: Vring, q: VqDevice): number {
+  return u16(r.availIdx - q.lastAvailIdx);
+}
+
+/** Device side: virtqueue_pop; returns the descriptor id, or -1 when none is available. */
+export function vqPop(r: Vring, q: VqDevice): number {
+  if (q.lastAvailIdx === r.availIdx) return -1;
+  const id = r.availRing[q.lastAvailIdx % r.num]!;
+  assert(id < r.num, `virtqueue: descriptor ${id} out of range`);
+  q.lastAvailIdx = u16(q.lastAvailIdx + 1);
+  q.inuse++;
+  return id;
+}
+
+/** Device side: virtqueue_push + flush: hand a buffer back with `len` bytes written. */
+export function vqPush(r: Vring, q: VqDevice, id: number, len: number): void {
+  assert(q.inuse > 0, 'virtqueue: push without a popped element');
+  const slot = r.usedIdx % r.num;
+  r.usedId[slot] = id;
+  r.usedLen[slot] = len;
+  r.usedIdx = u16(r.usedIdx + 1);
+  q.inuse--;
+}
+
+/** Driver side: make a descriptor available. */
+export function vqAddBuf(r: Vring, id: number): void {
+  r.availRing[r.availIdx % r.num] = id;
+  r.availIdx = u16(r.availIdx + 1);
+}

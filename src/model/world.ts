@@ -1,0 +1,282 @@
+import { assert, ModelAssertError } from './assert.js';
+import { type EventSink, Ev, MigPhase, RunState } from './events.js';
+import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
+import { uart8250Config, uart8250Write } from './guest/serial8250.js';
+import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './guest/virtio-console.js';
+import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
+import { type BuildRegistry, findMachine } from './migration/builds.js';
+import { LoadError } from './migration/stream.js';
+import { loadVm, saveVm } from './migration/vm.js';
+import { cloneRam, type Host, Machine, type MachineFault, Sk } from './machine.js';
+import { makeRng, type Rng } from './rng.js';
+import { makeScheduler, pop, type Scheduler, schedule } from './scheduler.js';
+import type { Schedule, Step } from './schedule/types.js';
+
+/**
+ * One run of a schedule: the host clock, the event queue, the two VMs (index 0 starts as the
+ * source, 1 is created as a migration destination), and which of them runs the guest.
+ */
+
+export const DEFAULT_EVENT_BUDGET = 2_000_000;
+
+export interface RunOptions {
+  builds: BuildRegistry;
+  sink?: EventSink;
+  /** Executed events allowed before the run is cut as a hang. */
+  eventBudget?: number;
+  /** A fault to inject into the VM that runs the guest at the start. */
+  fault?: MachineFault;
+}
+
+export interface MigrationFailure {
+  at: number;
+  /** The schedule's device whose section failed, or null (stream-level error). */
+  device: string | null;
+  key: string;
+  message: string;
+}
+
+export type RunEnd = { kind: 'horizon' } | { kind: 'hang' } | { kind: 'assert'; message: string };
+
+interface Migration {
+  from: number;
+  stream: Uint8Array;
+  autostart: boolean;
+  srcWasRunning: boolean;
+}
+
+const NO_SINK: EventSink = { event() {} };
+
+export class World implements Host {
+  readonly q: Scheduler = makeScheduler();
+  readonly rng: Rng;
+  hostNow = 0;
+  eventCount = 0;
+  readonly vms: (Machine | null)[] = [null, null];
+  /** Index of the VM that runs the guest. */
+  active = 0;
+  readonly failures: MigrationFailure[] = [];
+  /** Receives every executed event; set before run(). */
+  sink: EventSink;
+  private readonly budget: number;
+  /** Guest steps waiting for the guest's VM to run (its vCPUs are stopped). */
+  private readonly deferred: Step[] = [];
+  private migration: Migration | null = null;
+  readonly deviceNames: string[];
+
+  constructor(
+    readonly schedule: Schedule,
+    private readonly opts: RunOptions,
+  ) {
+    this.rng = makeRng(schedule.seed);
+    this.sink = opts.sink ?? NO_SINK;
+    this.budget = opts.eventBudget ?? DEFAULT_EVENT_BUDGET;
+    this.deviceNames = Object.keys(schedule.devices);
+    const src = this.makeMachine(0);
+    if (opts.fault) src.fault = { ...opts.fault };
+    this.vms[0] = src;
+  }
+
+  emit(kind: number, vm: number, dev: number, a: number, b: number): void {
+    this.eventCount++;
+    this.sink.event(this.hostNow, kind, vm, dev, a, b);
+  }
+
+  get guestVm(): Machine {
+    return this.vms[this.active]!;
+  }
+
+  private makeMachine(vm: number): Machine {
+    const side = vm === 0 ? this.schedule.src : this.schedule.dst;
+    const build = this.opts.builds.get(side.build)!;
+    const machineType = findMachine(build, this.schedule.machine)!;
+    return new Machine(this, {
+      vm,
+      build,
+      machineType,
+      devices: Object.entries(this.schedule.devices),
+      backends: side.backends as Record<string, string>,
+    });
+  }
+
+  /** Runs to the horizon; a broken model invariant or the event budget ends it early. */
+  run(): RunEnd {
+    const q = this.q;
+    schedule(q, 0, Sk.BOOT, 0, 0);
+    this.schedule.steps.forEach((s, i) => schedule(q, s.at, Sk.STEP, i, 0));
+    schedule(q, this.schedule.horizon, Sk.END, 0, 0);
+    try {
+      while (q.size > 0) {
+        pop(q);
+        const i = q.size;
+        this.hostNow = q.at[i]!;
+        const kind = q.kind[i]!;
+        if (kind === Sk.END) return { kind: 'horizon' };
+        this.dispatch(kind, q.a[i]!, q.b[i]!);
+        if (this.eventCount > this.budget) return { kind: 'hang' };
+      }
+      return { kind: 'horizon' };
+    } catch (e) {
+      if (e instanceof ModelAssertError) return { kind: 'assert', message: e.message };
+      throw e;
+    }
+  }
+
+  private dispatch(kind: number, a: number, b: number): void {
+    switch (kind) {
+      case Sk.TIMER:
+        this.vms[a >> 10]?.timerFire(a & 1023, b);
+        return;
+      case Sk.STEP:
+        this.emit(Ev.STEP, -1, -1, a, 0);
+        this.step(this.schedule.steps[a]!);
+        return;
+      case Sk.WATCH:
+        this.vms[a >> 10]?.backendWatch((a >> 5) & 31, a & 31);
+        return;
+      case Sk.PUMP:
+        this.vms[a >> 10]?.backendPump((a >> 5) & 31, a & 31);
+        return;
+      case Sk.DRAIN:
+        this.vms[a >> 10]?.backendDrain((a >> 5) & 31, a & 31);
+        return;
+      case Sk.BOOT:
+        this.vms[0]!.powerOn();
+        return;
+      case Sk.MIGRATE_LOAD:
+        this.completeMigration();
+        return;
+    }
+  }
+
+  private devIndex(name: string): number {
+    const i = this.deviceNames.indexOf(name);
+    assert(i >= 0, `schedule names unknown device ${name}`);
+    return i;
+  }
+
+  private step(s: Step): void {
+    const m = this.guestVm;
+    switch (s.do) {
+      case 'host.uart.send':
+        return m.hostUartSend(this.devIndex(s.dev), s.data);
+      case 'host.uart.backend':
+        return m.hostUartBackend(this.devIndex(s.dev), s.state);
+      case 'host.vport.connect':
+      case 'host.vport.disconnect':
+        return m.hostVportConnect(this.devIndex(s.dev), s.port, s.do === 'host.vport.connect');
+      case 'host.vport.send':
+        return m.hostVportSend(this.devIndex(s.dev), s.port, s.data);
+      case 'vm.stop':
+        if (m.running) m.vmStop(RunState.PAUSED);
+        return;
+      case 'vm.cont':
+        if (m.runState === RunState.PAUSED) this.startGuestVm(m);
+        return;
+      case 'migrate':
+        return this.startMigration(s.downtime, s.autostart);
+      default:
+        // Guest steps need the guest's vCPUs: they wait while its VM is stopped.
+        if (m.running) this.guestStep(m, s);
+        else this.deferred.push(s);
+    }
+  }
+
+  private startGuestVm(m: Machine): void {
+    m.vmStart();
+    while (this.deferred.length > 0 && m.running) this.guestStep(m, this.deferred.shift()!);
+  }
+
+  private guestStep(m: Machine, s: Step): void {
+    const g = m.ram.guest;
+    if (!('dev' in s)) return;
+    const dev = this.devIndex(s.dev);
+    const drv = g.drivers[dev]!;
+    switch (s.do) {
+      case 'guest.uart.config':
+        if (drv.kind === 'uart') uart8250Config(drv.d, m, s);
+        return;
+      case 'guest.uart.write':
+        if (drv.kind === 'uart') uart8250Write(drv.d, m, s.data);
+        return;
+      case 'guest.vport.open':
+        if (drv.kind === 'vser') virtioConsoleOpen(drv.d, m, s.port);
+        return;
+      case 'guest.vport.close':
+        if (drv.kind === 'vser') virtioConsoleClose(drv.d, m, s.port);
+        return;
+      case 'guest.vport.write':
+        if (drv.kind === 'vser') virtioConsoleWrite(drv.d, m, s.port, s.data);
+        return;
+      case 'guest.irq.mask':
+        return guestIrqDisable(g, m, dev);
+      case 'guest.irq.unmask': {
+        const d = m.devices[dev]!;
+        const msix = d.kind === 'vser' && d.s.msix;
+        return guestIrqEnable(g, m, dev, msix ? vectorOfMsix(dev, 1) : vectorOfGsi(d.gsi), d.kind === 'uart');
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Live migration (MODEL.md §5)
+
+  /**
+   * The source stops (finish-migrate) and saves every section; the destination is created
+   * incoming with its own backends, receives guest RAM, and loads after the downtime.
+   */
+  private startMigration(downtimeNs: number, autostart: boolean): void {
+    if (this.migration) return; // "There's a migration process in progress"
+    const from = this.active;
+    const src = this.vms[from]!;
+    if (src.runState !== RunState.RUNNING && src.runState !== RunState.PAUSED) return;
+    const srcWasRunning = src.running;
+    src.vmStop(RunState.FINISH_MIGRATE);
+    const stream = saveVm(src);
+    this.emit(Ev.MIGRATION, from, -1, MigPhase.SAVED, stream.length);
+    const to = 1 - from;
+    const dst = this.makeMachine(to);
+    dst.startIncoming();
+    dst.ram = cloneRam(src.ram);
+    this.vms[to] = dst;
+    this.emit(Ev.MIGRATION, to, -1, MigPhase.DST_CREATED, 0);
+    this.migration = { from, stream, autostart, srcWasRunning };
+    schedule(this.q, this.hostNow + downtimeNs, Sk.MIGRATE_LOAD, 0, 0);
+  }
+
+  private completeMigration(): void {
+    const mig = this.migration!;
+    this.migration = null;
+    const src = this.vms[mig.from]!;
+    const to = 1 - mig.from;
+    const dst = this.vms[to]!;
+    try {
+      loadVm(dst, mig.stream);
+    } catch (e) {
+      if (!(e instanceof LoadError)) throw e;
+      this.failures.push({ at: this.hostNow, device: this.sectionDevice(dst, e), key: e.key, message: e.message });
+      this.emit(Ev.MIGRATION, to, -1, MigPhase.FAILED, this.failures.length - 1);
+      // The destination is discarded; the source resumes (if it was running).
+      dst.vmStop(RunState.SHUTDOWN);
+      this.vms[to] = null;
+      if (mig.srcWasRunning) this.startGuestVm(src);
+      else src.vmStop(RunState.PAUSED);
+      return;
+    }
+    this.emit(Ev.MIGRATION, to, -1, MigPhase.LOADED, 0);
+    src.vmStop(RunState.POSTMIGRATE);
+    this.active = to;
+    this.emit(Ev.MIGRATION, to, -1, MigPhase.COMPLETED, 0);
+    if (mig.srcWasRunning && mig.autostart) this.startGuestVm(dst);
+    else dst.vmStop(RunState.PAUSED);
+  }
+
+  /** The schedule device behind a failed section (by section name and instance). */
+  private sectionDevice(m: Machine, e: LoadError): string | null {
+    if (e.section === null) return null;
+    const kind = e.section === 'serial' ? 'uart' : e.section === 'virtio-console' ? 'vser' : null;
+    if (!kind) return null;
+    const same = m.devices.filter((d) => d.kind === kind);
+    return same[e.instanceId]?.name ?? null;
+  }
+}

@@ -1,0 +1,95 @@
+import { Ev, streamDev, streamPort, streamToGuest } from '../model/events.js';
+import { heldBytes } from './held.js';
+import type { Oracle, OracleContext } from './types.js';
+
+/**
+ * data-loss and data-corruption, from byte accounting (INTERFACE.md §2): every byte a device
+ * accepts (from the guest or its backend) joins its stream's in-flight list; a delivery must
+ * match the oldest in-flight byte; a documented discard removes the byte it names. At the
+ * end, in-flight bytes no VM still holds are lost.
+ */
+interface Stream {
+  bytes: number[];
+  head: number;
+}
+
+export function dataOracles({ world, report }: OracleContext): Oracle {
+  const streams = new Map<number, Stream>();
+  const firedLoss = new Set<string>();
+  const firedCorrupt = new Set<string>();
+  const streamOf = (id: number): Stream => {
+    let s = streams.get(id);
+    if (!s) {
+      s = { bytes: [], head: 0 };
+      streams.set(id, s);
+    }
+    return s;
+  };
+  const label = (id: number): string => {
+    const dev = world.deviceNames[streamDev(id)]!;
+    const port = streamPort(id);
+    const where = world.schedule.devices[dev]?.kind === 'virtio-serial' ? `${dev} port ${port}` : dev;
+    return `${where} ${streamToGuest(id) ? 'host→guest' : 'guest→host'}`;
+  };
+  const corrupt = (at: number, id: number, key: string, message: string): void => {
+    const dev = world.deviceNames[streamDev(id)]!;
+    if (firedCorrupt.has(`${dev}:${key}`)) return;
+    firedCorrupt.add(`${dev}:${key}`);
+    report({ oracle: 'data-corruption', device: dev, at, message }, key);
+  };
+  const hex = (b: number): string => `0x${b.toString(16).padStart(2, '0')}`;
+
+  return {
+    kinds: [Ev.BYTE_ACCEPT, Ev.BYTE_DELIVER, Ev.BYTE_DISCARD, Ev.PHANTOM_READ],
+    onEvent(at, kind, _vm, id, byte, pos) {
+      if (kind === Ev.PHANTOM_READ) {
+        const dev = world.deviceNames[id]!;
+        corrupt(at, id * 64 + 1, 'phantom-read', `the guest read ${hex(byte)} from ${dev}'s empty receive FIFO with LSR.DR set`);
+        return;
+      }
+      const s = streamOf(id);
+      if (kind === Ev.BYTE_ACCEPT) {
+        s.bytes.push(byte);
+        return;
+      }
+      const inFlight = s.bytes.length - s.head;
+      if (kind === Ev.BYTE_DISCARD) {
+        const i = pos < 0 ? s.bytes.length - 1 : s.head + pos;
+        if (inFlight > 0 && i >= s.head && i < s.bytes.length) s.bytes.splice(i, 1);
+        return;
+      }
+      // Delivery: must be the oldest byte in flight.
+      if (inFlight > 0 && s.bytes[s.head] === byte) {
+        s.head++;
+        if (s.head > 4096 && s.head * 2 > s.bytes.length) {
+          s.bytes.splice(0, s.head);
+          s.head = 0;
+        }
+        return;
+      }
+      const later = s.bytes.indexOf(byte, s.head + 1);
+      if (later >= 0) {
+        corrupt(at, id, 'reordered', `${label(id)}: ${hex(byte)} delivered before ${later - s.head} older byte(s)`);
+        s.bytes.splice(later, 1);
+      } else if (inFlight > 0) {
+        corrupt(at, id, 'altered', `${label(id)}: delivered ${hex(byte)} where ${hex(s.bytes[s.head]!)} was expected`);
+        s.head++;
+      } else {
+        corrupt(at, id, 'duplicated', `${label(id)}: delivered ${hex(byte)} that was never sent (or twice)`);
+      }
+    },
+    finish() {
+      const m = world.guestVm;
+      for (const [id, s] of [...streams].sort((x, y) => x[0] - y[0])) {
+        const dev = streamDev(id);
+        const lost = s.bytes.length - s.head - heldBytes(m, dev, streamPort(id), streamToGuest(id));
+        const key = streamToGuest(id) ? 'rx-lost' : 'tx-lost';
+        if (lost <= 0 || firedLoss.has(`${dev}:${key}`)) continue;
+        firedLoss.add(`${dev}:${key}`);
+        const device = world.deviceNames[dev]!;
+        const message = `${label(id)}: ${lost} byte(s) accepted were never delivered and are held nowhere`;
+        report({ oracle: 'data-loss', device, at: world.hostNow, message }, key);
+      }
+    },
+  };
+}

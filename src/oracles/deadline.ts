@@ -1,0 +1,94 @@
+import type { World } from '../model/world.js';
+
+/**
+ * Per-VM stopwatches in vm_clock time, for "X held for longer than the deadline while the VM
+ * ran". vm_clock stands still while a VM is stopped, so only running time counts; a paused
+ * stopwatch (the guest masked the interrupt) keeps what it had counted. On a completed
+ * migration the source's watches move to the destination: guest time is continuous.
+ */
+export class Stopwatches {
+  /** [vm][key]: vm ns when counting (re)started, -1 when idle. */
+  private readonly since: Float64Array[];
+  /** [vm][key]: ns counted before the last pause. */
+  private readonly used: Float64Array[];
+  private readonly paused: Uint8Array[];
+
+  constructor(
+    private readonly world: World,
+    readonly size: number,
+    private readonly deadlineNs: number,
+  ) {
+    this.since = [new Float64Array(size).fill(-1), new Float64Array(size).fill(-1)];
+    this.used = [new Float64Array(size), new Float64Array(size)];
+    this.paused = [new Uint8Array(size), new Uint8Array(size)];
+  }
+
+  private now(vm: number): number {
+    return this.world.vms[vm]?.vmNow() ?? 0;
+  }
+
+  running(vm: number, key: number): boolean {
+    return this.since[vm]![key]! >= 0;
+  }
+
+  start(vm: number, key: number): void {
+    if (this.since[vm]![key]! >= 0) return;
+    this.since[vm]![key] = this.now(vm);
+    this.used[vm]![key] = 0;
+  }
+
+  stop(vm: number, key: number): void {
+    this.since[vm]![key] = -1;
+  }
+
+  /** Pausing stops the count (keeping it); resuming restarts it from now. */
+  setPaused(vm: number, key: number, paused: boolean): void {
+    const p = this.paused[vm]!;
+    if ((p[key] === 1) === paused) return;
+    p[key] = paused ? 1 : 0;
+    if (this.since[vm]![key]! < 0) return;
+    const now = this.now(vm);
+    if (paused) this.used[vm]![key]! += now - this.since[vm]![key]!;
+    else this.since[vm]![key] = now;
+  }
+
+  /**
+   * Keys of `vm` whose count reached the deadline, with the host time it happened. Call it
+   * before the VM's clock stops (the crossing then lies in the current running interval).
+   */
+  expired(vm: number, out: (key: number, hostAt: number) => void): void {
+    const m = this.world.vms[vm];
+    if (!m || !m.clock.enabled) return;
+    const now = m.vmNow();
+    const since = this.since[vm]!;
+    for (let key = 0; key < this.size; key++) {
+      if (since[key]! < 0 || this.paused[vm]![key]) continue;
+      const deadlineV = since[key]! + this.deadlineNs - this.used[vm]![key]!;
+      if (deadlineV <= now) {
+        since[key] = -1;
+        out(key, deadlineV - m.clock.offsetNs);
+      }
+    }
+  }
+
+  /** A completed migration: the guest's watches continue on the destination. */
+  migrate(from: number, to: number, keepDestination: (key: number) => boolean): void {
+    for (let key = 0; key < this.size; key++) {
+      this.paused[to]![key] = this.paused[from]![key]!;
+      if (this.since[from]![key]! >= 0) {
+        this.since[to]![key] = this.since[from]![key]!;
+        this.used[to]![key] = this.used[from]![key]!;
+      } else if (!keepDestination(key)) {
+        this.since[to]![key] = -1;
+      }
+      this.since[from]![key] = -1;
+    }
+  }
+
+  /** A failed migration: whatever the discarded destination started is forgotten. */
+  reset(vm: number): void {
+    this.since[vm]!.fill(-1);
+    this.used[vm]!.fill(0);
+    this.paused[vm]!.fill(0);
+  }
+}
