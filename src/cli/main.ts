@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
-import { ScheduleError, type Schedule } from '../model/schedule/types.js';
+import { type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { parseSchedule } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
@@ -59,7 +59,10 @@ const ms = (ns: number): string => `${(ns / 1e6).toFixed(3)} ms`;
 
 function printVerdict(file: string, s: Schedule, v: Verdict, repro: string): void {
   const pair = `${s.src.build} → ${s.dst.build} on ${s.machine}`;
-  const head = v.findings.length === 0 ? 'no finding' : `${v.findings.length} finding${v.findings.length > 1 ? 's' : ''}`;
+  const head =
+    v.findings.length === 0
+      ? 'no finding'
+      : `${v.findings.length} finding${v.findings.length > 1 ? 's' : ''}`;
   console.log(`${file}: ${head} (${pair}; ${v.events} events, ${ms(v.endNs)})`);
   for (const f of v.findings) printFinding(f, repro);
 }
@@ -80,7 +83,15 @@ function cmdRun(argv: string[]): number {
   const v = judge(schedule, { builds });
   const repro = reproduce(file, a);
   if (a.flags.has('--json')) {
-    console.log(JSON.stringify({ file, findings: v.findings.map((f) => ({ ...f, reproduce: repro })), events: v.events, endNs: v.endNs, end: v.end }));
+    console.log(
+      JSON.stringify({
+        file,
+        findings: v.findings.map((f) => ({ ...f, reproduce: repro })),
+        events: v.events,
+        endNs: v.endNs,
+        end: v.end,
+      }),
+    );
   } else {
     printVerdict(file, schedule, v, repro);
   }
@@ -94,7 +105,9 @@ function cmdStart(argv: string[]): number {
   const builds = loadBuilds(a);
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
   } catch {
     throw new InputError(`${dir}: cannot read the seed directory`);
   }

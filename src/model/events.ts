@@ -84,7 +84,15 @@ export const RunState = {
   ABSENT: 6,
 } as const;
 export type RunState = (typeof RunState)[keyof typeof RunState];
-export const RUN_STATE_NAMES = ['running', 'paused', 'inmigrate', 'finish-migrate', 'postmigrate', 'shutdown', 'absent'];
+export const RUN_STATE_NAMES = [
+  'running',
+  'paused',
+  'inmigrate',
+  'finish-migrate',
+  'postmigrate',
+  'shutdown',
+  'absent',
+];
 
 export const MigPhase = {
   /** Source stopped, sections saved. b = stream length in bytes. */

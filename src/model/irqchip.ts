@@ -173,7 +173,7 @@ export function lapicDeliverable(l: LapicState): number {
     }
   }
   for (let v = 255; v >= 16; v--) {
-    if (l.irr[v]) return (v >> 4) > (inService >> 4) ? v : -1;
+    if (l.irr[v]) return v >> 4 > inService >> 4 ? v : -1;
   }
   return -1;
 }
@@ -215,7 +215,8 @@ export function pciSetIrq(c: Irqchip, out: IrqOut, dev: number, pirq: number, le
   if (change === 0) return;
   c.pci.irqState[dev] = level;
   out.emit(Ev.DEV_IRQ, dev, level, 0);
-  const count = (c.pci.pirqCount[pirq]! += change);
+  const count = c.pci.pirqCount[pirq]! + change;
+  c.pci.pirqCount[pirq] = count;
   assert(count >= 0, `pci: PIRQ ${pirq} raised by a negative number of devices`);
   setGsiLevel(c, out, PCI_GSI_BASE + pirq, count !== 0 ? 1 : 0);
 }

@@ -5,10 +5,10 @@ import { cloneGuest, type GuestState, guestBoot, guestInterrupt, makeGuest } fro
 import type { GuestIo } from './guest/io.js';
 import {
   type Irqchip,
-  type LapicState,
+  type IrqOut,
   ioapicProgram,
   ioapicSetMask,
-  type IrqOut,
+  type LapicState,
   lapicAccept,
   lapicAck,
   lapicDeliverable,
@@ -25,10 +25,18 @@ import {
 } from './irqchip.js';
 import type { Build, MachineType } from './migration/builds.js';
 import type { Rng } from './rng.js';
-import { type Scheduler, schedule } from './scheduler.js';
 import type { DeviceSpec, UartBackendState } from './schedule/types.js';
+import { type Scheduler, schedule } from './scheduler.js';
 import { makeUart } from './uart16550/state.js';
-import { type UartTimer, uartCanReceive, uartRead, uartReceive, uartTimer, uartWatch, uartWrite } from './uart16550/uart.js';
+import {
+  type UartTimer,
+  uartCanReceive,
+  uartRead,
+  uartReceive,
+  uartTimer,
+  uartWatch,
+  uartWrite,
+} from './uart16550/uart.js';
 import {
   flushQueuedData,
   vserCanReceive,
@@ -179,8 +187,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
     const slotDev: number[] = [-1];
     this.devices = cfg.devices.map(([name, spec], dev): DeviceModel => {
       if (spec.kind === 'isa-serial') {
-        slotDev.push(dev, dev);
-        return { kind: 'uart', name, s: makeUart(dev, (slot += 2) - 2), gsi: spec.irq };
+        slotDev.push(dev, dev); // FIFO timeout, modem-status poll
+        slot += 2;
+        return { kind: 'uart', name, s: makeUart(dev, slot - 2), gsi: spec.irq };
       }
       const pirq = pciSlot++ & 3; // pci_slot_get_pirq: (slot + INTA) & 3
       slotDev.push(dev);
@@ -198,11 +207,19 @@ export class Machine implements Bus, GuestIo, IrqOut {
             : { kind: 'vser', msix: spec.irq === 'msix', portIds: spec.ports.map((p) => p.id) },
         ),
       ),
-      rings: cfg.devices.map(([, spec]) => (spec.kind === 'virtio-serial' ? makeVserMem(spec.ports, PORT_BUF_SIZE) : null)),
+      rings: cfg.devices.map(([, spec]) =>
+        spec.kind === 'virtio-serial' ? makeVserMem(spec.ports, PORT_BUF_SIZE) : null,
+      ),
     };
     this.uartBackends = this.devices.map((d) =>
       d.kind === 'uart'
-        ? { state: (cfg.backends[d.name] as UartBackendState) ?? 'open', input: [], stallsLeft: -1, watch: false, pumpQueued: false }
+        ? {
+            state: (cfg.backends[d.name] as UartBackendState) ?? 'open',
+            input: [],
+            stallsLeft: -1,
+            watch: false,
+            pumpQueued: false,
+          }
         : null,
     );
     this.vportBackends = this.devices.map((d) => {
@@ -210,14 +227,22 @@ export class Machine implements Bus, GuestIo, IrqOut {
       const m = new Map<number, VportBackend>();
       for (const p of d.s.ports) {
         const connected = cfg.backends[`${d.name}.port${p.id}`] === 'socket';
-        m.set(p.id, { connected, input: [], buffered: 0, watch: false, pumpQueued: false, drainQueued: false });
+        m.set(p.id, {
+          connected,
+          input: [],
+          buffered: 0,
+          watch: false,
+          pumpQueued: false,
+          drainQueued: false,
+        });
         // A connected backend at realize: host_connected before the guest exists.
         p.hostConnected = connected;
       }
       return m;
     });
     for (const [dev, d] of this.devices.entries()) {
-      const vectors = d.kind === 'vser' && d.s.msix ? [vectorOfMsix(dev, 0), vectorOfMsix(dev, 1)] : [vectorOfGsi(d.gsi)];
+      const vectors =
+        d.kind === 'vser' && d.s.msix ? [vectorOfMsix(dev, 0), vectorOfMsix(dev, 1)] : [vectorOfGsi(d.gsi)];
       for (const v of vectors) {
         const list = this.vectorDevs.get(v) ?? [];
         list.push(dev);
@@ -274,7 +299,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.attachBackends();
     enableClock(this.clock, this.host.hostNow);
     const armed: number[] = [];
-    for (let slot = 0; slot < this.timerExpiry.length; slot++) if (this.timerExpiry[slot]! >= 0) armed.push(slot);
+    for (let slot = 0; slot < this.timerExpiry.length; slot++)
+      if (this.timerExpiry[slot]! >= 0) armed.push(slot);
     armed.sort((x, y) => this.timerExpiry[x]! - this.timerExpiry[y]! || x - y);
     for (const slot of armed) this.queueTimer(slot);
     this.cpuKick();
@@ -496,7 +522,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
   }
 
   chrAcceptInput(dev: number, port: number): void {
-    const b = this.devices[dev]!.kind === 'uart' ? this.uartBackends[dev]! : this.vportBackends[dev]!.get(port)!;
+    const b =
+      this.devices[dev]!.kind === 'uart' ? this.uartBackends[dev]! : this.vportBackends[dev]!.get(port)!;
     if (b.pumpQueued || b.input.length === 0) return;
     b.pumpQueued = true;
     // qemu_chr_fe_accept_input: the main loop polls the chardev again; not inside this access.
@@ -574,7 +601,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
     b.stallsLeft = -1;
     this.emit(Ev.BACKEND, dev, 0, ['open', 'hung-up', 'closed', 'slow'].indexOf(state));
     // G_IO_OUT|G_IO_HUP: anything but a hung-up reader wakes a waiting transmitter.
-    if (b.watch && state !== 'hung-up') this.queueBackend(Sk.WATCH, dev, 0, state === 'slow' ? SLOW_WATCH_NS : 0);
+    if (b.watch && state !== 'hung-up')
+      this.queueBackend(Sk.WATCH, dev, 0, state === 'slow' ? SLOW_WATCH_NS : 0);
   }
 
   hostVportConnect(dev: number, port: number, connected: boolean): void {
@@ -608,6 +636,6 @@ export class Machine implements Bus, GuestIo, IrqOut {
     const d = this.devices[dev]!;
     if (d.kind !== 'vser') return;
     const p = d.s.ports.find((x) => x.id === port);
-    if (p && p.hostConnected && !p.throttled) flushQueuedData(d.s, this, this.rings(dev), p);
+    if (p?.hostConnected && !p.throttled) flushQueuedData(d.s, this, this.rings(dev), p);
   }
 }

@@ -1,16 +1,16 @@
 import { assert, ModelAssertError } from './assert.js';
-import { type EventSink, Ev, MigPhase, RunState } from './events.js';
+import { Ev, type EventSink, MigPhase, RunState } from './events.js';
 import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
 import { uart8250Config, uart8250Write } from './guest/serial8250.js';
 import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './guest/virtio-console.js';
 import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
+import { cloneRam, type Host, Machine, type MachineFault, Sk } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
 import { LoadError } from './migration/stream.js';
 import { loadVm, saveVm } from './migration/vm.js';
-import { cloneRam, type Host, Machine, type MachineFault, Sk } from './machine.js';
 import { makeRng, type Rng } from './rng.js';
-import { makeScheduler, pop, type Scheduler, schedule } from './scheduler.js';
 import type { Schedule, Step } from './schedule/types.js';
+import { makeScheduler, pop, type Scheduler, schedule } from './scheduler.js';
 
 /**
  * One run of a schedule: the host clock, the event queue, the two VMs (index 0 starts as the
@@ -103,7 +103,7 @@ export class World implements Host {
   run(): RunEnd {
     const q = this.q;
     schedule(q, 0, Sk.BOOT, 0, 0);
-    this.schedule.steps.forEach((s, i) => schedule(q, s.at, Sk.STEP, i, 0));
+    for (const [i, s] of this.schedule.steps.entries()) schedule(q, s.at, Sk.STEP, i, 0);
     schedule(q, this.schedule.horizon, Sk.END, 0, 0);
     try {
       while (q.size > 0) {
@@ -254,7 +254,12 @@ export class World implements Host {
       loadVm(dst, mig.stream);
     } catch (e) {
       if (!(e instanceof LoadError)) throw e;
-      this.failures.push({ at: this.hostNow, device: this.sectionDevice(dst, e), key: e.key, message: e.message });
+      this.failures.push({
+        at: this.hostNow,
+        device: this.sectionDevice(dst, e),
+        key: e.key,
+        message: e.message,
+      });
       this.emit(Ev.MIGRATION, to, -1, MigPhase.FAILED, this.failures.length - 1);
       // The destination is discarded; the source resumes (if it was running).
       dst.vmStop(RunState.SHUTDOWN);

@@ -44,7 +44,12 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
     onEvent(at, kind, _vm, id, byte, pos) {
       if (kind === Ev.PHANTOM_READ) {
         const dev = world.deviceNames[id]!;
-        corrupt(at, id * 64 + 1, 'phantom-read', `the guest read ${hex(byte)} from ${dev}'s empty receive FIFO with LSR.DR set`);
+        corrupt(
+          at,
+          id * 64 + 1,
+          'phantom-read',
+          `the guest read ${hex(byte)} from ${dev}'s empty receive FIFO with LSR.DR set`,
+        );
         return;
       }
       const s = streamOf(id);
@@ -69,10 +74,20 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
       }
       const later = s.bytes.indexOf(byte, s.head + 1);
       if (later >= 0) {
-        corrupt(at, id, 'reordered', `${label(id)}: ${hex(byte)} delivered before ${later - s.head} older byte(s)`);
+        corrupt(
+          at,
+          id,
+          'reordered',
+          `${label(id)}: ${hex(byte)} delivered before ${later - s.head} older byte(s)`,
+        );
         s.bytes.splice(later, 1);
       } else if (inFlight > 0) {
-        corrupt(at, id, 'altered', `${label(id)}: delivered ${hex(byte)} where ${hex(s.bytes[s.head]!)} was expected`);
+        corrupt(
+          at,
+          id,
+          'altered',
+          `${label(id)}: delivered ${hex(byte)} where ${hex(s.bytes[s.head]!)} was expected`,
+        );
         s.head++;
       } else {
         corrupt(at, id, 'duplicated', `${label(id)}: delivered ${hex(byte)} that was never sent (or twice)`);

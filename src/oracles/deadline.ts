@@ -58,7 +58,7 @@ export class Stopwatches {
    */
   expired(vm: number, out: (key: number, hostAt: number) => void): void {
     const m = this.world.vms[vm];
-    if (!m || !m.clock.enabled) return;
+    if (!m?.clock.enabled) return;
     const now = m.vmNow();
     const since = this.since[vm]!;
     for (let key = 0; key < this.size; key++) {

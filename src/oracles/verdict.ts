@@ -1,6 +1,6 @@
 import type { EventSink } from '../model/events.js';
-import type { BuildRegistry } from '../model/migration/builds.js';
 import type { MachineFault } from '../model/machine.js';
+import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { type RunEnd, World } from '../model/world.js';
 import { dataOracles } from './data.js';
@@ -8,7 +8,14 @@ import { lostInterrupt } from './lost-interrupt.js';
 import { migrationFailed } from './migration-failed.js';
 import { staleGuestView } from './stale-guest-view.js';
 import { stuckIrqLine } from './stuck-irq-line.js';
-import { DEFAULT_ORACLE_PARAMS, type Finding, type Oracle, type OracleContext, type OracleParams, signatureOf } from './types.js';
+import {
+  DEFAULT_ORACLE_PARAMS,
+  type Finding,
+  type Oracle,
+  type OracleContext,
+  type OracleParams,
+  signatureOf,
+} from './types.js';
 
 /** Every oracle that watches a run (model-assert and hang come from how the run ended). */
 export const ORACLES: readonly ((ctx: OracleContext) => Oracle)[] = [
@@ -47,7 +54,13 @@ class OracleSink implements EventSink {
     oracles: readonly Oracle[],
     private readonly next: EventSink | undefined,
   ) {
-    for (const o of oracles) for (const k of o.kinds) (this.byKind[k] ??= []).push(o);
+    for (const o of oracles) {
+      for (const k of o.kinds) {
+        const list = this.byKind[k] ?? [];
+        list.push(o);
+        this.byKind[k] = list;
+      }
+    }
   }
 
   event(at: number, kind: number, vm: number, dev: number, a: number, b: number): void {
@@ -68,15 +81,27 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
     seen.add(signature);
     findings.push({ ...f, signature });
   };
-  const world = new World(schedule, { builds: opts.builds, eventBudget: opts.eventBudget, fault: opts.fault });
+  const world = new World(schedule, {
+    builds: opts.builds,
+    eventBudget: opts.eventBudget,
+    fault: opts.fault,
+  });
   const oracles = ORACLES.map((make) => make({ world, params, report }));
   world.sink = new OracleSink(oracles, opts.sink);
   const end = world.run();
   if (end.kind === 'assert') {
-    report({ oracle: 'model-assert', device: null, at: world.hostNow, message: end.message }, assertKey(end.message));
+    report(
+      { oracle: 'model-assert', device: null, at: world.hostNow, message: end.message },
+      assertKey(end.message),
+    );
   } else if (end.kind === 'hang') {
     report(
-      { oracle: 'hang', device: null, at: world.hostNow, message: `the run exceeded its budget of ${world.eventCount - 1} events` },
+      {
+        oracle: 'hang',
+        device: null,
+        at: world.hostNow,
+        message: `the run exceeded its budget of ${world.eventCount - 1} events`,
+      },
       'event-budget',
     );
   } else {

@@ -37,10 +37,11 @@ export interface GuestDeviceSpec {
 
 export function makeGuest(devices: GuestDeviceSpec[]): GuestState {
   return {
-    drivers: devices.map((s, dev): Driver =>
-      s.kind === 'uart'
-        ? { kind: 'uart', d: makeUart8250(dev) }
-        : { kind: 'vser', d: makeVirtioConsole(dev, s.msix ?? false, s.portIds ?? []) },
+    drivers: devices.map(
+      (s, dev): Driver =>
+        s.kind === 'uart'
+          ? { kind: 'uart', d: makeUart8250(dev) }
+          : { kind: 'vser', d: makeVirtioConsole(dev, s.msix ?? false, s.portIds ?? []) },
     ),
     disabled: new Uint8Array(devices.length),
     pending: new Uint8Array(devices.length),
@@ -51,7 +52,10 @@ export function makeGuest(devices: GuestDeviceSpec[]): GuestState {
 export function cloneGuest(g: GuestState): GuestState {
   return {
     drivers: g.drivers.map(
-      (x): Driver => (x.kind === 'uart' ? { kind: 'uart', d: cloneUart8250(x.d) } : { kind: 'vser', d: cloneVirtioConsole(x.d) }),
+      (x): Driver =>
+        x.kind === 'uart'
+          ? { kind: 'uart', d: cloneUart8250(x.d) }
+          : { kind: 'vser', d: cloneVirtioConsole(x.d) },
     ),
     disabled: g.disabled.slice(),
     pending: g.pending.slice(),

@@ -1,5 +1,14 @@
 import { Ev, streamId } from '../events.js';
-import { C_IVQ, C_OVQ, CONTROL_QUEUE_SIZE, CTRL_MSG_LEN, Ctrl, inQueueOf, Status, VirtioPci } from '../virtio-serial/state.js';
+import {
+  C_IVQ,
+  C_OVQ,
+  CONTROL_QUEUE_SIZE,
+  CTRL_MSG_LEN,
+  Ctrl,
+  inQueueOf,
+  Status,
+  VirtioPci,
+} from '../virtio-serial/state.js';
 import { type Vring, vqAddBuf } from '../virtio-serial/virtqueue.js';
 import type { GuestIo } from './io.js';
 
@@ -74,7 +83,11 @@ const portView = (d: VirtioConsole, id: number): PortView | undefined => d.ports
 /** virtcons_probe: features, DRIVER_OK, control buffers, DEVICE_READY. */
 export function virtioConsoleBoot(d: VirtioConsole, io: GuestIo): void {
   io.vserWrite(d.dev, VirtioPci.STATUS, Status.ACKNOWLEDGE | Status.DRIVER);
-  io.vserWrite(d.dev, VirtioPci.STATUS, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK);
+  io.vserWrite(
+    d.dev,
+    VirtioPci.STATUS,
+    Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK,
+  );
   const mem = io.vserMem(d.dev);
   const civq = mem.rings[C_IVQ]!;
   for (let id = 0; id < CONTROL_QUEUE_SIZE; id++) vqAddBuf(civq, id);

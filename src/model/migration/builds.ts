@@ -53,11 +53,36 @@ const machines = (names: readonly string[], pre22: readonly string[] = []): Mach
   names.map((name) => ({ name, migratePre22: pre22.includes(name) }));
 
 const PC_1 = ['pc-1.0', 'pc-1.1', 'pc-1.2', 'pc-1.3'];
-const I440FX_2 = ['2.0', '2.1', '2.2', '2.3', '2.4', '2.5', '2.6', '2.7', '2.8', '2.9', '2.10', '2.11', '2.12'];
-const I440FX_LATER = ['3.0', '3.1', '4.0', '4.1', '4.2', '5.0', '5.1', '5.2', '6.0', '6.1', '6.2'].concat(
-  ['7.0', '7.1', '7.2', '8.0', '8.1', '8.2', '9.0', '9.1', '9.2'],
-);
-const RHEL74 = ['rhel6.6.0', ...['7.0.0', '7.1.0', '7.2.0', '7.3.0', '7.4.0'].map((v) => `pc-i440fx-rhel${v}`)];
+const I440FX_2 = [
+  '2.0',
+  '2.1',
+  '2.2',
+  '2.3',
+  '2.4',
+  '2.5',
+  '2.6',
+  '2.7',
+  '2.8',
+  '2.9',
+  '2.10',
+  '2.11',
+  '2.12',
+];
+const I440FX_LATER = ['3.0', '3.1', '4.0', '4.1', '4.2', '5.0', '5.1', '5.2', '6.0', '6.1', '6.2'].concat([
+  '7.0',
+  '7.1',
+  '7.2',
+  '8.0',
+  '8.1',
+  '8.2',
+  '9.0',
+  '9.1',
+  '9.2',
+]);
+const RHEL74 = [
+  'rhel6.6.0',
+  ...['7.0.0', '7.1.0', '7.2.0', '7.3.0', '7.4.0'].map((v) => `pc-i440fx-rhel${v}`),
+];
 const RHEL_PRE22 = ['rhel6.6.0', 'pc-i440fx-rhel7.0.0'];
 
 export const BUILTIN_BUILDS: readonly Build[] = [
@@ -113,7 +138,12 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioSerialPortOpen: 'timer',
       serialSubsections: SERIAL_SUBSECTIONS,
       serialPostLoadChecks: true,
-      serialGatedPre22: ['serial/thr_ipending', 'serial/fifo_timeout_timer', 'serial/timeout_ipending', 'serial/poll'],
+      serialGatedPre22: [
+        'serial/thr_ipending',
+        'serial/fifo_timeout_timer',
+        'serial/timeout_ipending',
+        'serial/poll',
+      ],
       lapicLoad: 'post-load',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),

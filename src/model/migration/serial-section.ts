@@ -1,5 +1,5 @@
 import type { Machine } from '../machine.js';
-import { Fcr, Iir, Ier, Lsr, MAX_XMIT_RETRY, UART_FIFO_LENGTH } from '../uart16550/regs.js';
+import { Fcr, Ier, Iir, Lsr, MAX_XMIT_RETRY, UART_FIFO_LENGTH } from '../uart16550/regs.js';
 import type { UartState } from '../uart16550/state.js';
 import { updateParameters, writeFcr } from '../uart16550/uart.js';
 import type { Revisions, SerialSubsection } from './builds.js';
@@ -30,7 +30,8 @@ const FIFO_FIELDS = (fifo: 'recvFifo' | 'xmitFifo'): VmField<SerialImage, MigCtx
 /** Each subsection's upstream needed() and fields. */
 const SUBSECTIONS: Record<SerialSubsection, Omit<VmSubsection<SerialImage, MigCtx>, 'name' | 'version'>> = {
   'serial/thr_ipending': {
-    needed: ({ s }) => (s.ier & Ier.THRI) !== 0 && s.thrIpending !== ((s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0),
+    needed: ({ s }) =>
+      (s.ier & Ier.THRI) !== 0 && s.thrIpending !== ((s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0),
     fields: [fieldAt('s.thrIpending', 'i32', { min: 0, max: 1 })],
   },
   'serial/tsr': {
@@ -140,7 +141,10 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx, versionId: number): PostLoa
         };
       }
     } else if (!(s.lsr & Lsr.TEMT)) {
-      return { message: 'inconsistent state in serial device (tsr not empty, tsr_retry=0', key: 'tsr-not-empty' };
+      return {
+        message: 'inconsistent state in serial device (tsr not empty, tsr_retry=0',
+        key: 'tsr-not-empty',
+      };
     }
   }
   if (s.tsrRetry > 0) {

@@ -1,8 +1,8 @@
+import { MSIX_ENTRIES } from '../irqchip.js';
 import type { Machine } from '../machine.js';
 import { sendControlEvent } from '../virtio-serial/device.js';
 import { Ctrl, findPort, inQueueOf, MAX_PORTS, NUM_QUEUES, type VserState } from '../virtio-serial/state.js';
 import { u16 } from '../virtio-serial/virtqueue.js';
-import { MSIX_ENTRIES } from '../irqchip.js';
 import { LoadError, type StreamReader } from './stream.js';
 import type { MigCtx } from './vm.js';
 import { custom, fieldAt, type VmSection } from './vmstate.js';
@@ -37,13 +37,19 @@ const queues = custom<VserImage, MigCtx>('queues', {
       const last = r.be16();
       const ring = rings[q];
       if (!ring) {
-        if (last !== 0) fail(`VQ ${q} is not set up but last_avail_idx is 0x${last.toString(16)}`, 'queue-index');
+        if (last !== 0)
+          fail(`VQ ${q} is not set up but last_avail_idx is 0x${last.toString(16)}`, 'queue-index');
         continue;
       }
       const avail = u16(ring.availIdx - last);
       const inuse = u16(last - ring.usedIdx);
-      if (avail > ring.num) fail(`VQ ${q} size 0x${ring.num.toString(16)} Guest index inconsistent with Host index`, 'queue-index');
-      if (inuse > ring.num) fail(`VQ ${q} size 0x${ring.num.toString(16)} < last_avail_idx - used_idx`, 'queue-index');
+      if (avail > ring.num)
+        fail(
+          `VQ ${q} size 0x${ring.num.toString(16)} Guest index inconsistent with Host index`,
+          'queue-index',
+        );
+      if (inuse > ring.num)
+        fail(`VQ ${q} size 0x${ring.num.toString(16)} < last_avail_idx - used_idx`, 'queue-index');
       s.queues[q]!.lastAvailIdx = last;
       s.queues[q]!.inuse = inuse;
     }
@@ -75,7 +81,11 @@ const device = custom<VserImage, MigCtx>('device', {
     s.rows = r.be16();
     r.be32(); // max_nr_ports: ignored on load today
     const map = r.be32();
-    if (map !== s.portsMap) fail(`ports_map 0x${map.toString(16)} differs from the local 0x${s.portsMap.toString(16)}`, 'ports-map');
+    if (map !== s.portsMap)
+      fail(
+        `ports_map 0x${map.toString(16)} differs from the local 0x${s.portsMap.toString(16)}`,
+        'ports-map',
+      );
     const n = r.be32();
     if (n > MAX_PORTS) fail(`${n} active ports, at most ${MAX_PORTS}`, 'port-count');
     const ids: number[] = [];
@@ -94,7 +104,8 @@ const device = custom<VserImage, MigCtx>('device', {
       const offset = r.be64();
       const desc = r.be32();
       const ring = m.rings(s.dev).rings[inQueueOf(id) + 1];
-      if (!ring || desc >= ring.num || offset > ring.bufLen[desc]!) fail(`port ${id}: popped element out of range`, 'elem');
+      if (!ring || desc >= ring.num || offset > ring.bufLen[desc]!)
+        fail(`port ${id}: popped element out of range`, 'elem');
       port.elem = { id: desc, offset };
       // virtio_serial_throttle_port(port, false) schedules the flush: here it runs at vm_start,
       // when the backend is attached (the port stays throttled until then).
@@ -151,7 +162,10 @@ export const virtioConsoleSection: VmSection<VserImage, MigCtx> = {
       get: (o) => {
         const base = o.s.dev * MSIX_ENTRIES;
         const { masked, pending } = o.m.irq.msix;
-        return Uint8Array.of(...masked.subarray(base, base + MSIX_ENTRIES), ...pending.subarray(base, base + MSIX_ENTRIES));
+        return Uint8Array.of(
+          ...masked.subarray(base, base + MSIX_ENTRIES),
+          ...pending.subarray(base, base + MSIX_ENTRIES),
+        );
       },
       set: (o, v) => {
         const bytes = v as Uint8Array;
@@ -174,4 +188,3 @@ export const virtioConsoleSection: VmSection<VserImage, MigCtx> = {
     return null;
   },
 };
-

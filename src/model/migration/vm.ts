@@ -3,9 +3,9 @@ import { Ev, MigPhase } from '../events.js';
 import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PCI_GSI_BASE } from '../irqchip.js';
 import type { Machine } from '../machine.js';
 import type { Revisions } from './builds.js';
-import { serialSection, type SerialImage } from './serial-section.js';
+import { type SerialImage, serialSection } from './serial-section.js';
 import { LoadError } from './stream.js';
-import { virtioConsoleSection, type VserImage } from './virtio-section.js';
+import { type VserImage, virtioConsoleSection } from './virtio-section.js';
 import { field, loadStream, saveStream, type VmEntry, type VmSection, vmEntry } from './vmstate.js';
 
 /**
@@ -61,7 +61,11 @@ const apicSection: VmSection<LapicImage, MigCtx> = {
   name: 'apic',
   version: 3,
   minVersion: 3,
-  fields: [field<LapicImage>('irr', { buffer: 32 }), field<LapicImage>('isr', { buffer: 32 }), field<LapicImage>('tmr', { buffer: 32 })],
+  fields: [
+    field<LapicImage>('irr', { buffer: 32 }),
+    field<LapicImage>('isr', { buffer: 32 }),
+    field<LapicImage>('tmr', { buffer: 32 }),
+  ],
   subsections: [],
   preSave: (o) => {
     o.irr = packBits(o.m.irq.lapic.irr);
@@ -69,7 +73,11 @@ const apicSection: VmSection<LapicImage, MigCtx> = {
     o.tmr = packBits(o.m.irq.lapic.tmr);
   },
   postLoad: (o, ctx) => {
-    const staged: LapicState = { irr: new Uint8Array(256), isr: new Uint8Array(256), tmr: new Uint8Array(256) };
+    const staged: LapicState = {
+      irr: new Uint8Array(256),
+      isr: new Uint8Array(256),
+      tmr: new Uint8Array(256),
+    };
     unpackBits(o.irr, staged.irr);
     unpackBits(o.isr, staged.isr);
     unpackBits(o.tmr, staged.tmr);
@@ -85,12 +93,7 @@ const picSection: VmSection<Machine['irq']['pic'], MigCtx> = {
   name: 'i8259',
   version: 1,
   minVersion: 1,
-  fields: [
-    field('lastIrr', 'u16'),
-    field('irr', 'u16'),
-    field('imr', 'u16'),
-    field('elcr', 'u16'),
-  ],
+  fields: [field('lastIrr', 'u16'), field('irr', 'u16'), field('imr', 'u16'), field('elcr', 'u16')],
   subsections: [],
 };
 
@@ -141,7 +144,10 @@ const ioapicSection: VmSection<IoapicImage, MigCtx> = {
     for (let pin = 0; pin < IOAPIC_PINS; pin++) {
       if (io.irr[pin]) o.irr |= 1 << pin;
       const entry =
-        io.vector[pin]! | (io.remoteIrr[pin] ? REMOTE_IRR : 0) | (io.levelTriggered[pin] ? LEVEL : 0) | (io.masked[pin] ? MASKED : 0);
+        io.vector[pin]! |
+        (io.remoteIrr[pin] ? REMOTE_IRR : 0) |
+        (io.levelTriggered[pin] ? LEVEL : 0) |
+        (io.masked[pin] ? MASKED : 0);
       view.setUint32(pin * 4, entry);
     }
     o.irr >>>= 0;
@@ -157,7 +163,14 @@ const ioapicSection: VmSection<IoapicImage, MigCtx> = {
       io.levelTriggered[pin] = entry & LEVEL ? 1 : 0;
       io.masked[pin] = entry & MASKED ? 1 : 0;
       io.irr[pin] = (o.irr >>> pin) & 1;
-      io.level[pin] = pin < 16 ? (pic.lastIrr >> pin) & 1 : pin < PCI_GSI_BASE + NUM_PIRQS ? (pci.pirqCount[pin - PCI_GSI_BASE]! > 0 ? 1 : 0) : 0;
+      io.level[pin] =
+        pin < 16
+          ? (pic.lastIrr >> pin) & 1
+          : pin < PCI_GSI_BASE + NUM_PIRQS
+            ? pci.pirqCount[pin - PCI_GSI_BASE]! > 0
+              ? 1
+              : 0
+            : 0;
     }
     return null;
   },
@@ -229,4 +242,3 @@ function checkPciCounts(m: Machine): void {
     }
   }
 }
-

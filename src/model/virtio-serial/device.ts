@@ -200,7 +200,7 @@ export function flushQueuedData(s: VserState, bus: Bus, mem: VserMem, port: Port
 /** The backend became writable again: virtio_serial_throttle_port(port, false). */
 export function vserUnthrottle(s: VserState, bus: Bus, mem: VserMem, portId: number): void {
   const port = findPort(s, portId);
-  if (!port || !port.throttled) return;
+  if (!port?.throttled) return;
   port.throttled = false;
   flushQueuedData(s, bus, mem, port);
 }
@@ -245,7 +245,7 @@ export function vserHostOpen(s: VserState, bus: Bus, mem: VserMem, portId: numbe
 /** virtio_serial_close: pending output is dropped and the guest told PORT_OPEN(0). */
 export function vserHostClose(s: VserState, bus: Bus, mem: VserMem, portId: number): void {
   const port = findPort(s, portId);
-  if (!port || !port.hostConnected) return;
+  if (!port?.hostConnected) return;
   port.hostConnected = false;
   port.throttled = false;
   bus.emit(Ev.HOST_CONNECTED, s.dev, portId, 0);
@@ -259,7 +259,7 @@ export function vserHostClose(s: VserState, bus: Bus, mem: VserMem, portId: numb
  */
 export function vserCanReceive(s: VserState, mem: VserMem, portId: number): number {
   const port = findPort(s, portId);
-  if (!port || !port.guestConnected || !(s.status & Status.DRIVER_OK)) return 0;
+  if (!port?.guestConnected || !(s.status & Status.DRIVER_OK)) return 0;
   const q = inQueueOf(portId);
   const r = mem.rings[q];
   if (!r || vqEmpty(r, s.queues[q]!)) return 0;
@@ -270,7 +270,15 @@ export function vserCanReceive(s: VserState, mem: VserMem, portId: number): numb
  * chr_read → virtio_serial_write → write_to_port: copy into guest buffers, one notify at
  * the end. Returns how many bytes were taken (the caller keeps the rest: throttled backend).
  */
-export function vserWrite(s: VserState, bus: Bus, mem: VserMem, portId: number, data: Uint8Array, from: number, to: number): number {
+export function vserWrite(
+  s: VserState,
+  bus: Bus,
+  mem: VserMem,
+  portId: number,
+  data: Uint8Array,
+  from: number,
+  to: number,
+): number {
   const q = inQueueOf(portId);
   const r = mem.rings[q];
   if (!r) return 0;

@@ -11,7 +11,16 @@ export const Ctrl = {
   PORT_OPEN: 6,
   PORT_NAME: 7,
 } as const;
-export const CTRL_NAMES = ['DEVICE_READY', 'PORT_ADD', 'PORT_REMOVE', 'PORT_READY', 'CONSOLE_PORT', 'RESIZE', 'PORT_OPEN', 'PORT_NAME'];
+export const CTRL_NAMES = [
+  'DEVICE_READY',
+  'PORT_ADD',
+  'PORT_REMOVE',
+  'PORT_READY',
+  'CONSOLE_PORT',
+  'RESIZE',
+  'PORT_OPEN',
+  'PORT_NAME',
+];
 export const CTRL_MSG_LEN = 8;
 
 /** Legacy virtio-pci register offsets the guest touches. */
@@ -88,7 +97,13 @@ export interface PortConfig {
   console?: boolean;
 }
 
-export function makeVser(dev: number, pirq: number, timerSlot: number, msix: boolean, ports: PortConfig[]): VserState {
+export function makeVser(
+  dev: number,
+  pirq: number,
+  timerSlot: number,
+  msix: boolean,
+  ports: PortConfig[],
+): VserState {
   let portsMap = 1; // bit 0 always reserved (mark_port_added(vser, 0) at realize)
   for (const p of ports) portsMap |= 1 << p.id;
   return {
