@@ -165,17 +165,10 @@ export function lapicAccept(l: LapicState, vector: number, level: boolean): void
 
 /** Highest requested vector whose priority class beats every in-service one; -1 if none. */
 export function lapicDeliverable(l: LapicState): number {
-  let inService = -1;
-  for (let v = 255; v >= 16; v--) {
-    if (l.isr[v]) {
-      inService = v;
-      break;
-    }
-  }
-  for (let v = 255; v >= 16; v--) {
-    if (l.irr[v]) return v >> 4 > inService >> 4 ? v : -1;
-  }
-  return -1;
+  // Native scans: this runs after every delivery, dispatch and EOI.
+  const v = l.irr.lastIndexOf(1);
+  if (v < 16) return -1; // vectors 0-15 are reserved and never delivered
+  return v >> 4 > l.isr.lastIndexOf(1) >> 4 ? v : -1;
 }
 
 /** The CPU takes a vector: IRR → ISR. */

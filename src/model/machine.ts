@@ -59,6 +59,8 @@ import { cloneVring } from './virtio-serial/virtqueue.js';
  * touches hardware through `GuestIo`, the interrupt path reports through `IrqOut`.
  */
 
+const NO_DEVICES: readonly number[] = [];
+
 /** Model parameters. */
 export const CPU_LATENCY_NS = 2_000;
 /** A `slow` backend's writability watch fires this long (host time) after an EAGAIN. */
@@ -169,6 +171,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
   readonly slotDev: Int32Array;
   /** Devices served by each vector (devices sharing a pin share its vector). */
   readonly vectorDevs = new Map<number, number[]>();
+  /** The vCPU is inside an interrupt handler. */
+  private dispatching = false;
   /** The LAPIC read from the stream, until the end of load pushes it (pre-2017 builds). */
   stagedLapic: LapicState | null = null;
   /** An injected fault (tests and oracle self-checks), or null. */
@@ -368,7 +372,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
   }
 
   cpuKick(): void {
-    if (!this.running || this.timerExpiry[0]! >= 0) return;
+    // During a handler the CPU looks again when it returns (the end of cpuDispatch).
+    if (!this.running || this.timerExpiry[0]! >= 0 || this.dispatching) return;
     if (lapicDeliverable(this.irq.lapic) < 0) return;
     this.timerMod(0, this.vmNow() + CPU_LATENCY_NS);
   }
@@ -377,9 +382,11 @@ export class Machine implements Bus, GuestIo, IrqOut {
   private cpuDispatch(): void {
     const vector = lapicDeliverable(this.irq.lapic);
     if (vector >= 0) {
+      this.dispatching = true;
       lapicAck(this.irq.lapic, vector);
-      guestInterrupt(this.ram.guest, this, vector, this.vectorDevs.get(vector) ?? []);
+      guestInterrupt(this.ram.guest, this, vector, this.vectorDevs.get(vector) ?? NO_DEVICES);
       lapicEoi(this.irq, this, vector);
+      this.dispatching = false;
     }
     this.cpuKick();
   }

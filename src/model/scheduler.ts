@@ -50,7 +50,7 @@ function less(q: Scheduler, i: number, j: number): boolean {
   return ti < tj || (ti === tj && q.seq[i]! < q.seq[j]!);
 }
 
-function move(q: Scheduler, from: number, to: number): void {
+function moveTo(q: Scheduler, from: number, to: number): void {
   q.at[to] = q.at[from]!;
   q.seq[to] = q.seq[from]!;
   q.kind[to] = q.kind[from]!;
@@ -68,7 +68,7 @@ export function schedule(q: Scheduler, at: number, kind: number, a: number, b: n
     const p = (i - 1) >> 1;
     const tp = q.at[p]!;
     if (tp < at || (tp === at && q.seq[p]! < seq)) break;
-    move(q, p, i);
+    moveTo(q, p, i);
     i = p;
   }
   q.at[i] = at;
@@ -91,30 +91,27 @@ export function peekTime(q: Scheduler): number {
 export function pop(q: Scheduler): void {
   const last = --q.size;
   if (last === 0) return;
-  // Swap root and last, then sift the new root down.
-  swap(q, 0, last);
+  // The root goes to slot `last`; the old last entry sifts down from the root into a hole.
+  const at = q.at[last]!;
+  const seq = q.seq[last]!;
+  const kind = q.kind[last]!;
+  const a = q.a[last]!;
+  const b = q.b[last]!;
+  moveTo(q, 0, last);
   let i = 0;
   for (;;) {
     const l = 2 * i + 1;
     if (l >= last) break;
     const r = l + 1;
     const c = r < last && less(q, r, l) ? r : l;
-    if (!less(q, c, i)) break;
-    swap(q, c, i);
+    const tc = q.at[c]!;
+    if (tc > at || (tc === at && q.seq[c]! > seq)) break;
+    moveTo(q, c, i);
     i = c;
   }
-}
-
-function swap(q: Scheduler, i: number, j: number): void {
-  const at = q.at[i]!;
-  const seq = q.seq[i]!;
-  const kind = q.kind[i]!;
-  const a = q.a[i]!;
-  const b = q.b[i]!;
-  move(q, j, i);
-  q.at[j] = at;
-  q.seq[j] = seq;
-  q.kind[j] = kind;
-  q.a[j] = a;
-  q.b[j] = b;
+  q.at[i] = at;
+  q.seq[i] = seq;
+  q.kind[i] = kind;
+  q.a[i] = a;
+  q.b[i] = b;
 }

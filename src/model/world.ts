@@ -103,7 +103,8 @@ export class World implements Host {
   run(): RunEnd {
     const q = this.q;
     schedule(q, 0, Sk.BOOT, 0, 0);
-    for (const [i, s] of this.schedule.steps.entries()) schedule(q, s.at, Sk.STEP, i, 0);
+    // Steps enter the queue one at a time (each schedules the next): a small heap.
+    this.queueStep(0);
     schedule(q, this.schedule.horizon, Sk.END, 0, 0);
     try {
       while (q.size > 0) {
@@ -122,12 +123,18 @@ export class World implements Host {
     }
   }
 
+  private queueStep(i: number): void {
+    const s = this.schedule.steps[i];
+    if (s) schedule(this.q, s.at, Sk.STEP, i, 0);
+  }
+
   private dispatch(kind: number, a: number, b: number): void {
     switch (kind) {
       case Sk.TIMER:
         this.vms[a >> 10]?.timerFire(a & 1023, b);
         return;
       case Sk.STEP:
+        this.queueStep(a + 1);
         this.emit(Ev.STEP, -1, -1, a, 0);
         this.step(this.schedule.steps[a]!);
         return;

@@ -14,14 +14,15 @@ interface Stream {
 }
 
 export function dataOracles({ world, report }: OracleContext): Oracle {
-  const streams = new Map<number, Stream>();
+  /** Indexed by stream id (dev * 64 + port * 2 + direction). */
+  const streams: (Stream | undefined)[] = [];
   const firedLoss = new Set<string>();
   const firedCorrupt = new Set<string>();
   const streamOf = (id: number): Stream => {
-    let s = streams.get(id);
+    let s = streams[id];
     if (!s) {
       s = { bytes: [], head: 0 };
-      streams.set(id, s);
+      streams[id] = s;
     }
     return s;
   };
@@ -95,7 +96,8 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
     },
     finish() {
       const m = world.guestVm;
-      for (const [id, s] of [...streams].sort((x, y) => x[0] - y[0])) {
+      for (const [id, s] of streams.entries()) {
+        if (!s) continue;
         const dev = streamDev(id);
         const lost = s.bytes.length - s.head - heldBytes(m, dev, streamPort(id), streamToGuest(id));
         const key = streamToGuest(id) ? 'rx-lost' : 'tx-lost';

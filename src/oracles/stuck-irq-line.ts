@@ -24,13 +24,18 @@ export function stuckIrqLine({ world, params, report }: OracleContext): Oracle {
     if (io.levelTriggered[gsi]) return io.remoteIrr[gsi] ? 'remote-irr' : null;
     return 'edge-held';
   };
-  const update = (vm: number): void => {
+  const updatePin = (vm: number, m: Machine, gsi: number): void => {
+    if (stuckKey(m, gsi)) watch.start(vm, gsi);
+    else watch.stop(vm, gsi);
+  };
+  /** Re-examine the pins that use a vector (the LAPIC side of their state changed). */
+  const updateVector = (vm: number, m: Machine, vector: number): void => {
+    const io = m.irq.ioapic;
+    for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) if (io.vector[gsi] === vector) updatePin(vm, m, gsi);
+  };
+  const updateAll = (vm: number): void => {
     const m = world.vms[vm];
-    if (!m) return;
-    for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
-      if (stuckKey(m, gsi)) watch.start(vm, gsi);
-      else watch.stop(vm, gsi);
-    }
+    if (m) for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) updatePin(vm, m, gsi);
   };
   const check = (vm: number): void =>
     watch.expired(vm, (gsi, at) => {
@@ -41,10 +46,7 @@ export function stuckIrqLine({ world, params, report }: OracleContext): Oracle {
         const high = d.kind === 'vser' ? m.irq.pci.irqState[dev] === 1 : true;
         if (!high || fired.has(`${dev}:${key}`)) continue;
         fired.add(`${dev}:${key}`);
-        const why =
-          key === 'remote-irr'
-            ? 'Remote-IRR latched and nothing pending at the CPU'
-            : 'an edge input held high';
+        const why = key === 'remote-irr' ? 'Remote-IRR latched and nothing pending at the CPU' : 'an edge input held high';
         report(
           {
             oracle: 'stuck-irq-line',
@@ -57,23 +59,32 @@ export function stuckIrqLine({ world, params, report }: OracleContext): Oracle {
       }
     });
   return {
-    kinds: [
-      Ev.PIN,
-      Ev.REMOTE_IRR,
-      Ev.IOAPIC_DELIVER,
-      Ev.EOI,
-      Ev.HANDLER,
-      Ev.IRQ_MASK,
-      Ev.RUN_STATE,
-      Ev.MIGRATION,
-    ],
-    onEvent(_at, kind, vm, _dev, a) {
-      if (kind === Ev.RUN_STATE) check(vm);
-      if (kind === Ev.MIGRATION) {
-        if (a === MigPhase.FAILED) watch.reset(vm);
-        if (a === MigPhase.COMPLETED) watch.reset(1 - vm);
+    kinds: [Ev.PIN, Ev.REMOTE_IRR, Ev.IOAPIC_DELIVER, Ev.EOI, Ev.HANDLER, Ev.IRQ_MASK, Ev.RUN_STATE, Ev.MIGRATION],
+    onEvent(_at, kind, vm, dev, a) {
+      const m = world.vms[vm];
+      if (!m) return;
+      switch (kind) {
+        case Ev.PIN:
+        case Ev.REMOTE_IRR:
+        case Ev.IOAPIC_DELIVER:
+          return updatePin(vm, m, dev);
+        case Ev.EOI:
+          return updateVector(vm, m, a);
+        case Ev.HANDLER:
+        case Ev.IRQ_MASK: {
+          const d = m.devices[dev];
+          if (d && d.kind === 'uart') updatePin(vm, m, d.gsi);
+          else if (d && !d.s.msix) updatePin(vm, m, d.gsi);
+          return;
+        }
+        case Ev.RUN_STATE:
+          check(vm);
+          return updateAll(vm);
+        case Ev.MIGRATION:
+          if (a === MigPhase.FAILED) watch.reset(vm);
+          if (a === MigPhase.COMPLETED) watch.reset(1 - vm);
+          return updateAll(vm);
       }
-      update(vm);
     },
     finish() {
       check(world.active);
