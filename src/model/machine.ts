@@ -95,6 +95,11 @@ export const packBackend = (vm: number, dev: number, port: number): number => (v
 export interface Host {
   readonly q: Scheduler;
   readonly rng: Rng;
+  /**
+   * A run-wide counter: timer generations and machine serials come from it, so a queue entry
+   * left by a discarded machine never matches the machine that replaces it.
+   */
+  nextSerial: number;
   hostNow: number;
   emit(kind: number, vm: number, dev: number, a: number, b: number): void;
 }
@@ -155,6 +160,8 @@ export interface MachineConfig {
 
 export class Machine implements Bus, GuestIo, IrqOut {
   readonly vm: number;
+  /** Unique in the run: backend events carry it, so a replaced machine ignores stale ones. */
+  readonly serial: number;
   readonly build: Build;
   readonly machineType: MachineType;
   runState: RunState = RunState.ABSENT;
@@ -183,6 +190,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     cfg: MachineConfig,
   ) {
     this.vm = cfg.vm;
+    this.serial = host.nextSerial++;
     this.build = cfg.build;
     this.machineType = cfg.machineType;
     this.irq = makeIrqchip(cfg.devices.length);
@@ -288,9 +296,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     }
     this.setRunState(state);
     disableClock(this.clock, this.host.hostNow);
-    this.timerGen.forEach((g, i) => {
-      this.timerGen[i] = g + 1;
-    });
+    for (let slot = 0; slot < this.timerGen.length; slot++) this.timerGen[slot] = this.host.nextSerial++;
   }
 
   /**
@@ -337,12 +343,13 @@ export class Machine implements Bus, GuestIo, IrqOut {
 
   timerMod(slot: number, expiryNs: number): void {
     this.timerExpiry[slot] = expiryNs;
-    this.timerGen[slot]!++;
+    this.timerGen[slot] = this.host.nextSerial++;
     if (expiryNs >= 0 && this.clock.enabled) this.queueTimer(slot);
   }
 
   private queueTimer(slot: number): void {
-    const gen = ++this.timerGen[slot]!;
+    const gen = this.host.nextSerial++;
+    this.timerGen[slot] = gen;
     const at = Math.max(this.host.hostNow, hostTimeOf(this.clock, this.timerExpiry[slot]!));
     schedule(this.host.q, at, Sk.TIMER, (this.vm << 10) | slot, gen);
   }
@@ -470,7 +477,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
   // Host-side backends (chardevs)
 
   private queueBackend(kind: number, dev: number, port: number, delayNs: number): void {
-    schedule(this.host.q, this.host.hostNow + delayNs, kind, packBackend(this.vm, dev, port), 0);
+    schedule(this.host.q, this.host.hostNow + delayNs, kind, packBackend(this.vm, dev, port), this.serial);
   }
 
   chrWrite(dev: number, port: number, byte: number): number {

@@ -51,6 +51,7 @@ export class World implements Host {
   readonly q: Scheduler = makeScheduler();
   readonly rng: Rng;
   hostNow = 0;
+  nextSerial = 1;
   eventCount = 0;
   readonly vms: (Machine | null)[] = [null, null];
   /** Index of the VM that runs the guest. */
@@ -123,6 +124,12 @@ export class World implements Host {
     }
   }
 
+  /** The machine a backend event was queued by, if it still exists. */
+  private backendMachine(packed: number, serial: number): Machine | undefined {
+    const m = this.vms[packed >> 10];
+    return m?.serial === serial ? m : undefined;
+  }
+
   private queueStep(i: number): void {
     const s = this.schedule.steps[i];
     if (s) schedule(this.q, s.at, Sk.STEP, i, 0);
@@ -139,13 +146,13 @@ export class World implements Host {
         this.step(this.schedule.steps[a]!);
         return;
       case Sk.WATCH:
-        this.vms[a >> 10]?.backendWatch((a >> 5) & 31, a & 31);
+        this.backendMachine(a, b)?.backendWatch((a >> 5) & 31, a & 31);
         return;
       case Sk.PUMP:
-        this.vms[a >> 10]?.backendPump((a >> 5) & 31, a & 31);
+        this.backendMachine(a, b)?.backendPump((a >> 5) & 31, a & 31);
         return;
       case Sk.DRAIN:
-        this.vms[a >> 10]?.backendDrain((a >> 5) & 31, a & 31);
+        this.backendMachine(a, b)?.backendDrain((a >> 5) & 31, a & 31);
         return;
       case Sk.BOOT:
         this.vms[0]!.powerOn();
