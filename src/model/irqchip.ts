@@ -153,8 +153,8 @@ function ioapicService(c: Irqchip, out: IrqOut, gsi: number): void {
     io.irr[gsi] = 0;
   }
   const vector = io.vector[gsi]!;
-  out.emit(Ev.IOAPIC_DELIVER, gsi, vector, 0);
   out.deliver(vector, level);
+  out.emit(Ev.IOAPIC_DELIVER, gsi, vector, 0);
 }
 
 /** The local APIC accepts a fixed-mode interrupt. */

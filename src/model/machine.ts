@@ -568,10 +568,12 @@ export class Machine implements Bus, GuestIo, IrqOut {
       const b = this.uartBackends[dev]!;
       b.pumpQueued = false;
       if (!this.running) return;
-      let n = uartCanReceive(d.s);
-      while (n > 0 && b.input.length > 0) {
-        const take = b.input.splice(0, n);
-        for (const byte of take) {
+      // qemu_chr_be_write: up to can_receive bytes per call, until it says 0.
+      let head = 0;
+      for (let n = uartCanReceive(d.s); n > 0 && head < b.input.length; n = uartCanReceive(d.s)) {
+        const end = Math.min(b.input.length, head + n);
+        for (; head < end; head++) {
+          const byte = b.input[head]!;
           if (this.fault?.kind === 'forget-byte' && this.fault.dev === dev && this.fault.count-- === 1) {
             this.emit(Ev.BYTE_ACCEPT, streamId(dev, 0, true), byte, 0);
             this.emit(Ev.FAULT, dev, byte, 0);
@@ -579,8 +581,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
           }
           uartReceive(d.s, this, byte);
         }
-        n = uartCanReceive(d.s);
       }
+      if (head > 0) b.input.splice(0, head);
       return;
     }
     const b = this.vportBackends[dev]!.get(port)!;

@@ -4,6 +4,13 @@ import type { Machine } from '../model/machine.js';
 import { Stopwatches } from './deadline.js';
 import type { Oracle, OracleContext } from './types.js';
 
+function allDisabled(m: Machine, vector: number): boolean {
+  const devs = m.vectorDevs.get(vector);
+  if (!devs || devs.length === 0) return false;
+  for (const d of devs) if (!m.ram.guest.disabled[d]) return false;
+  return true;
+}
+
 /**
  * stuck-irq-line: while the VM runs, a pin stays asserted past the deadline although the
  * interrupt controller can no longer deliver it: a level pin with Remote-IRR latched and
@@ -18,9 +25,8 @@ export function stuckIrqLine({ world, params, report }: OracleContext): Oracle {
     if (!io.level[gsi] || io.masked[gsi]) return null;
     const v = io.vector[gsi]!;
     if (m.irq.lapic.irr[v] || m.irq.lapic.isr[v]) return null;
-    const devs = m.vectorDevs.get(v) ?? [];
     // The guest disabled every device on the pin: it chose not to listen.
-    if (devs.length > 0 && devs.every((d) => m.ram.guest.disabled[d])) return null;
+    if (allDisabled(m, v)) return null;
     if (io.levelTriggered[gsi]) return io.remoteIrr[gsi] ? 'remote-irr' : null;
     return 'edge-held';
   };
