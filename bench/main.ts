@@ -20,6 +20,8 @@ const builds = builtinRegistry();
 /** Simulated (executed) events per second of one schedule, judged by every oracle. */
 function eventsPerSecond(name: string, s: Schedule): Row {
   const minMs = quick ? 200 : 2000;
+  // Warm up the JIT before timing.
+  for (let i = 0; i < (quick ? 1 : 3); i++) judge(s, { builds });
   let events = 0;
   let findings = 0;
   const t0 = performance.now();
