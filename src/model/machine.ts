@@ -65,7 +65,10 @@ const NO_DEVICES: readonly number[] = [];
 export const CPU_LATENCY_NS = 2_000;
 /** A `slow` backend's writability watch fires this long (host time) after an EAGAIN. */
 export const SLOW_WATCH_NS = 50_000;
-/** A `slow` backend fails a byte this many times at most (drawn per byte, 0..6). */
+/**
+ * A `slow` backend answers EAGAIN for a stall of 0..6 write attempts, drawn whenever no stall
+ * is under way; a stall outlasts a byte the UART gives up on (the reader is still slow).
+ */
 export const SLOW_MAX_STALLS = 6;
 /** A socket backend buffers this many bytes; its peer drains them every SOCKET_DRAIN_NS. */
 export const SOCKET_BUF = 256;
