@@ -59,7 +59,7 @@ export class World implements Host {
   readonly failures: MigrationFailure[] = [];
   /** Receives every executed event; set before run(). */
   sink: EventSink;
-  private readonly budget: number;
+  readonly budget: number;
   /** Guest steps waiting for the guest's VM to run (its vCPUs are stopped). */
   private readonly deferred: Step[] = [];
   private migration: Migration | null = null;
@@ -227,7 +227,14 @@ export class World implements Host {
       case 'guest.irq.unmask': {
         const d = m.devices[dev]!;
         const msix = d.kind === 'vser' && d.s.msix;
-        return guestIrqEnable(g, m, dev, msix ? vectorOfMsix(dev, 1) : vectorOfGsi(d.gsi), d.kind === 'uart');
+        // Linux resends edge-type interrupts (ISA edge, MSI-X) on enable; level ones re-assert.
+        return guestIrqEnable(
+          g,
+          m,
+          dev,
+          msix ? vectorOfMsix(dev, 1) : vectorOfGsi(d.gsi),
+          d.kind === 'uart' || msix,
+        );
       }
     }
   }

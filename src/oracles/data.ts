@@ -9,8 +9,11 @@ import type { Oracle, OracleContext } from './types.js';
  * end, in-flight bytes no VM still holds are lost.
  */
 interface Stream {
+  /** Accepted bytes; those before `head` were delivered. */
   bytes: number[];
   head: number;
+  /** Bytes passed over by a later delivery: lost, unless they turn up (then reordered). */
+  skipped: number[];
 }
 
 export function dataOracles({ world, report }: OracleContext): Oracle {
@@ -21,7 +24,7 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
   const streamOf = (id: number): Stream => {
     let s = streams[id];
     if (!s) {
-      s = { bytes: [], head: 0 };
+      s = { bytes: [], head: 0, skipped: [] };
       streams[id] = s;
     }
     return s;
@@ -73,15 +76,17 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
         }
         return;
       }
+      const late = s.skipped.indexOf(byte);
+      if (late >= 0) {
+        s.skipped.splice(late, 1);
+        corrupt(at, id, 'reordered', `${label(id)}: ${hex(byte)} delivered after younger bytes`);
+        return;
+      }
       const later = s.bytes.indexOf(byte, s.head + 1);
       if (later >= 0) {
-        corrupt(
-          at,
-          id,
-          'reordered',
-          `${label(id)}: ${hex(byte)} delivered before ${later - s.head} older byte(s)`,
-        );
-        s.bytes.splice(later, 1);
+        // Older bytes were passed over: lost so far (counted at the end), reordered if they come.
+        for (let i = s.head; i < later; i++) s.skipped.push(s.bytes[i]!);
+        s.head = later + 1;
       } else if (inFlight > 0) {
         corrupt(
           at,
@@ -99,7 +104,8 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
       for (const [id, s] of streams.entries()) {
         if (!s) continue;
         const dev = streamDev(id);
-        const lost = s.bytes.length - s.head - heldBytes(m, dev, streamPort(id), streamToGuest(id));
+        const held = heldBytes(m, dev, streamPort(id), streamToGuest(id));
+        const lost = s.skipped.length + Math.max(0, s.bytes.length - s.head - held);
         const key = streamToGuest(id) ? 'rx-lost' : 'tx-lost';
         if (lost <= 0 || firedLoss.has(`${dev}:${key}`)) continue;
         firedLoss.add(`${dev}:${key}`);

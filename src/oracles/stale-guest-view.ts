@@ -20,7 +20,8 @@ export function staleGuestView({ world, params, report }: OracleContext): Oracle
       if (m.vmNow() - lastChangeV < params.settleNs) return;
       for (const [dev, d] of m.devices.entries()) {
         const drv = m.ram.guest.drivers[dev];
-        if (d.kind !== 'vser' || drv?.kind !== 'vser' || !drv.d.ready) continue;
+        // A guest that keeps the interrupt masked chose not to hear about changes.
+        if (d.kind !== 'vser' || drv?.kind !== 'vser' || !drv.d.ready || m.ram.guest.disabled[dev]) continue;
         for (const p of d.s.ports) {
           const view = drv.d.ports.find((v) => v.id === p.id);
           if (!view?.added) continue;

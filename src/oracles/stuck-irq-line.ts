@@ -52,7 +52,10 @@ export function stuckIrqLine({ world, params, report }: OracleContext): Oracle {
         const high = d.kind === 'vser' ? m.irq.pci.irqState[dev] === 1 : true;
         if (!high || fired.has(`${dev}:${key}`)) continue;
         fired.add(`${dev}:${key}`);
-        const why = key === 'remote-irr' ? 'Remote-IRR latched and nothing pending at the CPU' : 'an edge input held high';
+        const why =
+          key === 'remote-irr'
+            ? 'Remote-IRR latched and nothing pending at the CPU'
+            : 'an edge input held high';
         report(
           {
             oracle: 'stuck-irq-line',
@@ -65,7 +68,16 @@ export function stuckIrqLine({ world, params, report }: OracleContext): Oracle {
       }
     });
   return {
-    kinds: [Ev.PIN, Ev.REMOTE_IRR, Ev.IOAPIC_DELIVER, Ev.EOI, Ev.HANDLER, Ev.IRQ_MASK, Ev.RUN_STATE, Ev.MIGRATION],
+    kinds: [
+      Ev.PIN,
+      Ev.REMOTE_IRR,
+      Ev.IOAPIC_DELIVER,
+      Ev.EOI,
+      Ev.HANDLER,
+      Ev.IRQ_MASK,
+      Ev.RUN_STATE,
+      Ev.MIGRATION,
+    ],
     onEvent(_at, kind, vm, dev, a) {
       const m = world.vms[vm];
       if (!m) return;

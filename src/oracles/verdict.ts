@@ -100,7 +100,7 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
         oracle: 'hang',
         device: null,
         at: world.hostNow,
-        message: `the run exceeded its budget of ${world.eventCount - 1} events`,
+        message: `the run exceeded its budget of ${world.budget} events`,
       },
       'event-budget',
     );

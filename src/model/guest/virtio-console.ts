@@ -137,6 +137,8 @@ export function virtioConsoleOpen(d: VirtioConsole, io: GuestIo, id: number): vo
   const p = portView(d, id)!;
   if (p.open) return;
   p.open = true;
+  // Before PORT_ADD the port's device node does not exist yet: the open completes in addPort.
+  if (!p.added) return;
   sendControl(d, io, id, Ctrl.PORT_OPEN, 1);
   flushOut(d, io, p);
 }
@@ -146,7 +148,7 @@ export function virtioConsoleClose(d: VirtioConsole, io: GuestIo, id: number): v
   const p = portView(d, id)!;
   if (!p.open) return;
   p.open = false;
-  sendControl(d, io, id, Ctrl.PORT_OPEN, 0);
+  if (p.added) sendControl(d, io, id, Ctrl.PORT_OPEN, 0);
 }
 
 /** The application writes: the bytes wait until the port is open and the host connected. */
@@ -251,6 +253,10 @@ function addPort(d: VirtioConsole, io: GuestIo, p: PortView): void {
   for (let id = 0; id < PORT_IN_BUFS; id++) vqAddBuf(r, id);
   io.vserWrite(d.dev, VirtioPci.QUEUE_NOTIFY, q);
   sendControl(d, io, p.id, Ctrl.PORT_READY, 1);
+  if (p.open) {
+    sendControl(d, io, p.id, Ctrl.PORT_OPEN, 1);
+    flushOut(d, io, p);
+  }
 }
 
 /** in_intr: deliver received buffers to the reader and hand them back to the device. */

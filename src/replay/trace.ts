@@ -1,0 +1,313 @@
+/**
+ * Trace documents (format.ts): building one from a run, encoding it with msgpackr, and
+ * decoding untrusted bytes back, validating the whole document. Decoding never executes or
+ * pollutes anything: the bytes are checked structurally first (msgpack-check.ts), every
+ * object goes through the schedule reader's prototype-safe copies, and every length is
+ * bounded by the bytes present.
+ */
+
+import { createHash } from 'node:crypto';
+import { Packr, Unpackr } from 'msgpackr';
+import { Ev, RunState } from '../model/events.js';
+import type { BuildRegistry } from '../model/migration/builds.js';
+import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { got, type JsonObject, JsonReader, scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
+import { ORACLE_NAMES, type Finding } from '../oracles/types.js';
+import type { Verdict } from '../oracles/verdict.js';
+import { decodeEvents, encodeEvents } from './columns.js';
+import type { EventLog } from './event-log.js';
+import {
+  MAX_FINDINGS,
+  MAX_TEXT_CHARS,
+  MAX_TRACE_BYTES,
+  TOOL_NAME,
+  TOOL_VERSION,
+  TRACE_FORMAT,
+  TRACE_VERSION,
+  type Trace,
+  type TraceBuild,
+  TraceFormatError,
+  type TraceStats,
+} from './format.js';
+import { checkMsgpack } from './msgpack-check.js';
+import { readTraceBuilds, registryOf, traceBuilds, traceBuildToJson } from './trace-builds.js';
+
+const TOP_FIELDS = ['format', 'version', 'tool', 'schedule', 'builds', 'events', 'verdict', 'digest', 'stats'];
+const RUN_ENDS = ['horizon', 'hang', 'assert'] as const;
+const TOOL_TEXT = /^[\x20-\x7e]{1,64}$/;
+const ANY_TEXT = new RegExp(`^[\\s\\S]{0,${MAX_TEXT_CHARS}}$`);
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+// ---------------------------------------------------------------------------------------
+// From a run
+
+/** The trace of a judged run: `log` received every event of the run that gave `verdict`. */
+export function makeTrace(schedule: Schedule, registry: BuildRegistry, log: EventLog, verdict: Verdict): Trace {
+  const eventData = encodeEvents(log);
+  return {
+    tool: { name: TOOL_NAME, version: TOOL_VERSION },
+    schedule,
+    builds: traceBuilds(schedule, registry),
+    events: log,
+    eventData,
+    verdict,
+    digest: traceDigest(eventData, log.length, verdict),
+    stats: traceStats(log, verdict),
+  };
+}
+
+/** The registry a decoded trace's schedule runs with. */
+export function traceRegistry(t: Trace): BuildRegistry {
+  return registryOf(t.builds);
+}
+
+/**
+ * SHA-256 over the encoded events (canonical: one encoding per event list) and the verdict
+ * in a fixed key order. Equal digests ⇔ identical events and verdict.
+ */
+export function traceDigest(eventData: Uint8Array, count: number, verdict: Verdict): string {
+  const h = createHash('sha256');
+  h.update(`${TRACE_FORMAT}/${TRACE_VERSION} events ${count} ${eventData.length}\n`);
+  h.update(eventData);
+  h.update('\nverdict ');
+  h.update(JSON.stringify(verdictToJson(verdict)));
+  return `sha256:${h.digest('hex')}`;
+}
+
+export function verdictToJson(v: Verdict): {
+  findings: Finding[];
+  events: number;
+  endNs: number;
+  end: Verdict['end'];
+} {
+  return {
+    findings: v.findings.map((f) => ({
+      oracle: f.oracle,
+      device: f.device,
+      at: f.at,
+      message: f.message,
+      signature: f.signature,
+    })),
+    events: v.events,
+    endNs: v.endNs,
+    end: v.end,
+  };
+}
+
+/** Event count, host end, and the guest's vm_clock at the end (host time while its VM ran). */
+export function traceStats(log: EventLog, verdict: Verdict): TraceStats {
+  return { events: log.length, hostEndNs: verdict.endNs, vmEndNs: guestRunNs(log, verdict.endNs) };
+}
+
+/**
+ * vm_clock runs only while a VM is RUNNING, and it migrates with the guest (the destination
+ * continues the source's value), so the guest's virtual time is the host time during which
+ * some VM ran (never two at once: a migration stops the source before the destination runs).
+ */
+function guestRunNs(log: EventLog, endNs: number): number {
+  const running = [false, false];
+  let total = 0;
+  let since = 0;
+  let anyRunning = false;
+  for (let i = 0; i < log.length; i++) {
+    if (log.kind[i] !== Ev.RUN_STATE) continue;
+    const vm = log.vm[i]!;
+    if (vm !== 0 && vm !== 1) continue;
+    const t = log.at[i]!;
+    if (anyRunning) total += t - since;
+    since = t;
+    running[vm] = log.a[i] === RunState.RUNNING;
+    anyRunning = running[0] === true || running[1] === true;
+  }
+  if (anyRunning) total += Math.max(0, endNs - since);
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoding
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+
+export function traceToDocument(t: Trace): object {
+  return {
+    format: TRACE_FORMAT,
+    version: TRACE_VERSION,
+    tool: { name: t.tool.name, version: t.tool.version },
+    schedule: scheduleToJson(t.schedule),
+    builds: t.builds.map(traceBuildToJson),
+    events: { count: t.events.length, data: t.eventData },
+    verdict: verdictToJson(t.verdict),
+    digest: t.digest,
+    stats: { events: t.stats.events, hostEndNs: t.stats.hostEndNs, vmEndNs: t.stats.vmEndNs },
+  };
+}
+
+export function encodeTrace(t: Trace): Uint8Array {
+  // Packr reuses its buffer between calls: hand out a copy.
+  return new Uint8Array(packr.pack(traceToDocument(t)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding untrusted bytes
+
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+/** The trace in `bytes`, validated whole; any problem is a TraceFormatError of one line. */
+export function decodeTrace(bytes: Uint8Array): Trace {
+  if (bytes.length === 0) throw new TraceFormatError('empty file: not a migfuzz trace');
+  if (bytes.length > MAX_TRACE_BYTES) {
+    throw new TraceFormatError(`${bytes.length} bytes: larger than any trace (at most ${MAX_TRACE_BYTES})`);
+  }
+  const first = bytes[0]!;
+  if (!(first >= 0x80 && first <= 0x8f) && first !== 0xde && first !== 0xdf) {
+    const json = first === 0x7b || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09;
+    throw new TraceFormatError(
+      json
+        ? 'not a migfuzz trace: this looks like JSON (a schedule? `migfuzz run` takes it), not msgpack'
+        : `not a migfuzz trace: a trace is a msgpack map, the file starts with byte 0x${first.toString(16)}`,
+    );
+  }
+  checkMsgpack(bytes);
+  let doc: unknown;
+  try {
+    doc = unpackr.unpack(bytes);
+  } catch (e) {
+    throw new TraceFormatError(`not a valid msgpack document: ${e instanceof Error ? e.message : typeof e}`);
+  }
+  const input = new JsonReader('trace', (line) => new TraceFormatError(line));
+  try {
+    return readTrace(input, doc);
+  } catch (e) {
+    if (e instanceof TraceFormatError) throw e;
+    throw new TraceFormatError(`trace: unreadable input (${e instanceof Error ? e.message : typeof e})`);
+  }
+}
+
+function readTrace(input: JsonReader, doc: unknown): Trace {
+  const obj = input.object(doc, '');
+  // Format and version first: another format or a newer trace must say so, not list fields.
+  const format = input.need(obj, 'format', '', `"${TRACE_FORMAT}"`);
+  if (format !== TRACE_FORMAT) {
+    const hint = format === 'migfuzz.schedule' ? ' (a schedule: `migfuzz run` takes it)' : '';
+    input.fail('format', `expected "${TRACE_FORMAT}", got ${got(format, 'string')}${hint}`);
+  }
+  const version = input.need(obj, 'version', '', String(TRACE_VERSION));
+  if (typeof version === 'number' && Number.isInteger(version) && version > TRACE_VERSION) {
+    input.fail(
+      'version',
+      `trace version ${version} is newer than this migfuzz reads (${TRACE_VERSION}): upgrade migfuzz`,
+    );
+  }
+  input.int(version, 'version', TRACE_VERSION, TRACE_VERSION, String(TRACE_VERSION));
+  input.onlyFields(obj, '', TOP_FIELDS);
+  for (const f of TOP_FIELDS) input.need(obj, f, '', 'a value');
+
+  const toolObj = input.object(obj.tool, 'tool');
+  input.onlyFields(toolObj, 'tool', ['name', 'version']);
+  const tool = {
+    name: input.string(input.need(toolObj, 'name', 'tool', 'a name'), 'tool.name', TOOL_TEXT, 'a short name'),
+    version: input.string(
+      input.need(toolObj, 'version', 'tool', 'a version'),
+      'tool.version',
+      TOOL_TEXT,
+      'a short version',
+    ),
+  };
+
+  const builds: TraceBuild[] = readTraceBuilds(input, obj.builds);
+  const schedule = readSchedule(obj.schedule, registryOf(builds));
+  for (const side of ['src', 'dst'] as const) {
+    if (!builds.some((b) => b.name === schedule[side].build)) {
+      input.fail('builds', `the schedule's ${side} build "${schedule[side].build}" is not recorded`);
+    }
+  }
+
+  const eventsObj = input.object(obj.events, 'events');
+  input.onlyFields(eventsObj, 'events', ['count', 'data']);
+  const count = input.int(input.need(eventsObj, 'count', 'events', 'an event count'), 'events.count', 0, 2 ** 31);
+  const data = input.need(eventsObj, 'data', 'events', 'the encoded events (bin)');
+  if (!(data instanceof Uint8Array)) input.fail('events.data', 'expected bin (the encoded events)');
+  const eventData = new Uint8Array(data);
+  const events = decodeEvents(eventData, count);
+
+  const verdict = readVerdict(input, obj.verdict);
+  if (verdict.events !== count) {
+    input.fail('verdict.events', `${verdict.events} events, but the trace holds ${count}`);
+  }
+  const lastAt = count > 0 ? events.at[count - 1]! : 0;
+  if (lastAt > verdict.endNs) input.fail('verdict.endNs', `${verdict.endNs} is before the last event (${lastAt})`);
+
+  const digest = input.string(obj.digest, 'digest', DIGEST, '"sha256:" and 64 hex digits');
+  if (digest !== traceDigest(eventData, count, verdict)) {
+    input.fail('digest', 'does not match the events and verdict (the file was altered or is corrupt)');
+  }
+
+  const stats = readStats(input, obj.stats);
+  const expected = traceStats(events, verdict);
+  for (const key of ['events', 'hostEndNs', 'vmEndNs'] as const) {
+    if (stats[key] !== expected[key]) {
+      input.fail(`stats.${key}`, `${stats[key]} disagrees with the events and verdict (${expected[key]})`);
+    }
+  }
+  return { tool, schedule, builds, events, eventData, verdict, digest, stats };
+}
+
+function readSchedule(v: unknown, registry: BuildRegistry): Schedule {
+  try {
+    return validateSchedule(v, registry);
+  } catch (e) {
+    if (e instanceof ScheduleError) {
+      const m = e.message;
+      throw new TraceFormatError(m.startsWith('schedule') ? m : `schedule.${m}`);
+    }
+    throw e;
+  }
+}
+
+function readVerdict(input: JsonReader, v: unknown): Verdict {
+  const obj = input.object(v, 'verdict');
+  input.onlyFields(obj, 'verdict', ['findings', 'events', 'endNs', 'end']);
+  const items = input.array(
+    input.need(obj, 'findings', 'verdict', 'a list of findings'),
+    'verdict.findings',
+    MAX_FINDINGS,
+    'findings',
+  );
+  const endNs = safeInt(input, input.need(obj, 'endNs', 'verdict', 'host ns'), 'verdict.endNs');
+  const findings = items.map((item, i) => readFinding(input, item, `verdict.findings[${i}]`, endNs));
+  return {
+    findings,
+    events: safeInt(input, input.need(obj, 'events', 'verdict', 'an event count'), 'verdict.events'),
+    endNs,
+    end: input.oneOf(input.need(obj, 'end', 'verdict', 'how the run ended'), 'verdict.end', RUN_ENDS),
+  };
+}
+
+function readFinding(input: JsonReader, v: unknown, path: string, endNs: number): Finding {
+  const obj: JsonObject = input.object(v, path);
+  input.onlyFields(obj, path, ['oracle', 'device', 'at', 'message', 'signature']);
+  const text = (key: string, what: string): string =>
+    input.string(input.need(obj, key, path, what), `${path}.${key}`, ANY_TEXT, `${what} (a string)`);
+  const oracle = input.oneOf(input.need(obj, 'oracle', path, 'an oracle name'), `${path}.oracle`, ORACLE_NAMES);
+  const device = input.need(obj, 'device', path, 'a device name or null');
+  const at = safeInt(input, input.need(obj, 'at', path, 'host ns'), `${path}.at`);
+  if (at > endNs) input.fail(`${path}.at`, `${at} is after the end of the run (${endNs})`);
+  return {
+    oracle,
+    device: device === null ? null : input.string(device, `${path}.device`, TOOL_TEXT, 'a device name or null'),
+    at,
+    message: text('message', 'a message'),
+    signature: text('signature', 'a signature'),
+  };
+}
+
+function readStats(input: JsonReader, v: unknown): TraceStats {
+  const obj = input.object(v, 'stats');
+  input.onlyFields(obj, 'stats', ['events', 'hostEndNs', 'vmEndNs']);
+  const field = (key: string): number => safeInt(input, input.need(obj, key, 'stats', 'an integer'), `stats.${key}`);
+  return { events: field('events'), hostEndNs: field('hostEndNs'), vmEndNs: field('vmEndNs') };
+}
+
+function safeInt(input: JsonReader, v: unknown, path: string): number {
+  return input.int(v, path, 0, Number.MAX_SAFE_INTEGER, 'a non-negative integer');
+}
