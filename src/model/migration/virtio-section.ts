@@ -183,6 +183,15 @@ export const virtioConsoleSection: VmSection<VserImage, MigCtx> = {
   ],
   subsections: [],
   postLoad: ({ m, s }) => {
+    const level = m.irq.pci.irqState[s.dev]!;
+    // The INTx level travels raw; it must agree with the bus count loaded before it (QEMU
+    // would hit pci_change_irq_level's assert) and an MSI-X device never asserts INTx.
+    if (level && (s.msix || m.irq.pci.pirqCount[s.pirq]! < 1)) {
+      return {
+        message: `virtio-serial: INTx irq_state 1 that the PCI bus does not count`,
+        key: 'pci-irq-count',
+      };
+    }
     // virtio_load ends with virtio_notify_vector(NO_VECTOR): INTx follows the loaded ISR.
     if (!s.msix) m.setIrq(s.dev, s.isr & 1);
     return null;
