@@ -9,7 +9,7 @@ import {
   Status,
   VirtioPci,
 } from '../virtio-serial/state.js';
-import { type Vring, vqAddBuf } from '../virtio-serial/virtqueue.js';
+import { type Vring, vqAddBuf, vqBuf } from '../virtio-serial/virtqueue.js';
 import type { GuestIo } from './io.js';
 
 /**
@@ -107,7 +107,7 @@ function sendControl(d: VirtioConsole, io: GuestIo, id: number, event: number, v
   reclaim(d, r, C_OVQ, d.ctrlFree);
   const desc = d.ctrlFree.pop();
   if (desc === undefined) return; // no buffer: Linux drops the message too
-  const buf = r.buf[desc]!;
+  const buf = vqBuf(r, desc);
   buf[0] = id & 0xff;
   buf[1] = (id >>> 8) & 0xff;
   buf[2] = (id >>> 16) & 0xff;
@@ -168,7 +168,7 @@ function flushOut(d: VirtioConsole, io: GuestIo, p: PortView): void {
   let off = 0;
   while (off < p.out.length && p.outFree.length > 0) {
     const desc = p.outFree.pop()!;
-    const buf = r.buf[desc]!;
+    const buf = vqBuf(r, desc);
     const n = Math.min(buf.length, p.out.length - off);
     for (let i = 0; i < n; i++) buf[i] = p.out[off + i]!;
     r.bufLen[desc] = n;
@@ -201,7 +201,7 @@ function controlIn(d: VirtioConsole, io: GuestIo): void {
   while (last !== r.usedIdx) {
     const slot = last % r.num;
     const desc = r.usedId[slot]!;
-    if (r.usedLen[slot]! >= CTRL_MSG_LEN) handleControl(d, io, r.buf[desc]!, r.usedLen[slot]!);
+    if (r.usedLen[slot]! >= CTRL_MSG_LEN) handleControl(d, io, vqBuf(r, desc), r.usedLen[slot]!);
     last = (last + 1) & 0xffff;
     d.lastUsed.set(C_IVQ, last);
     vqAddBuf(r, desc);
@@ -269,7 +269,7 @@ function receive(d: VirtioConsole, io: GuestIo, p: PortView): void {
   while (last !== r.usedIdx) {
     const slot = last % r.num;
     const desc = r.usedId[slot]!;
-    const buf = r.buf[desc]!;
+    const buf = vqBuf(r, desc);
     const len = r.usedLen[slot]!;
     for (let i = 0; i < len; i++) {
       // A port no application has open discards what arrives (discard_port_data).

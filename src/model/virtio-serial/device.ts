@@ -13,7 +13,7 @@ import {
   type VserMem,
   type VserState,
 } from './state.js';
-import { vqAvail, vqEmpty, vqPop, vqPush } from './virtqueue.js';
+import { vqAvail, vqBuf, vqEmpty, vqPop, vqPush } from './virtqueue.js';
 
 /**
  * virtio-serial behaviour (hw/char/virtio-serial-bus.c, hw/char/virtio-console.c) as
@@ -76,7 +76,7 @@ export function sendControlEvent(
     bus.emit(Ev.CTRL_DROPPED, s.dev, portId, code);
     return;
   }
-  const buf = r.buf[id]!;
+  const buf = vqBuf(r, id);
   writeCtrl(buf, portId, event, value);
   let len = CTRL_MSG_LEN;
   if (name) {
@@ -123,7 +123,7 @@ function controlOut(s: VserState, bus: Bus, mem: VserMem): void {
   for (let id = vqPop(r, q); id >= 0; id = vqPop(r, q)) {
     const len = r.bufLen[id]!;
     // Packets shorter than the header are ignored.
-    if (len >= CTRL_MSG_LEN) handleControlMessage(s, bus, mem, r.buf[id]!);
+    if (len >= CTRL_MSG_LEN) handleControlMessage(s, bus, mem, vqBuf(r, id));
     vqPush(r, q, id, 0);
     handled = true;
   }
@@ -177,11 +177,11 @@ export function flushQueuedData(s: VserState, bus: Bus, mem: VserMem, port: Port
       const id = vqPop(r, vq);
       if (id < 0) break;
       elem = { id, offset: 0 };
-      const buf = r.buf[id]!;
+      const buf = vqBuf(r, id);
       const len = r.bufLen[id]!;
       for (let i = 0; i < len; i++) bus.emit(Ev.BYTE_ACCEPT, stream, buf[i]!, 0);
     }
-    const buf = r.buf[elem.id]!;
+    const buf = vqBuf(r, elem.id);
     const len = r.bufLen[elem.id]!;
     while (elem.offset < len && bus.chrWrite(s.dev, port.id, buf[elem.offset]!) === 1) elem.offset++;
     if (elem.offset < len) {
@@ -215,14 +215,14 @@ function discardOutput(s: VserState, bus: Bus, mem: VserMem, port: PortState): v
   let pushed = false;
   const elem = port.elem;
   if (elem) {
-    const buf = r.buf[elem.id]!;
+    const buf = vqBuf(r, elem.id);
     for (let i = elem.offset; i < r.bufLen[elem.id]!; i++) bus.emit(Ev.BYTE_DISCARD, stream, buf[i]!, 0);
     port.elem = null;
     vqPush(r, vq, elem.id, 0);
     pushed = true;
   }
   for (let id = vqPop(r, vq); id >= 0; id = vqPop(r, vq)) {
-    const buf = r.buf[id]!;
+    const buf = vqBuf(r, id);
     for (let i = 0; i < r.bufLen[id]!; i++) {
       bus.emit(Ev.BYTE_ACCEPT, stream, buf[i]!, 0);
       bus.emit(Ev.BYTE_DISCARD, stream, buf[i]!, 0);
@@ -263,7 +263,7 @@ export function vserCanReceive(s: VserState, mem: VserMem, portId: number): numb
   const q = inQueueOf(portId);
   const r = mem.rings[q];
   if (!r || vqEmpty(r, s.queues[q]!)) return 0;
-  return vqAvail(r, s.queues[q]!) * r.buf[0]!.length;
+  return vqAvail(r, s.queues[q]!) * r.bufSize;
 }
 
 /**
@@ -288,7 +288,7 @@ export function vserWrite(
   while (off < to) {
     const id = vqPop(r, vq);
     if (id < 0) break;
-    const buf = r.buf[id]!;
+    const buf = vqBuf(r, id);
     const n = Math.min(buf.length, to - off);
     for (let i = 0; i < n; i++) {
       buf[i] = data[off + i]!;

@@ -8,8 +8,13 @@ import { assert } from '../assert.js';
 export interface Vring {
   /** Queue size (entries). */
   num: number;
-  /** Descriptor table: each descriptor is one guest buffer. */
-  buf: Uint8Array[];
+  /** Bytes of each guest buffer. */
+  bufSize: number;
+  /**
+   * Descriptor table: each descriptor is one guest buffer, allocated when first touched (a
+   * guest posts few of the 128 a queue offers); read it through vqBuf.
+   */
+  buf: (Uint8Array | undefined)[];
   /** Bytes the driver put in an out buffer. */
   bufLen: Int32Array;
   availRing: Uint16Array;
@@ -28,11 +33,10 @@ export interface VqDevice {
 export const u16 = (n: number): number => n & 0xffff;
 
 export function makeVring(num: number, bufSize: number): Vring {
-  const buf: Uint8Array[] = [];
-  for (let i = 0; i < num; i++) buf.push(new Uint8Array(bufSize));
   return {
     num,
-    buf,
+    bufSize,
+    buf: new Array(num),
     bufLen: new Int32Array(num),
     availRing: new Uint16Array(num),
     availIdx: 0,
@@ -45,7 +49,8 @@ export function makeVring(num: number, bufSize: number): Vring {
 export function cloneVring(r: Vring): Vring {
   return {
     num: r.num,
-    buf: r.buf.map((b) => b.slice()),
+    bufSize: r.bufSize,
+    buf: r.buf.map((b) => b?.slice()),
     bufLen: r.bufLen.slice(),
     availRing: r.availRing.slice(),
     availIdx: r.availIdx,
@@ -53,6 +58,16 @@ export function cloneVring(r: Vring): Vring {
     usedLen: r.usedLen.slice(),
     usedIdx: r.usedIdx,
   };
+}
+
+/** The guest buffer behind descriptor `id`. */
+export function vqBuf(r: Vring, id: number): Uint8Array {
+  let b = r.buf[id];
+  if (!b) {
+    b = new Uint8Array(r.bufSize);
+    r.buf[id] = b;
+  }
+  return b;
 }
 
 export const makeVqDevice = (): VqDevice => ({ lastAvailIdx: 0, inuse: 0 });

@@ -30,7 +30,7 @@ import {
   type VserMem,
   type VserState,
 } from '../../../src/model/virtio-serial/state.js';
-import { vqAddBuf } from '../../../src/model/virtio-serial/virtqueue.js';
+import { vqAddBuf, vqBuf } from '../../../src/model/virtio-serial/virtqueue.js';
 
 const DEV = 2;
 const PIRQ = 1;
@@ -125,7 +125,7 @@ function setup(opts: { msix?: boolean; ctrlBufs?: number; ports?: PortConfig[] }
 function guestCtrl(r: Rig, id: number, event: number, value: number, len = CTRL_MSG_LEN): void {
   const ring = r.mem.rings[C_OVQ]!;
   const desc = r.ovqNext++ % ring.num;
-  const b = ring.buf[desc]!;
+  const b = vqBuf(ring, desc);
   b.fill(0);
   b[0] = id & 0xff;
   b[1] = (id >>> 8) & 0xff;
@@ -152,7 +152,7 @@ function ctrlMessages(r: Rig): Msg[] {
   const out: Msg[] = [];
   while (r.ctrlSeen !== ring.usedIdx) {
     const slot = r.ctrlSeen % ring.num;
-    const b = ring.buf[ring.usedId[slot]!]!;
+    const b = vqBuf(ring, ring.usedId[slot]!);
     const len = ring.usedLen[slot]!;
     const m: Msg = {
       id: (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0,
@@ -181,7 +181,7 @@ function guestOutput(r: Rig, port: number, data: number[]): void {
   for (let off = 0; off < data.length; off += BUF) {
     const desc = ring.availIdx % ring.num;
     const chunk = data.slice(off, off + BUF);
-    ring.buf[desc]!.set(chunk);
+    vqBuf(ring, desc).set(chunk);
     ring.bufLen[desc] = chunk.length;
     vqAddBuf(ring, desc);
   }
@@ -199,7 +199,7 @@ function guestRxBytes(r: Rig, port: number): number[] {
   const ring = r.mem.rings[inQueueOf(port)]!;
   const out: number[] = [];
   for (let i = 0; i < ring.usedIdx; i++) {
-    const b = ring.buf[ring.usedId[i % ring.num]!]!;
+    const b = vqBuf(ring, ring.usedId[i % ring.num]!);
     out.push(...b.subarray(0, ring.usedLen[i % ring.num]!));
   }
   return out;
@@ -337,7 +337,7 @@ describe('guest → host control messages', () => {
     const r = setup();
     const ring = r.mem.rings[C_OVQ]!;
     const put = (desc: number, id: number, ev: number, v: number): void => {
-      const b = ring.buf[desc]!;
+      const b = vqBuf(ring, desc);
       b.set([id, 0, 0, 0, ev, 0, v, 0]);
       ring.bufLen[desc] = CTRL_MSG_LEN;
       vqAddBuf(ring, desc);

@@ -1,0 +1,178 @@
+import fc from 'fast-check';
+import type { BuildRegistry } from '../model/migration/builds.js';
+
+/**
+ * Schedule generation (fast-check arbitraries). A generated schedule is the JSON document a
+ * user would write (INTERFACE.md §1); the validator normalises it like any input. Choices
+ * are biased toward what finds migration bugs: build pairs with a common machine type, data
+ * lengths around FIFO sizes and trigger levels, and step times clustered just before and
+ * after each migration.
+ */
+
+export interface BuildPair {
+  src: string;
+  dst: string;
+  machines: string[];
+}
+
+/** Every (source, destination) pair of the allowed builds with a machine type both offer. */
+export function buildPairs(builds: BuildRegistry, allowed: readonly string[]): BuildPair[] {
+  const pairs: BuildPair[] = [];
+  for (const src of allowed) {
+    for (const dst of allowed) {
+      const a = builds.get(src);
+      const b = builds.get(dst);
+      if (!a || !b) continue;
+      const machines = a.machines.map((m) => m.name).filter((n) => b.machines.some((m) => m.name === n));
+      if (machines.length > 0) pairs.push({ src, dst, machines });
+    }
+  }
+  return pairs;
+}
+
+export const SERIAL = 'serial0';
+export const VSER = 'vser0';
+export const MS = 1_000_000;
+
+/** Lengths at and around FIFO sizes and trigger levels. */
+const LENGTHS = [1, 2, 3, 4, 5, 7, 8, 9, 13, 14, 15, 16, 17, 24, 31, 32, 33, 64, 65, 200];
+const dataArb: fc.Arbitrary<number[]> = fc
+  .constantFrom(...LENGTHS)
+  .chain((n) => fc.array(fc.integer({ min: 0x20, max: 0x7e }), { minLength: n, maxLength: n }));
+
+interface Shape {
+  pair: BuildPair;
+  machine: string;
+  serial: boolean;
+  vser: { irq: 'intx' | 'msix'; ports: number[] } | null;
+}
+
+const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
+  fc
+    .record({
+      pair: fc.constantFrom(...pairs),
+      serial: fc.boolean(),
+      vser: fc.option(
+        fc.record({
+          irq: fc.constantFrom<'intx' | 'msix'>('intx', 'intx', 'intx', 'msix'),
+          ports: fc.subarray([1, 2, 3], { minLength: 1 }),
+        }),
+        { freq: 4 },
+      ),
+      machineIndex: fc.nat(),
+    })
+    .map(({ pair, serial, vser, machineIndex }) => ({
+      pair,
+      machine: pair.machines[machineIndex % pair.machines.length]!,
+      serial: serial || vser === null,
+      vser,
+    }));
+
+type StepBody = Record<string, unknown> & { do: string };
+
+function stepBodies(shape: Shape): fc.Arbitrary<StepBody>[] {
+  const out: fc.Arbitrary<StepBody>[] = [
+    fc.constant({ do: 'migrate' }),
+    fc.record({ do: fc.constant('migrate'), downtime: fc.constantFrom(0, 1000, 50_000, 2 * MS), autostart: fc.boolean() }),
+    fc.constantFrom<StepBody>({ do: 'vm.stop' }, { do: 'vm.cont' }),
+  ];
+  if (shape.serial) {
+    const dev = SERIAL;
+    out.push(
+      fc.record({
+        do: fc.constant('guest.uart.config'),
+        dev: fc.constant(dev),
+        fifo: fc.boolean(),
+        trigger: fc.constantFrom(1, 4, 8, 14),
+        ier: fc.constantFrom(0, 1, 3, 5, 7, 15),
+      }),
+      fc.record({ do: fc.constant('guest.uart.write'), dev: fc.constant(dev), data: dataArb }),
+      fc.record({ do: fc.constant('guest.uart.write'), dev: fc.constant(dev), data: dataArb }),
+      fc.record({ do: fc.constant('host.uart.send'), dev: fc.constant(dev), data: dataArb }),
+      fc.record({ do: fc.constant('host.uart.send'), dev: fc.constant(dev), data: dataArb }),
+      fc.record({
+        do: fc.constant('host.uart.backend'),
+        dev: fc.constant(dev),
+        state: fc.constantFrom('open', 'hung-up', 'closed', 'slow'),
+      }),
+      fc.record({ do: fc.constantFrom('guest.irq.mask', 'guest.irq.unmask'), dev: fc.constant(dev) }),
+    );
+  }
+  if (shape.vser) {
+    const dev = VSER;
+    const port = fc.constantFrom(...shape.vser.ports);
+    out.push(
+      fc.record({ do: fc.constantFrom('guest.vport.open', 'guest.vport.open', 'guest.vport.close'), dev: fc.constant(dev), port }),
+      fc.record({ do: fc.constant('guest.vport.write'), dev: fc.constant(dev), port, data: dataArb }),
+      fc.record({ do: fc.constant('host.vport.send'), dev: fc.constant(dev), port, data: dataArb }),
+      fc.record({ do: fc.constantFrom('host.vport.connect', 'host.vport.disconnect'), dev: fc.constant(dev), port }),
+      fc.record({ do: fc.constantFrom('guest.irq.mask', 'guest.irq.unmask'), dev: fc.constant(dev) }),
+    );
+  }
+  return out;
+}
+
+/** Offsets from a migration where bugs live: just before, during the downtime, just after. */
+const NEAR = [-5 * MS, -MS, -100_000, -10_000, -1000, 0, 1, 1000, 2000, 3000, 310_000, 400_000, MS, 5 * MS];
+
+function backendsArb(shape: Shape): fc.Arbitrary<Record<string, string>> {
+  const parts: Record<string, fc.Arbitrary<string>> = {};
+  if (shape.serial) parts[SERIAL] = fc.constantFrom('open', 'open', 'hung-up', 'slow', 'closed');
+  for (const p of shape.vser?.ports ?? []) parts[`${VSER}.port${p}`] = fc.constantFrom('none', 'socket');
+  return fc.record(parts);
+}
+
+/** A whole schedule document for the allowed builds. */
+export function scheduleArb(builds: BuildRegistry, allowed: readonly string[]): fc.Arbitrary<object> {
+  const pairs = buildPairs(builds, allowed);
+  if (pairs.length === 0) throw new Error('no two allowed builds share a machine type');
+  return shapeArb(pairs).chain((shape) =>
+    fc
+      .record({
+        seed: fc.nat({ max: 0xffff }),
+        srcBackends: backendsArb(shape),
+        dstBackends: backendsArb(shape),
+        migrateAt: fc.array(fc.integer({ min: 2, max: 40 }), { minLength: 1, maxLength: 3 }),
+        steps: fc.array(
+          fc.tuple(fc.oneof(...stepBodies(shape)), fc.nat(), fc.constantFrom(...NEAR), fc.integer({ min: 0, max: 45 * MS })),
+          { minLength: 1, maxLength: 16 },
+        ),
+      })
+      .map((g) => {
+        const migrations = [...new Set(g.migrateAt)].sort((a, b) => a - b).map((ms) => ms * MS);
+        const steps: StepBody[] = migrations.map((at) => ({ at, do: 'migrate' }));
+        for (const [body, anchor, near, uniform] of g.steps) {
+          // Half the steps cluster around a migration, half anywhere.
+          const at = anchor % 2 === 0 ? migrations[(anchor >> 1) % migrations.length]! + near : uniform;
+          steps.push({ ...body, at: Math.max(0, at) });
+        }
+        steps.sort((a, b) => (a.at as number) - (b.at as number));
+        const last = steps.length > 0 ? (steps[steps.length - 1]!.at as number) : 0;
+        return document(shape, g.seed, g.srcBackends, g.dstBackends, steps, last + 25 * MS);
+      }),
+  );
+}
+
+function document(
+  shape: Shape,
+  seed: number,
+  srcBackends: Record<string, string>,
+  dstBackends: Record<string, string>,
+  steps: StepBody[],
+  horizon: number,
+): object {
+  const devices: Record<string, object> = {};
+  if (shape.serial) devices[SERIAL] = { kind: 'isa-serial', irq: 4 };
+  if (shape.vser) devices[VSER] = { kind: 'virtio-serial', irq: shape.vser.irq, ports: shape.vser.ports.map((id) => ({ id })) };
+  return {
+    format: 'migfuzz.schedule',
+    version: 1,
+    seed,
+    machine: shape.machine,
+    src: { build: shape.pair.src, backends: srcBackends },
+    dst: { build: shape.pair.dst, backends: dstBackends },
+    devices,
+    steps,
+    horizon,
+  };
+}
