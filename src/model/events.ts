@@ -58,6 +58,8 @@ export const Ev = {
   PHANTOM_READ: 25,
   /** A fault was injected on purpose (tests, oracle self-checks). a = vector or byte. */
   FAULT: 26,
+  /** A vmstate subsection was sent (b = 0) or loaded (b = 1). dev = device, a = its index in the build's list. */
+  SUBSECTION: 27,
 } as const;
 export type Ev = (typeof Ev)[keyof typeof Ev];
 

@@ -1,3 +1,4 @@
+import { Ev } from '../events.js';
 import type { Machine } from '../machine.js';
 import { Fcr, Ier, Iir, Lsr, MAX_XMIT_RETRY, UART_FIFO_LENGTH } from '../uart16550/regs.js';
 import type { UartState } from '../uart16550/state.js';
@@ -100,7 +101,7 @@ function makeSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
       ...(['rbr', 'ier', 'iir', 'lcr', 'mcr', 'lsr', 'msr', 'scr'] as const).map(u8),
       fieldAt('fcrVmstate', 'u8', { since: 3 }),
     ],
-    subsections: rev.serialSubsections.map((name) => {
+    subsections: rev.serialSubsections.map((name, index) => {
       const sub = SUBSECTIONS[name];
       const gated = rev.serialGatedPre22.includes(name);
       return {
@@ -108,7 +109,12 @@ function makeSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
         version: 1,
         fields: sub.fields,
         // Downstream RHEL: "Disable all the extra subsections that were added in 2.2".
-        needed: (o, ctx) => !(gated && ctx.pre22) && sub.needed(o, ctx),
+        needed: (o, ctx) => {
+          const needed = !(gated && ctx.pre22) && sub.needed(o, ctx);
+          if (needed) o.m.emit(Ev.SUBSECTION, o.s.dev, index, 0);
+          return needed;
+        },
+        preLoad: (o) => o.m.emit(Ev.SUBSECTION, o.s.dev, index, 1),
       };
     }),
     preSave: (o) => {

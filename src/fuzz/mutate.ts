@@ -1,0 +1,192 @@
+import type { BuildRegistry } from '../model/migration/builds.js';
+import type { Rng } from '../model/rng.js';
+import { type BuildPair, buildPairs } from './arbitraries.js';
+
+/**
+ * Schedule-aware mutators. They work on the schedule's JSON document (INTERFACE.md §1) and
+ * keep it meaningful: steps only name devices and ports that exist, times stay sorted. The
+ * caller validates the result like any input and drops what does not pass.
+ */
+export type Doc = {
+  seed: number;
+  machine: string;
+  src: { build: string; backends: Record<string, string> };
+  dst: { build: string; backends: Record<string, string> };
+  devices: Record<string, { kind: string; irq: number | string; ports?: { id: number }[] }>;
+  steps: StepDoc[];
+  horizon: number;
+} & Record<string, unknown>;
+export type StepDoc = { at: number; do: string } & Record<string, unknown>;
+
+export const MUTATORS = [
+  'delete',
+  'duplicate',
+  'move',
+  'retime',
+  'data',
+  'backend',
+  'builds',
+  'machine',
+  'irq-mode',
+  'splice',
+  'seed',
+] as const;
+export type MutatorName = (typeof MUTATORS)[number];
+
+const TIME_NUDGES = [1, 10, 1000, 2000, 10_000, 100_000, 300_000, 1_000_000, 5_000_000];
+const BACKENDS = { uart: ['open', 'hung-up', 'closed', 'slow'], vport: ['none', 'socket'] };
+
+const encoder = new TextEncoder();
+const bytesOf = (d: unknown): number[] =>
+  typeof d === 'string' ? Array.from(encoder.encode(d)) : Array.isArray(d) ? (d as number[]).slice() : [];
+
+export interface MutationContext {
+  rng: Rng;
+  builds: BuildRegistry;
+  allowed: readonly string[];
+  /** Another queue entry, for splicing. */
+  other: () => Doc;
+}
+
+const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.below(xs.length)]!;
+
+/** A deep copy: documents in the queue are never changed in place. */
+export const cloneDoc = (d: Doc): Doc => structuredClone(d);
+
+/** Applies one mutator; returns its name (for tuning the mix) or null when it did not apply. */
+export function mutate(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
+  const { rng } = cx;
+  const steps = doc.steps;
+  switch (name) {
+    case 'delete':
+      if (steps.length === 0) return false;
+      steps.splice(rng.below(steps.length), 1);
+      return true;
+    case 'duplicate': {
+      if (steps.length === 0) return false;
+      const s = pick(rng, steps);
+      insertSorted(steps, { ...structuredClone(s), at: s.at + pick(rng, TIME_NUDGES) });
+      return true;
+    }
+    case 'move': {
+      // A step jumps next to another one (often a migration): just before or after it.
+      if (steps.length < 2) return false;
+      const [i] = steps.splice(rng.below(steps.length), 1);
+      const anchor = pick(rng, steps);
+      const delta = pick(rng, TIME_NUDGES) * (rng.below(2) ? 1 : -1);
+      insertSorted(steps, { ...i!, at: Math.max(0, anchor.at + delta) });
+      return true;
+    }
+    case 'retime': {
+      if (steps.length === 0) return false;
+      const [s] = steps.splice(rng.below(steps.length), 1);
+      const delta = pick(rng, TIME_NUDGES) * (rng.below(2) ? 1 : -1);
+      insertSorted(steps, { ...s!, at: Math.max(0, s!.at + delta) });
+      return true;
+    }
+    case 'data':
+      return mutateData(doc, rng);
+    case 'backend':
+      return mutateBackend(doc, rng);
+    case 'builds':
+      return mutateBuilds(doc, cx);
+    case 'machine': {
+      const pair = buildPairs(cx.builds, [doc.src.build, doc.dst.build]).find(
+        (p) => p.src === doc.src.build && p.dst === doc.dst.build,
+      );
+      if (!pair || pair.machines.length < 2) return false;
+      doc.machine = pick(rng, pair.machines);
+      return true;
+    }
+    case 'irq-mode': {
+      const vser = Object.values(doc.devices).find((d) => d.kind === 'virtio-serial');
+      if (!vser) return false;
+      vser.irq = vser.irq === 'intx' ? 'msix' : 'intx';
+      return true;
+    }
+    case 'splice':
+      return splice(doc, cx.other(), rng);
+    case 'seed':
+      doc.seed = rng.below(0x10000);
+      return true;
+  }
+}
+
+function insertSorted(steps: StepDoc[], s: StepDoc): void {
+  let i = steps.length;
+  while (i > 0 && steps[i - 1]!.at > s.at) i--;
+  steps.splice(i, 0, s);
+}
+
+/** Lengths move to the interesting sizes; bytes flip; a prefix or suffix goes. */
+function mutateData(doc: Doc, rng: Rng): boolean {
+  const withData = doc.steps.filter((s) => 'data' in s);
+  if (withData.length === 0) return false;
+  const s = pick(rng, withData);
+  const bytes = bytesOf(s.data);
+  switch (rng.below(4)) {
+    case 0:
+      bytes.length = Math.max(1, pick(rng, [1, 4, 8, 14, 15, 16, 17, 32]));
+      for (let i = 0; i < bytes.length; i++) bytes[i] ??= 0x61 + (i % 26);
+      break;
+    case 1:
+      bytes.splice(0, rng.below(bytes.length));
+      break;
+    case 2:
+      bytes.push(...bytes.slice(0, Math.min(bytes.length, 4096 - bytes.length)));
+      break;
+    default:
+      bytes[rng.below(bytes.length)] = rng.below(256);
+  }
+  s.data = bytes.length > 0 ? bytes : [0x2a];
+  return true;
+}
+
+function mutateBackend(doc: Doc, rng: Rng): boolean {
+  const side = rng.below(2) ? doc.src : doc.dst;
+  const keys: string[] = [];
+  for (const [name, d] of Object.entries(doc.devices)) {
+    if (d.kind === 'isa-serial') keys.push(name);
+    else for (const p of d.ports ?? []) keys.push(`${name}.port${p.id}`);
+  }
+  if (keys.length === 0) return false;
+  const key = pick(rng, keys);
+  side.backends[key] = pick(rng, key.includes('.port') ? BACKENDS.vport : BACKENDS.uart);
+  return true;
+}
+
+function mutateBuilds(doc: Doc, cx: MutationContext): boolean {
+  const pairs: BuildPair[] = buildPairs(cx.builds, cx.allowed);
+  const pair = pick(cx.rng, pairs);
+  doc.src.build = pair.src;
+  doc.dst.build = pair.dst;
+  if (!pair.machines.includes(doc.machine)) doc.machine = pick(cx.rng, pair.machines);
+  return true;
+}
+
+/** The first part of one schedule's steps and the rest of another's, on the first's devices. */
+function splice(doc: Doc, other: Doc, rng: Rng): boolean {
+  if (other.steps.length === 0) return false;
+  const cut = doc.steps.length > 0 ? pick(rng, doc.steps).at : 0;
+  const tail = other.steps.filter((s) => s.at >= cut && fits(doc, s)).map((s) => structuredClone(s));
+  doc.steps = doc.steps.filter((s) => s.at < cut).concat(tail);
+  doc.horizon = Math.max(doc.horizon, other.horizon);
+  return tail.length > 0;
+}
+
+/** A step fits a schedule when its device (and port) exist there with the right kind. */
+function fits(doc: Doc, s: StepDoc): boolean {
+  if (typeof s.dev !== 'string') return true;
+  const d = doc.devices[s.dev];
+  if (!d) return false;
+  const uartStep = s.do.startsWith('guest.uart') || s.do.startsWith('host.uart');
+  if (d.kind === 'isa-serial') return uartStep || s.do.startsWith('guest.irq');
+  if (uartStep) return false;
+  return typeof s.port !== 'number' || (d.ports ?? []).some((p) => p.id === s.port);
+}
+
+/** Keep the horizon past the last step, so its effects can be judged. */
+export function fixHorizon(doc: Doc): void {
+  const last = doc.steps.length > 0 ? doc.steps[doc.steps.length - 1]!.at : 0;
+  doc.horizon = Math.max(doc.horizon, last + 25_000_000);
+}
