@@ -73,7 +73,11 @@ type StepBody = Record<string, unknown> & { do: string };
 function stepBodies(shape: Shape): fc.Arbitrary<StepBody>[] {
   const out: fc.Arbitrary<StepBody>[] = [
     fc.constant({ do: 'migrate' }),
-    fc.record({ do: fc.constant('migrate'), downtime: fc.constantFrom(0, 1000, 50_000, 2 * MS), autostart: fc.boolean() }),
+    fc.record({
+      do: fc.constant('migrate'),
+      downtime: fc.constantFrom(0, 1000, 50_000, 2 * MS),
+      autostart: fc.boolean(),
+    }),
     fc.constantFrom<StepBody>({ do: 'vm.stop' }, { do: 'vm.cont' }),
   ];
   if (shape.serial) {
@@ -102,10 +106,18 @@ function stepBodies(shape: Shape): fc.Arbitrary<StepBody>[] {
     const dev = VSER;
     const port = fc.constantFrom(...shape.vser.ports);
     out.push(
-      fc.record({ do: fc.constantFrom('guest.vport.open', 'guest.vport.open', 'guest.vport.close'), dev: fc.constant(dev), port }),
+      fc.record({
+        do: fc.constantFrom('guest.vport.open', 'guest.vport.open', 'guest.vport.close'),
+        dev: fc.constant(dev),
+        port,
+      }),
       fc.record({ do: fc.constant('guest.vport.write'), dev: fc.constant(dev), port, data: dataArb }),
       fc.record({ do: fc.constant('host.vport.send'), dev: fc.constant(dev), port, data: dataArb }),
-      fc.record({ do: fc.constantFrom('host.vport.connect', 'host.vport.disconnect'), dev: fc.constant(dev), port }),
+      fc.record({
+        do: fc.constantFrom('host.vport.connect', 'host.vport.disconnect'),
+        dev: fc.constant(dev),
+        port,
+      }),
       fc.record({ do: fc.constantFrom('guest.irq.mask', 'guest.irq.unmask'), dev: fc.constant(dev) }),
     );
   }
@@ -134,7 +146,12 @@ export function scheduleArb(builds: BuildRegistry, allowed: readonly string[]): 
         dstBackends: backendsArb(shape),
         migrateAt: fc.array(fc.integer({ min: 2, max: 40 }), { minLength: 1, maxLength: 3 }),
         steps: fc.array(
-          fc.tuple(fc.oneof(...stepBodies(shape)), fc.nat(), fc.constantFrom(...NEAR), fc.integer({ min: 0, max: 45 * MS })),
+          fc.tuple(
+            fc.oneof(...stepBodies(shape)),
+            fc.nat(),
+            fc.constantFrom(...NEAR),
+            fc.integer({ min: 0, max: 45 * MS }),
+          ),
           { minLength: 1, maxLength: 16 },
         ),
       })
@@ -163,7 +180,12 @@ function document(
 ): object {
   const devices: Record<string, object> = {};
   if (shape.serial) devices[SERIAL] = { kind: 'isa-serial', irq: 4 };
-  if (shape.vser) devices[VSER] = { kind: 'virtio-serial', irq: shape.vser.irq, ports: shape.vser.ports.map((id) => ({ id })) };
+  if (shape.vser)
+    devices[VSER] = {
+      kind: 'virtio-serial',
+      irq: shape.vser.irq,
+      ports: shape.vser.ports.map((id) => ({ id })),
+    };
   return {
     format: 'migfuzz.schedule',
     version: 1,

@@ -122,7 +122,14 @@ export class Campaign {
     const names: MutatorName[] = [];
     for (let i = 0; i < n; i++) {
       const name = MUTATORS[this.rng.below(MUTATORS.length)]!;
-      if (mutate(doc, name, { rng: this.rng, builds: this.cfg.builds, allowed: this.cfg.allowed, other: () => this.pickParent().doc })) {
+      if (
+        mutate(doc, name, {
+          rng: this.rng,
+          builds: this.cfg.builds,
+          allowed: this.cfg.allowed,
+          other: () => this.pickParent().doc,
+        })
+      ) {
         names.push(name);
       }
     }
@@ -142,7 +149,15 @@ export class Campaign {
     } catch (e) {
       // A bug of the model itself (not an assert): the input is kept as a model-assert finding.
       const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-      findings = [{ oracle: 'model-assert', device: null, at: 0, message, signature: `model-assert:-:crash-${e instanceof Error ? e.name : 'throw'}` }];
+      findings = [
+        {
+          oracle: 'model-assert',
+          device: null,
+          at: 0,
+          message,
+          signature: `model-assert:-:crash-${e instanceof Error ? e.name : 'throw'}`,
+        },
+      ];
     }
     const fresh = this.virgin.merge(cov);
     let newEntry: QueueEntry | null = null;

@@ -1,4 +1,4 @@
-import { type EventSink, Ev, RunState } from '../model/events.js';
+import { Ev, type EventSink, RunState } from '../model/events.js';
 
 /**
  * Coverage from the executed events, AFL-style: each event becomes a point (its kind and the
@@ -14,7 +14,10 @@ const MASK = MAP_SIZE - 1;
 
 /** A cheap integer mix (32-bit, deterministic). */
 function mix(a: number, b: number, c: number): number {
-  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x165667b1, 0xc2b2ae35) ^ Math.imul(c + 0x27d4eb2f, 0x9e3779b1);
+  let h =
+    Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^
+    Math.imul(b + 0x165667b1, 0xc2b2ae35) ^
+    Math.imul(c + 0x27d4eb2f, 0x9e3779b1);
   h ^= h >>> 15;
   h = Math.imul(h, 0x2c1b3c6d);
   return (h ^ (h >>> 13)) >>> 0;
