@@ -1,6 +1,7 @@
 import { builtinRegistry } from '../src/model/migration/builds.js';
 import type { Schedule } from '../src/model/schedule/types.js';
 import { judge } from '../src/oracles/verdict.js';
+import { replayBench } from './replay.js';
 import { migrationHeavy, uartHeavy, virtioHeavy } from './schedules.js';
 
 /**
@@ -34,13 +35,19 @@ function eventsPerSecond(name: string, s: Schedule): Row {
   } while (performance.now() - t0 < minMs);
   const seconds = (performance.now() - t0) / 1000;
   if (findings > 0) console.warn(`warning: the ${name} workload produced findings`);
-  return { figure: `simulated events/s, ${name} (${Math.round(events / runs)} events/run)`, value: events / seconds, unit: 'events/s', goal: '>= 5,000,000' };
+  return {
+    figure: `simulated events/s, ${name} (${Math.round(events / runs)} events/run)`,
+    value: events / seconds,
+    unit: 'events/s',
+    goal: '>= 5,000,000',
+  };
 }
 
 const rows: Row[] = [
   eventsPerSecond('UART-heavy', uartHeavy(quick ? 200 : 2000)),
   eventsPerSecond('virtio-heavy', virtioHeavy(quick ? 200 : 2000)),
   eventsPerSecond('migration-heavy', migrationHeavy(quick ? 100 : 1000)),
+  ...replayBench(quick),
 ];
 
 const fmt = (v: number): string => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));

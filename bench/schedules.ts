@@ -16,10 +16,17 @@ const SIDE_92 = (backends: object) => ({ build: 'qemu-9.2', backends });
 
 /** Console traffic both ways through a 16550 with its FIFO. */
 export function uartHeavy(n = 2000): Schedule {
-  const steps: object[] = [{ at: 10_000, do: 'guest.uart.config', dev: 'serial0', fifo: true, trigger: 8, ier: 5 }];
+  const steps: object[] = [
+    { at: 10_000, do: 'guest.uart.config', dev: 'serial0', fifo: true, trigger: 8, ier: 5 },
+  ];
   for (let i = 0; i < n; i++) {
     steps.push({ at: 100_000 + i * 50_000, do: 'guest.uart.write', dev: 'serial0', data: text(i) });
-    steps.push({ at: 120_000 + i * 50_000, do: 'host.uart.send', dev: 'serial0', data: text(i).slice(0, 12) });
+    steps.push({
+      at: 120_000 + i * 50_000,
+      do: 'host.uart.send',
+      dev: 'serial0',
+      data: text(i).slice(0, 12),
+    });
   }
   return schedule({
     machine: 'pc-i440fx-9.2',
@@ -46,7 +53,13 @@ export function virtioHeavy(n = 2000): Schedule {
     machine: 'pc-i440fx-9.2',
     src: SIDE_92({ 'vser0.port1': 'socket', 'vser0.port2': 'socket' }),
     dst: SIDE_92({ 'vser0.port1': 'socket', 'vser0.port2': 'socket' }),
-    devices: { vser0: { kind: 'virtio-serial', irq: 'intx', ports: [{ id: 1 }, { id: 2, name: 'org.qemu.guest_agent.0' }] } },
+    devices: {
+      vser0: {
+        kind: 'virtio-serial',
+        irq: 'intx',
+        ports: [{ id: 1 }, { id: 2, name: 'org.qemu.guest_agent.0' }],
+      },
+    },
     steps,
     horizon: 200_000 + n * 50_000,
   });

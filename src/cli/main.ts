@@ -1,5 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
@@ -7,6 +6,8 @@ import { parseSchedule } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import { FuzzInputError, type FuzzIo, fuzzSettings, runFuzz } from './fuzz-command.js';
+import { cmdReplay, cmdShow, runRecorded, TraceInputError, traceRunInput } from './replay-commands.js';
 
 /**
  * The command line: the only place that reads argv and files, prints, or exits. Exit codes
@@ -18,8 +19,12 @@ class InputError extends Error {
 }
 
 const USAGE = `usage: migfuzz <command> [options]
-  run FILE [--trace OUT.mpk] [--json] [--builds FILE]   run a schedule and print its verdict
-  start                                                 run every schedule in corpus/seeds/`;
+  run FILE [--trace OUT.mpk] [--json] [--builds FILE]   run a schedule (or a trace's) and print its verdict
+  replay TRACE [--json]                                 re-execute a trace and compare event by event
+  show TRACE [--all] [--vcd OUT.vcd]                    a readable timeline, or a Value Change Dump
+  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST]
+                                                        a coverage-guided campaign
+  start                                                 the default campaign (fuzz --time 60s)`;
 
 function readText(file: string): string {
   try {
@@ -76,11 +81,15 @@ function printFinding(f: Finding, repro: string): void {
 function cmdRun(argv: string[]): number {
   const a = parseArgs(argv, ['--builds', '--trace'], ['--json']);
   if (a.positionals.length !== 1) throw new UsageError('run needs exactly one FILE');
-  if (a.flags.has('--trace')) throw new UsageError('--trace is not available yet in this version');
   const file = a.positionals[0]!;
-  const builds = loadBuilds(a);
-  const schedule = loadSchedule(file, builds);
-  const v = judge(schedule, { builds });
+  const registry = loadBuilds(a);
+  // A trace (.mpk) runs its own schedule with its recorded builds.
+  const { schedule, builds } = traceRunInput(file, registry) ?? {
+    schedule: loadSchedule(file, registry),
+    builds: registry,
+  };
+  const out = flagString(a, '--trace');
+  const v = out === undefined ? judge(schedule, { builds }) : runRecorded(schedule, builds, out);
   const repro = reproduce(file, a);
   if (a.flags.has('--json')) {
     console.log(
@@ -98,39 +107,38 @@ function cmdRun(argv: string[]): number {
   return v.findings.length > 0 ? 1 : 0;
 }
 
-/** The main job until campaigns exist: every seed schedule, with its verdict. */
-function cmdStart(argv: string[]): number {
-  const a = parseArgs(argv, ['--builds', '--corpus'], []);
-  const dir = flagString(a, '--corpus') ?? join('corpus', 'seeds');
-  const builds = loadBuilds(a);
-  let files: string[];
-  try {
-    files = readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .sort();
-  } catch {
-    throw new InputError(`${dir}: cannot read the seed directory`);
-  }
-  let found = 0;
-  for (const name of files) {
-    const file = join(dir, name);
-    const schedule = loadSchedule(file, builds);
-    const v = judge(schedule, { builds });
-    printVerdict(file, schedule, v, reproduce(file, a));
-    found += v.findings.length;
-  }
-  console.log(`${files.length} seed schedules, ${found} findings`);
-  return 0;
+function fuzzIo(): FuzzIo {
+  return {
+    now: () => Date.now(),
+    isTty: process.stdout.isTTY === true,
+    write: (text) => process.stdout.write(text),
+    onStop: (handler) => {
+      process.once('SIGINT', handler);
+      process.once('SIGTERM', handler);
+    },
+    readText,
+  };
 }
 
-export function main(argv: string[]): number {
+function cmdFuzz(argv: string[]): Promise<number> | number {
+  const settings = fuzzSettings(argv, (file) => readText(file), Date.now());
+  return runFuzz(settings, fuzzIo()).catch((e: unknown) => handleError(e));
+}
+
+export function main(argv: string[]): number | Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case 'run':
         return cmdRun(rest);
+      case 'fuzz':
+        return cmdFuzz(rest);
+      case 'replay':
+        return cmdReplay(rest);
+      case 'show':
+        return cmdShow(rest);
       case 'start':
-        return cmdStart(rest);
+        return cmdFuzz(['--time', '60s', ...rest]);
       case undefined:
       case '--help':
       case '-h':
@@ -141,14 +149,23 @@ export function main(argv: string[]): number {
         throw new UsageError(`unknown command "${cmd}"`);
     }
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`migfuzz: ${e.message}\n${USAGE}`);
-      return 2;
-    }
-    if (e instanceof InputError) {
-      console.error(`migfuzz: ${e.message}`);
-      return 3;
-    }
-    throw e;
+    return handleError(e);
   }
+}
+
+/** Usage errors exit 2, bad input files 3, each with one line; anything else is a bug. */
+function handleError(e: unknown): number {
+  if (e instanceof UsageError) {
+    console.error(`migfuzz: ${e.message}\n${USAGE}`);
+    return 2;
+  }
+  if (e instanceof InputError || e instanceof FuzzInputError || e instanceof BuildFileError) {
+    console.error(`migfuzz: ${e.message}`);
+    return 3;
+  }
+  if (e instanceof TraceInputError) {
+    console.error(`migfuzz: ${e.message}`);
+    return 3;
+  }
+  throw e;
 }

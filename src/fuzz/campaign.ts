@@ -30,6 +30,8 @@ export interface CampaignConfig {
 export interface QueueEntry {
   id: number;
   doc: Doc;
+  /** How it was made: 'initial', 'fresh', 'imported' or the first mutator applied. */
+  op: string;
   /** Executions when it was found. */
   exec: number;
   fresh: number;
@@ -79,7 +81,7 @@ export class Campaign {
 
   /** Adds an input found elsewhere (another worker, a resumed queue) without running it. */
   importEntry(doc: Doc): void {
-    this.queue.push({ id: this.queue.length, doc, exec: this.execs, fresh: 0 });
+    this.queue.push({ id: this.queue.length, doc, op: 'imported', exec: this.execs, fresh: 0 });
   }
 
   /** One execution. */
@@ -162,7 +164,7 @@ export class Campaign {
     const fresh = this.virgin.merge(cov);
     let newEntry: QueueEntry | null = null;
     if (fresh > 0 || how === 'initial') {
-      newEntry = { id: this.queue.length, doc, exec: this.execs, fresh };
+      newEntry = { id: this.queue.length, doc, op: how, exec: this.execs, fresh };
       this.queue.push(newEntry);
       this.mutatorStats.found[how] = (this.mutatorStats.found[how] ?? 0) + 1;
     }

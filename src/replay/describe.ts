@@ -14,6 +14,7 @@ import {
   streamPort,
   streamToGuest,
 } from '../model/events.js';
+import type { BuildRegistry } from '../model/migration/builds.js';
 import type { DeviceSpec, Schedule } from '../model/schedule/types.js';
 import { Ier, Iir, Lcr, Lsr, Reg } from '../model/uart16550/regs.js';
 import { CTRL_NAMES, Status, VirtioPci } from '../model/virtio-serial/state.js';
@@ -111,9 +112,11 @@ export class Describer {
   private readonly lcr = new Map<number, number>();
   private pos = 0;
 
+  /** `registry` names vmstate subsections (by each side's build); without it they show as numbers. */
   constructor(
     private readonly schedule: Schedule,
     private readonly log: EventLog,
+    private readonly registry?: BuildRegistry,
   ) {
     this.devices = Object.entries(schedule.devices);
   }
@@ -150,7 +153,9 @@ export class Describer {
     const dev = streamDev(stream);
     const name = this.deviceName(dev);
     const dir = streamToGuest(stream) ? '→guest' : '→host';
-    return this.deviceKind(dev) === 'virtio-serial' ? `${name}.port${streamPort(stream)} ${dir}` : `${name} ${dir}`;
+    return this.deviceKind(dev) === 'virtio-serial'
+      ? `${name}.port${streamPort(stream)} ${dir}`
+      : `${name} ${dir}`;
   }
 
   private advanceTo(i: number): void {
@@ -161,7 +166,11 @@ export class Describer {
     const log = this.log;
     for (; this.pos < i && this.pos < log.length; this.pos++) {
       const p = this.pos;
-      if (log.kind[p] === Ev.REG_WRITE && log.a[p] === Reg.LCR && this.deviceKind(log.dev[p]!) === 'isa-serial') {
+      if (
+        log.kind[p] === Ev.REG_WRITE &&
+        log.a[p] === Reg.LCR &&
+        this.deviceKind(log.dev[p]!) === 'isa-serial'
+      ) {
         this.lcr.set(log.vm[p]! * 64 + log.dev[p]!, log.b[p]!);
       }
     }
@@ -229,7 +238,9 @@ export class Describer {
   private text(e: EventRow): string {
     const ctrl = (): string => {
       const event = e.b >>> 16;
-      return `port ${e.a} ${CTRL_NAMES[event] ?? `event ${event}`} ${e.b & 0xffff}`;
+      // DEVICE_READY and the like carry VIRTIO_CONSOLE_BAD_ID (0xffffffff) as their port id.
+      const port = e.a === 0xffff_ffff ? 'no port' : `port ${e.a}`;
+      return `${port} ${CTRL_NAMES[event] ?? `event ${event}`} ${e.b & 0xffff}`;
     };
     switch (e.kind) {
       case Ev.STEP:
@@ -286,9 +297,17 @@ export class Describer {
         return `phantom read: RBR of an empty FIFO with DR set (${hex(e.a)})`;
       case Ev.FAULT:
         return `injected fault (${hex(e.a)})`;
+      case Ev.SUBSECTION:
+        return `vmstate subsection ${this.subsectionName(e.vm, e.a)} ${e.b ? 'loaded' : 'sent'}`;
       default:
         return `a=${e.a} b=${e.b}`;
     }
+  }
+
+  /** VM 0 runs the schedule's src build, VM 1 its dst build (world.ts makeMachine). */
+  private subsectionName(vm: number, index: number): string {
+    const side = vm === 1 ? this.schedule.dst : this.schedule.src;
+    return this.registry?.get(side.build)?.revisions.serialSubsections[index] ?? `#${index}`;
   }
 
   private phaseText(e: EventRow): string {
@@ -297,7 +316,7 @@ export class Describer {
       case MigPhase.SAVED:
         return `${name} (stream of ${e.b} bytes)`;
       case MigPhase.LAPIC_PUSH:
-        return `${name} (${e.b} vectors lost)`;
+        return `${name} (${e.b} vector${e.b === 1 ? '' : 's'} lost)`;
       case MigPhase.FAILED:
         return `${name} (failure ${e.b})`;
       default:
@@ -309,5 +328,5 @@ export class Describer {
 /** One event as a line: index, time, vm, target, kind, words. */
 export function eventLine(v: EventView): string {
   const vm = v.vm < 0 ? '-  ' : `vm${v.vm}`;
-  return `#${String(v.index).padStart(6)}  ${formatMs(v.atNs).padStart(16)}  ${vm}  ${v.device.padEnd(14)}  ${v.kind.padEnd(14)}  ${v.text}`;
+  return `${`#${v.index}`.padStart(7)}  ${formatMs(v.atNs).padStart(16)}  ${vm}  ${v.device.padEnd(18)}  ${v.kind.padEnd(14)}  ${v.text}`;
 }

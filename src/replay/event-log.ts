@@ -1,41 +1,42 @@
 import type { EventSink } from '../model/events.js';
 
 /**
- * The executed events of a run as columns: one typed array per field, grown by doubling. As
- * a sink it records every event with six stores and no allocation (recording must cost
- * little: the bench's goal is at most 1.5× the run without it).
+ * Executed events as columns of numbers, one typed array per field, for random access: what
+ * a trace's encoded events decode to (replay's comparison, `show`, the VCD). Recording does
+ * not go through it: the recorder (recorder.ts) writes the encoding directly. As a sink
+ * (tests, tools) it grows by doubling.
  *
- * The trace format stores `dev`, `a` and `b` as signed 32-bit integers, `vm` as -1..1 and
- * `kind` as a byte; a value outside those ranges is a model bug that would make the trace
- * lie, so it stops the recording loudly instead of wrapping silently.
+ * The trace format stores `dev`, `a` and `b` as integers of magnitude below 2^52 (most fit a
+ * byte; a virtio control message's port id is a u32), `vm` as -1..1 and `kind` as a byte; a
+ * value outside those ranges is a model bug that would make a trace lie, so it is refused
+ * loudly instead of being stored wrong.
  */
 export class EventLog implements EventSink {
   length = 0;
   at: Float64Array;
   kind: Uint8Array;
   vm: Int8Array;
-  dev: Int32Array;
-  a: Int32Array;
-  b: Int32Array;
+  dev: Float64Array;
+  a: Float64Array;
+  b: Float64Array;
 
   constructor(capacity = 4096) {
     const n = Math.max(1, capacity);
     this.at = new Float64Array(n);
     this.kind = new Uint8Array(n);
     this.vm = new Int8Array(n);
-    this.dev = new Int32Array(n);
-    this.a = new Int32Array(n);
-    this.b = new Int32Array(n);
+    this.dev = new Float64Array(n);
+    this.a = new Float64Array(n);
+    this.b = new Float64Array(n);
   }
 
   event(at: number, kind: number, vm: number, dev: number, a: number, b: number): void {
     const i = this.length;
     if (i === this.at.length) this.grow();
-    if ((dev | 0) !== dev || (a | 0) !== a || (b | 0) !== b || (kind & 0xff) !== kind || vm < -1 || vm > 1) {
-      throw new RangeError(
-        `trace recorder: event #${i} (kind ${kind}, vm ${vm}, dev ${dev}, a ${a}, b ${b}) is outside the trace format's ranges`,
-      );
+    if (((dev | 0) !== dev || (a | 0) !== a || (b | 0) !== b) && !(wide(dev) && wide(a) && wide(b))) {
+      this.outOfRange(i, kind, vm, dev, a, b);
     }
+    if ((kind & 0xff) !== kind || vm < -1 || vm > 1) this.outOfRange(i, kind, vm, dev, a, b);
     this.at[i] = at;
     this.kind[i] = kind;
     this.vm[i] = vm;
@@ -45,14 +46,20 @@ export class EventLog implements EventSink {
     this.length = i + 1;
   }
 
+  private outOfRange(i: number, kind: number, vm: number, dev: number, a: number, b: number): never {
+    throw new RangeError(
+      `trace recorder: event #${i} (kind ${kind}, vm ${vm}, dev ${dev}, a ${a}, b ${b}) is outside the trace format's ranges`,
+    );
+  }
+
   private grow(): void {
     const n = this.at.length * 2;
     this.at = grown(this.at, new Float64Array(n));
     this.kind = grown(this.kind, new Uint8Array(n));
     this.vm = grown(this.vm, new Int8Array(n));
-    this.dev = grown(this.dev, new Int32Array(n));
-    this.a = grown(this.a, new Int32Array(n));
-    this.b = grown(this.b, new Int32Array(n));
+    this.dev = grown(this.dev, new Float64Array(n));
+    this.a = grown(this.a, new Float64Array(n));
+    this.b = grown(this.b, new Float64Array(n));
   }
 
   /** Event i as a plain record (for messages; never on the recording path). */
@@ -91,7 +98,14 @@ export interface EventRow {
   b: number;
 }
 
-function grown<T extends Float64Array | Uint8Array | Int8Array | Int32Array>(old: T, next: T): T {
+/** Largest magnitude of dev, a and b: their zigzag form stays a safe integer. */
+export const MAX_VALUE = 2 ** 52 - 1;
+
+function wide(v: number): boolean {
+  return Number.isInteger(v) && v >= -MAX_VALUE && v <= MAX_VALUE;
+}
+
+function grown<T extends Float64Array | Uint8Array | Int8Array>(old: T, next: T): T {
   next.set(old as never);
   return next;
 }

@@ -11,9 +11,9 @@
  * | `format` | `"migfuzz.trace"` |
  * | `version` | 1 |
  * | `tool` | `{name, version}` of the writer |
- * | `schedule` | the whole schedule, as `scheduleToJson` gives it |
+ * | `schedule` | the whole schedule, as `scheduleToJson` gives it but with step `data` as bin (bytes) |
  * | `builds` | the builds the schedule names: `{name, builtin: true}` or a full definition `{name, revisions, machines}` |
- * | `events` | `{count, data}`: the executed events as delta/varint columns in one `bin` (see `columns.ts`) |
+ * | `events` | `{count, data}`: every executed event, as delta-time byte columns with varint escapes in one `bin` (columns.ts) |
  * | `verdict` | `{findings, events, endNs, end}` |
  * | `digest` | `"sha256:" + hex` over the event data and the verdict (see `digest.ts`) |
  * | `stats` | `{events, hostEndNs, vmEndNs}` |
@@ -30,7 +30,7 @@ export const TRACE_VERSION = 1;
  * The highest event kind this version knows (events.ts `Ev`, append-only; a test fails when
  * a kind is added without raising this and TRACE_VERSION).
  */
-export const MAX_EVENT_KIND = 26;
+export const MAX_EVENT_KIND = 27;
 
 export const TOOL_NAME = 'migfuzz';
 /** Kept equal to package.json's version (a test checks it); src/replay reads no files. */
@@ -66,9 +66,16 @@ export interface Trace {
   tool: { name: string; version: string };
   schedule: Schedule;
   builds: TraceBuild[];
-  events: EventLog;
-  /** `events` in the compact encoding (columns.ts): what the file holds and the digest covers. */
-  eventData: Uint8Array;
+  eventCount: number;
+  /**
+   * The events in the compact encoding (columns.ts), what the file holds and the digest
+   * covers: the concatenation of these pieces (the recorder's six columns, or one array).
+   */
+  eventParts: readonly Uint8Array[];
+  /** `eventParts` joined (on first use). */
+  readonly eventData: Uint8Array;
+  /** The events as columns of numbers, decoded from `eventData` on first use. */
+  readonly events: EventLog;
   verdict: Verdict;
   digest: string;
   stats: TraceStats;

@@ -110,7 +110,8 @@ class Scanner {
     const keys = new Set<string>();
     for (let i = 0; i < n; i++) {
       const key = this.key();
-      if (FORBIDDEN_KEYS.includes(key)) this.fail(`forbidden map key ${JSON.stringify(key)} at byte ${this.p}`);
+      if (FORBIDDEN_KEYS.includes(key))
+        this.fail(`forbidden map key ${JSON.stringify(key)} at byte ${this.p}`);
       if (keys.has(key)) this.fail(`duplicate map key ${JSON.stringify(key.slice(0, 40))} at byte ${this.p}`);
       keys.add(key);
       this.value(depth + 1);

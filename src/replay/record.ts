@@ -1,8 +1,8 @@
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { judge } from '../oracles/verdict.js';
-import { EventLog } from './event-log.js';
 import type { Trace } from './format.js';
+import { TraceRecorder } from './recorder.js';
 import { makeTrace, traceRegistry } from './trace.js';
 
 /**
@@ -11,9 +11,9 @@ import { makeTrace, traceRegistry } from './trace.js';
  * its extra sink, so its verdict is the one `run` prints.
  */
 export function recordRun(schedule: Schedule, builds: BuildRegistry): Trace {
-  const log = new EventLog(1 << 14);
-  const verdict = judge(schedule, { builds, sink: log });
-  return makeTrace(schedule, builds, log, verdict);
+  const recorder = new TraceRecorder();
+  const verdict = judge(schedule, { builds, sink: recorder });
+  return makeTrace(schedule, builds, recorder.parts(), recorder.count, verdict, recorder.vmNs(verdict.endNs));
 }
 
 /** Re-executes a trace's schedule with the builds it recorded: the replayed trace. */

@@ -38,11 +38,14 @@ export function replayTrace(recorded: Trace): ReplayResult {
 }
 
 export function compareTraces(recorded: Trace, replayed: Trace): ReplayResult {
-  const x = recorded.events;
-  const y = replayed.events;
-  const i = firstDifference(x, y);
   let divergence: Divergence | null = null;
+  // The encoding is canonical: equal bytes are equal events, and most replays stop here.
+  const i = sameBytes(recorded.eventData, replayed.eventData)
+    ? -1
+    : firstDifference(recorded.events, replayed.events);
   if (i >= 0) {
+    const x = recorded.events;
+    const y = replayed.events;
     const rec = i < x.length ? x.row(i) : null;
     const rep = i < y.length ? y.row(i) : null;
     const context: EventRow[] = [];
@@ -61,4 +64,10 @@ export function compareTraces(recorded: Trace, replayed: Trace): ReplayResult {
 
 export function sameVerdict(x: Verdict, y: Verdict): boolean {
   return JSON.stringify(verdictToJson(x)) === JSON.stringify(verdictToJson(y));
+}
+
+function sameBytes(x: Uint8Array, y: Uint8Array): boolean {
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }

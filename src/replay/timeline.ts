@@ -9,6 +9,7 @@ import type { Finding } from '../oracles/types.js';
 import { Describer, eventLine, formatMs } from './describe.js';
 import type { EventLog } from './event-log.js';
 import { TRACE_FORMAT, TRACE_VERSION, type Trace } from './format.js';
+import { traceRegistry } from './trace.js';
 
 export const WINDOW_BEFORE = 40;
 export const WINDOW_AFTER = 10;
@@ -87,13 +88,14 @@ export function timeline(t: Trace, opts: TimelineOptions = {}): string[] {
   ];
   const positions = v.findings.map((f) => eventsUpTo(log, f.at));
   const shown = windows(n, positions, opts.all === true);
-  const describer = new Describer(s, log);
+  const describer = new Describer(s, log, traceRegistry(t));
   // Findings in the order they fired, each placed after the last event at or before its time.
   const order = v.findings.map((f, i) => ({ f, p: positions[i]! }));
   let next = 0;
   let printedTo = 0;
   const flushFindings = (upTo: number): void => {
-    while (next < order.length && order[next]!.p <= upTo) lines.push(...findingLines(order[next++]!.f, opts.reproduce));
+    while (next < order.length && order[next]!.p <= upTo)
+      lines.push(...findingLines(order[next++]!.f, opts.reproduce));
   };
   for (const [from, to] of shown) {
     if (from > printedTo) {
@@ -111,7 +113,11 @@ export function timeline(t: Trace, opts: TimelineOptions = {}): string[] {
   flushFindings(n);
   lines.push(`end of run at ${formatMs(v.endNs)} (${v.end})`);
   if (shown.length > 0 && (shown.length > 1 || shown[0]![0] > 0 || shown[0]![1] < n)) {
-    lines.push(`(windowed: ${WINDOW_BEFORE} events before and ${WINDOW_AFTER} after each finding; --all shows all ${n})`);
+    const how =
+      v.findings.length > 0
+        ? `${WINDOW_BEFORE} events before and ${WINDOW_AFTER} after each finding`
+        : `the first ${WINDOW_BEFORE} and the last ${WINDOW_AFTER} events`;
+    lines.push(`(windowed: ${how}; --all shows all ${n})`);
   }
   return lines;
 }

@@ -4,7 +4,12 @@
  */
 
 import { BuildFileError, validateBuildFile } from '../model/migration/build-file.js';
-import { BUILTIN_BUILDS, type Build, type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
+import {
+  BUILTIN_BUILDS,
+  type Build,
+  type BuildRegistry,
+  builtinRegistry,
+} from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { indexPath, type JsonReader, quote } from '../model/schedule/validate.js';
 import { MAX_TRACE_BUILDS, type TraceBuild, TraceFormatError } from './format.js';
@@ -76,7 +81,7 @@ export function readTraceBuilds(input: JsonReader, v: unknown): TraceBuild[] {
     const path = indexPath('builds', i);
     const obj = input.object(item, path);
     const name = input.need(obj, 'name', path, 'a build name');
-    if (typeof name !== 'string') return input.fail(`${path}.name`, 'expected a build name');
+    if (typeof name !== 'string') input.fail(`${path}.name`, 'expected a build name');
     if (out.some((b) => b.name === name)) input.fail(`${path}.name`, `duplicate build ${quote(name)}`);
     if (obj.builtin !== undefined) {
       input.onlyFields(obj, path, ['name', 'builtin']);
@@ -88,7 +93,10 @@ export function readTraceBuilds(input: JsonReader, v: unknown): TraceBuild[] {
       return;
     }
     input.onlyFields(obj, path, ['name', 'revisions', 'machines']);
-    const revisions = input.object(input.need(obj, 'revisions', path, 'every revision switch'), `${path}.revisions`);
+    const revisions = input.object(
+      input.need(obj, 'revisions', path, 'every revision switch'),
+      `${path}.revisions`,
+    );
     for (const key of REVISION_KEYS) input.need(revisions, key, `${path}.revisions`, 'a value');
     input.need(obj, 'machines', path, 'the machine types');
     out.push(readUserBuild(name, obj.revisions, obj.machines, path));
@@ -108,7 +116,9 @@ function readUserBuild(name: string, revisions: unknown, machines: unknown, path
   } catch (e) {
     if (e instanceof BuildFileError) {
       const m = e.message;
-      throw new TraceFormatError(m.startsWith('builds[0]') ? path + m.slice('builds[0]'.length) : `${path}: ${m}`);
+      throw new TraceFormatError(
+        m.startsWith('builds[0]') ? path + m.slice('builds[0]'.length) : `${path}: ${m}`,
+      );
     }
     throw e;
   }

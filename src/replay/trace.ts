@@ -11,8 +11,14 @@ import { Packr, Unpackr } from 'msgpackr';
 import { Ev, RunState } from '../model/events.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
-import { got, type JsonObject, JsonReader, scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
-import { ORACLE_NAMES, type Finding } from '../oracles/types.js';
+import {
+  got,
+  type JsonObject,
+  JsonReader,
+  scheduleToJson,
+  validateSchedule,
+} from '../model/schedule/validate.js';
+import { type Finding, ORACLE_NAMES } from '../oracles/types.js';
 import type { Verdict } from '../oracles/verdict.js';
 import { decodeEvents, encodeEvents } from './columns.js';
 import type { EventLog } from './event-log.js';
@@ -32,7 +38,17 @@ import {
 import { checkMsgpack } from './msgpack-check.js';
 import { readTraceBuilds, registryOf, traceBuilds, traceBuildToJson } from './trace-builds.js';
 
-const TOP_FIELDS = ['format', 'version', 'tool', 'schedule', 'builds', 'events', 'verdict', 'digest', 'stats'];
+const TOP_FIELDS = [
+  'format',
+  'version',
+  'tool',
+  'schedule',
+  'builds',
+  'events',
+  'verdict',
+  'digest',
+  'stats',
+];
 const RUN_ENDS = ['horizon', 'hang', 'assert'] as const;
 const TOOL_TEXT = /^[\x20-\x7e]{1,64}$/;
 const ANY_TEXT = new RegExp(`^[\\s\\S]{0,${MAX_TEXT_CHARS}}$`);
@@ -41,19 +57,87 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 // ---------------------------------------------------------------------------------------
 // From a run
 
-/** The trace of a judged run: `log` received every event of the run that gave `verdict`. */
-export function makeTrace(schedule: Schedule, registry: BuildRegistry, log: EventLog, verdict: Verdict): Trace {
-  const eventData = encodeEvents(log);
-  return {
-    tool: { name: TOOL_NAME, version: TOOL_VERSION },
+/**
+ * The trace of a judged run from its encoded events — the recorder's columns, which are
+ * hashed and written as they are (never concatenated on the recording path), or
+ * `encodeEvents` of a log — and the guest's virtual time at the end.
+ */
+export function makeTrace(
+  schedule: Schedule,
+  registry: BuildRegistry,
+  eventParts: readonly Uint8Array[],
+  eventCount: number,
+  verdict: Verdict,
+  vmEndNs: number,
+): Trace {
+  return lazyTrace(
+    {
+      tool: { name: TOOL_NAME, version: TOOL_VERSION },
+      schedule,
+      builds: traceBuilds(schedule, registry),
+      eventCount,
+      eventParts,
+      verdict,
+      digest: traceDigest(eventParts, eventCount, verdict),
+      stats: { events: eventCount, hostEndNs: verdict.endNs, vmEndNs },
+    },
+    undefined,
+  );
+}
+
+/** The trace of a run whose events are in `log` (tests, tools: recordRun is the fast path). */
+export function makeTraceFromLog(
+  schedule: Schedule,
+  registry: BuildRegistry,
+  log: EventLog,
+  verdict: Verdict,
+): Trace {
+  const t = makeTrace(
     schedule,
-    builds: traceBuilds(schedule, registry),
-    events: log,
-    eventData,
+    registry,
+    [encodeEvents(log)],
+    log.length,
     verdict,
-    digest: traceDigest(eventData, log.length, verdict),
-    stats: traceStats(log, verdict),
+    guestRunNs(log, verdict.endNs),
+  );
+  return lazyTrace(t, log);
+}
+
+type TraceFields = Omit<Trace, 'events' | 'eventData'>;
+
+/** A trace whose `eventData` is joined and whose `events` are decoded when first asked for. */
+function lazyTrace(t: TraceFields, decoded: EventLog | undefined): Trace {
+  let log = decoded;
+  let data: Uint8Array | undefined = t.eventParts.length === 1 ? t.eventParts[0] : undefined;
+  const { tool, schedule, builds, eventCount, eventParts, verdict, digest, stats } = t;
+  return {
+    tool,
+    schedule,
+    builds,
+    eventCount,
+    eventParts,
+    verdict,
+    digest,
+    stats,
+    get eventData(): Uint8Array {
+      data ??= concat(eventParts);
+      return data;
+    },
+    get events(): EventLog {
+      log ??= decodeEvents(this.eventData, eventCount);
+      return log;
+    },
   };
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }
 
 /** The registry a decoded trace's schedule runs with. */
@@ -62,13 +146,15 @@ export function traceRegistry(t: Trace): BuildRegistry {
 }
 
 /**
- * SHA-256 over the encoded events (canonical: one encoding per event list) and the verdict
- * in a fixed key order. Equal digests ⇔ identical events and verdict.
+ * SHA-256 over the encoded events (canonical: one encoding per event list), given as the
+ * pieces they are stored in, and the verdict in a fixed key order. Equal digests ⇔
+ * identical events and verdict.
  */
-export function traceDigest(eventData: Uint8Array, count: number, verdict: Verdict): string {
+export function traceDigest(eventParts: readonly Uint8Array[], count: number, verdict: Verdict): string {
   const h = createHash('sha256');
-  h.update(`${TRACE_FORMAT}/${TRACE_VERSION} events ${count} ${eventData.length}\n`);
-  h.update(eventData);
+  const bytes = eventParts.reduce((sum, p) => sum + p.length, 0);
+  h.update(`${TRACE_FORMAT}/${TRACE_VERSION} events ${count} ${bytes}\n`);
+  for (const p of eventParts) h.update(p);
   h.update('\nverdict ');
   h.update(JSON.stringify(verdictToJson(verdict)));
   return `sha256:${h.digest('hex')}`;
@@ -104,7 +190,7 @@ export function traceStats(log: EventLog, verdict: Verdict): TraceStats {
  * continues the source's value), so the guest's virtual time is the host time during which
  * some VM ran (never two at once: a migration stops the source before the destination runs).
  */
-function guestRunNs(log: EventLog, endNs: number): number {
+export function guestRunNs(log: EventLog, endNs: number): number {
   const running = [false, false];
   let total = 0;
   let since = 0;
@@ -128,23 +214,74 @@ function guestRunNs(log: EventLog, endNs: number): number {
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 
-export function traceToDocument(t: Trace): object {
-  return {
-    format: TRACE_FORMAT,
-    version: TRACE_VERSION,
-    tool: { name: t.tool.name, version: t.tool.version },
-    schedule: scheduleToJson(t.schedule),
-    builds: t.builds.map(traceBuildToJson),
-    events: { count: t.events.length, data: t.eventData },
-    verdict: verdictToJson(t.verdict),
-    digest: t.digest,
-    stats: { events: t.stats.events, hostEndNs: t.stats.hostEndNs, vmEndNs: t.stats.vmEndNs },
-  };
+/**
+ * The schedule as the trace holds it: scheduleToJson's shape, with step `data` as msgpack
+ * bin (bytes as they are; validateSchedule reads them back) rather than text or a list of
+ * numbers, which costs a UTF-8 round trip per step on every recording.
+ */
+export function scheduleDocument(s: Schedule): Record<string, unknown> {
+  const doc = scheduleToJson({ ...s, steps: [] }) as Record<string, unknown>;
+  doc.steps = s.steps.map((step) => ({ ...step }));
+  return doc;
 }
 
+/** The document without the event data (the bin is spliced in by encodeTraceParts). */
+function documentFields(t: Trace): [string, unknown][] {
+  return [
+    ['format', TRACE_FORMAT],
+    ['version', TRACE_VERSION],
+    ['tool', { name: t.tool.name, version: t.tool.version }],
+    ['schedule', scheduleDocument(t.schedule)],
+    ['builds', t.builds.map(traceBuildToJson)],
+    ['events', null],
+    ['verdict', verdictToJson(t.verdict)],
+    ['digest', t.digest],
+    ['stats', { events: t.stats.events, hostEndNs: t.stats.hostEndNs, vmEndNs: t.stats.vmEndNs }],
+  ];
+}
+
+/** The trace document as a plain object (what decoding the file gives, before validation). */
+export function traceToDocument(t: Trace): Record<string, unknown> {
+  const doc: Record<string, unknown> = Object.fromEntries(documentFields(t));
+  doc.events = { count: t.eventCount, data: t.eventData };
+  return doc;
+}
+
+/**
+ * The msgpack bytes of a trace, as pieces to write one after the other: the fields are
+ * packed one by one and the event columns go into the document's `bin` as they are.
+ */
+export function encodeTraceParts(t: Trace): Uint8Array[] {
+  const fields = documentFields(t);
+  const parts: Uint8Array[] = [new Uint8Array([0x80 | fields.length])];
+  // Packr reuses its buffer between calls: copy each piece.
+  const pack = (v: unknown): void => {
+    parts.push(new Uint8Array(packr.pack(v)));
+  };
+  for (const [key, value] of fields) {
+    pack(key);
+    if (key !== 'events') {
+      pack(value);
+      continue;
+    }
+    parts.push(new Uint8Array([0x82]));
+    pack('count');
+    pack(t.eventCount);
+    pack('data');
+    parts.push(binHeader(t.eventParts.reduce((sum, p) => sum + p.length, 0)), ...t.eventParts);
+  }
+  return parts;
+}
+
+/** The msgpack bytes of a trace, in one array. */
 export function encodeTrace(t: Trace): Uint8Array {
-  // Packr reuses its buffer between calls: hand out a copy.
-  return new Uint8Array(packr.pack(traceToDocument(t)));
+  return concat(encodeTraceParts(t));
+}
+
+function binHeader(n: number): Uint8Array {
+  if (n < 0x100) return new Uint8Array([0xc4, n]);
+  if (n < 0x10000) return new Uint8Array([0xc5, n >>> 8, n & 0xff]);
+  return new Uint8Array([0xc6, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -224,7 +361,12 @@ function readTrace(input: JsonReader, doc: unknown): Trace {
 
   const eventsObj = input.object(obj.events, 'events');
   input.onlyFields(eventsObj, 'events', ['count', 'data']);
-  const count = input.int(input.need(eventsObj, 'count', 'events', 'an event count'), 'events.count', 0, 2 ** 31);
+  const count = input.int(
+    input.need(eventsObj, 'count', 'events', 'an event count'),
+    'events.count',
+    0,
+    2 ** 31,
+  );
   const data = input.need(eventsObj, 'data', 'events', 'the encoded events (bin)');
   if (!(data instanceof Uint8Array)) input.fail('events.data', 'expected bin (the encoded events)');
   const eventData = new Uint8Array(data);
@@ -235,10 +377,11 @@ function readTrace(input: JsonReader, doc: unknown): Trace {
     input.fail('verdict.events', `${verdict.events} events, but the trace holds ${count}`);
   }
   const lastAt = count > 0 ? events.at[count - 1]! : 0;
-  if (lastAt > verdict.endNs) input.fail('verdict.endNs', `${verdict.endNs} is before the last event (${lastAt})`);
+  if (lastAt > verdict.endNs)
+    input.fail('verdict.endNs', `${verdict.endNs} is before the last event (${lastAt})`);
 
   const digest = input.string(obj.digest, 'digest', DIGEST, '"sha256:" and 64 hex digits');
-  if (digest !== traceDigest(eventData, count, verdict)) {
+  if (digest !== traceDigest([eventData], count, verdict)) {
     input.fail('digest', 'does not match the events and verdict (the file was altered or is corrupt)');
   }
 
@@ -249,7 +392,10 @@ function readTrace(input: JsonReader, doc: unknown): Trace {
       input.fail(`stats.${key}`, `${stats[key]} disagrees with the events and verdict (${expected[key]})`);
     }
   }
-  return { tool, schedule, builds, events, eventData, verdict, digest, stats };
+  return lazyTrace(
+    { tool, schedule, builds, eventCount: count, eventParts: [eventData], verdict, digest, stats },
+    events,
+  );
 }
 
 function readSchedule(v: unknown, registry: BuildRegistry): Schedule {
@@ -288,13 +434,18 @@ function readFinding(input: JsonReader, v: unknown, path: string, endNs: number)
   input.onlyFields(obj, path, ['oracle', 'device', 'at', 'message', 'signature']);
   const text = (key: string, what: string): string =>
     input.string(input.need(obj, key, path, what), `${path}.${key}`, ANY_TEXT, `${what} (a string)`);
-  const oracle = input.oneOf(input.need(obj, 'oracle', path, 'an oracle name'), `${path}.oracle`, ORACLE_NAMES);
+  const oracle = input.oneOf(
+    input.need(obj, 'oracle', path, 'an oracle name'),
+    `${path}.oracle`,
+    ORACLE_NAMES,
+  );
   const device = input.need(obj, 'device', path, 'a device name or null');
   const at = safeInt(input, input.need(obj, 'at', path, 'host ns'), `${path}.at`);
   if (at > endNs) input.fail(`${path}.at`, `${at} is after the end of the run (${endNs})`);
   return {
     oracle,
-    device: device === null ? null : input.string(device, `${path}.device`, TOOL_TEXT, 'a device name or null'),
+    device:
+      device === null ? null : input.string(device, `${path}.device`, TOOL_TEXT, 'a device name or null'),
     at,
     message: text('message', 'a message'),
     signature: text('signature', 'a signature'),
@@ -304,7 +455,8 @@ function readFinding(input: JsonReader, v: unknown, path: string, endNs: number)
 function readStats(input: JsonReader, v: unknown): TraceStats {
   const obj = input.object(v, 'stats');
   input.onlyFields(obj, 'stats', ['events', 'hostEndNs', 'vmEndNs']);
-  const field = (key: string): number => safeInt(input, input.need(obj, key, 'stats', 'an integer'), `stats.${key}`);
+  const field = (key: string): number =>
+    safeInt(input, input.need(obj, key, 'stats', 'an integer'), `stats.${key}`);
   return { events: field('events'), hostEndNs: field('hostEndNs'), vmEndNs: field('vmEndNs') };
 }
 

@@ -44,6 +44,7 @@ const STACK = /^\s+at .+:\d+:\d+\)?$/m;
 
 function run(argv: string[]): { code: number; out: string; errText: string } {
   const code = main(argv);
+  if (typeof code !== 'number') throw new Error(`${argv[0]} ran asynchronously`);
   const result = { code, out: stdout(), errText: stderr() };
   expect(result.out).not.toMatch(STACK);
   expect(result.errText).not.toMatch(STACK);

@@ -1,0 +1,81 @@
+import { builtinRegistry } from '../src/model/migration/builds.js';
+import type { Schedule } from '../src/model/schedule/types.js';
+import { judge } from '../src/oracles/verdict.js';
+import { recordRun } from '../src/replay/record.js';
+import { encodeTraceParts } from '../src/replay/trace.js';
+import { migrationHeavy, uartHeavy, virtioHeavy } from './schedules.js';
+
+/**
+ * Trace figures for `npm run bench`: what recording costs (a recorded run — every event
+ * into the column recorder, then hashed and packed into the msgpack document's pieces,
+ * without the disk write — against the same run unrecorded; goal ≤ 1.5×) and how big traces
+ * are (file bytes per executed event; goal ≤ 32).
+ */
+export interface ReplayRow {
+  figure: string;
+  value: number;
+  unit: string;
+  goal: string;
+}
+
+const builds = builtinRegistry();
+
+function plain(s: Schedule): void {
+  judge(s, { builds });
+}
+
+/** What `run --trace` does before writing: record, hash, and encode (as the pieces it writes). */
+function recorded(s: Schedule): number {
+  return fileBytes(encodeTraceParts(recordRun(s, builds)));
+}
+
+const fileBytes = (parts: readonly Uint8Array[]): number => parts.reduce((sum, p) => sum + p.length, 0);
+
+/** Runs both ways alternately (so drift and GC hit both alike) for at least `minMs`. */
+function overhead(s: Schedule, minMs: number): number {
+  for (let i = 0; i < 2; i++) {
+    plain(s);
+    recorded(s);
+  }
+  let without = 0;
+  let withRec = 0;
+  const start = performance.now();
+  do {
+    const t0 = performance.now();
+    plain(s);
+    const t1 = performance.now();
+    recorded(s);
+    const t2 = performance.now();
+    without += t1 - t0;
+    withRec += t2 - t1;
+  } while (performance.now() - start < minMs);
+  return withRec / without;
+}
+
+export function replayBench(quick = false): ReplayRow[] {
+  const workloads: [string, Schedule][] = [
+    ['UART-heavy', uartHeavy(quick ? 200 : 2000)],
+    ['virtio-heavy', virtioHeavy(quick ? 200 : 2000)],
+    ['migration-heavy', migrationHeavy(quick ? 100 : 1000)],
+  ];
+  const rows: ReplayRow[] = [];
+  for (const [name, s] of workloads) {
+    rows.push({
+      figure: `recording overhead, ${name} (time with recording / without)`,
+      value: overhead(s, quick ? 300 : 3000),
+      unit: '×',
+      goal: '<= 1.5',
+    });
+  }
+  for (const [name, s] of workloads) {
+    const trace = recordRun(s, builds);
+    const bytes = fileBytes(encodeTraceParts(trace));
+    rows.push({
+      figure: `trace size, ${name} (${trace.events.length} events, ${bytes} bytes)`,
+      value: bytes / trace.events.length,
+      unit: 'bytes/event',
+      goal: '<= 32',
+    });
+  }
+  return rows;
+}

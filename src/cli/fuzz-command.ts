@@ -1,0 +1,487 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { buildPairs } from '../fuzz/arbitraries.js';
+import { Campaign, type FindingRecord } from '../fuzz/campaign.js';
+import type { Doc } from '../fuzz/mutate.js';
+import { shrink } from '../fuzz/shrink.js';
+import { parseBuildFile } from '../model/migration/build-file.js';
+import { BUILTIN_BUILDS, type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
+import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { parseSchedule, scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
+import { recordRun } from '../replay/record.js';
+import { encodeTrace } from '../replay/trace.js';
+import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import type { BatchReport, ToWorker, WorkerInit } from './fuzz-worker.js';
+import { readTraceFile, writeFileAtomic } from './replay-commands.js';
+
+/**
+ * `migfuzz fuzz`: a campaign in an AFL-shaped directory (INTERFACE.md §5). This file holds
+ * the I/O: flags, the wall clock, the output directory, the status line; the search itself
+ * is src/fuzz/campaign.ts.
+ */
+export class FuzzInputError extends Error {
+  override readonly name = 'FuzzInputError';
+}
+
+export interface FuzzSettings {
+  seed: number;
+  timeMs: number | null;
+  execs: number | null;
+  workers: number;
+  out: string;
+  corpus: string;
+  builds: BuildRegistry;
+  allowed: string[];
+  /** The --builds flag as given, for reproduce commands. */
+  buildsFlag: string | undefined;
+}
+
+const DURATION = /^(\d+)(ms|s|m|h)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDuration(text: string): number {
+  const m = DURATION.exec(text);
+  if (!m) throw new UsageError(`--time: "${text}" is not a duration (e.g. 60s, 5m, 1h)`);
+  return Number(m[1]) * UNIT_MS[m[2] ?? 's']!;
+}
+
+function positiveInt(a: ParsedArgs, flag: string, max: number): number | null {
+  const v = flagString(a, flag);
+  if (v === undefined) return null;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max)
+    throw new UsageError(`${flag}: expected a whole number from 1 to ${max}, got "${v}"`);
+  return Number(v);
+}
+
+/**
+ * --builds LIST: build names, and build files (ending in .json) whose builds are added and
+ * allowed. Without it, every built-in build.
+ */
+export function resolveBuilds(
+  list: string | undefined,
+  read: (file: string) => string,
+): { builds: BuildRegistry; allowed: string[] } {
+  let builds = builtinRegistry();
+  if (!list) return { builds, allowed: BUILTIN_BUILDS.map((b) => b.name) };
+  const allowed: string[] = [];
+  for (const item of list.split(',').filter((x) => x !== '')) {
+    if (item.endsWith('.json')) {
+      const before = new Set(builds.keys());
+      builds = parseBuildFile(read(item), builds);
+      for (const name of builds.keys()) if (!before.has(name)) allowed.push(name);
+    } else if (builds.has(item)) {
+      allowed.push(item);
+    } else {
+      throw new UsageError(`--builds: unknown build "${item}" (known: ${[...builds.keys()].join(', ')})`);
+    }
+  }
+  if (buildPairs(builds, allowed).length === 0)
+    throw new UsageError('--builds: no two of these builds share a machine type');
+  return { builds, allowed };
+}
+
+export function fuzzSettings(argv: string[], read: (file: string) => string, wallSeed: number): FuzzSettings {
+  const a = parseArgs(
+    argv,
+    ['--seed', '--time', '--execs', '--workers', '--out', '--corpus', '--builds'],
+    [],
+  );
+  if (a.positionals.length > 0) throw new UsageError(`fuzz takes no FILE (got "${a.positionals[0]}")`);
+  if (a.flags.has('--time') && a.flags.has('--execs'))
+    throw new UsageError('give --time or --execs, not both');
+  const seedText = flagString(a, '--seed');
+  if (seedText !== undefined && (!/^\d+$/.test(seedText) || Number(seedText) > 0xffffffff)) {
+    throw new UsageError(`--seed: expected a u32, got "${seedText}"`);
+  }
+  const execs = positiveInt(a, '--execs', 1e12);
+  const time = flagString(a, '--time');
+  const { builds, allowed } = resolveBuilds(flagString(a, '--builds'), read);
+  return {
+    seed: seedText !== undefined ? Number(seedText) : wallSeed >>> 0,
+    timeMs: time !== undefined ? parseDuration(time) : execs === null ? 60_000 : null,
+    execs,
+    workers: positiveInt(a, '--workers', 64) ?? 1,
+    out: flagString(a, '--out') ?? 'out',
+    corpus: flagString(a, '--corpus') ?? join('corpus', 'seeds'),
+    builds,
+    allowed,
+    buildsFlag: flagString(a, '--builds'),
+  };
+}
+
+/** Starting inputs: schedules (.json) and traces (.mpk) of a directory; a bad file is an input error. */
+export function loadCorpus(dir: string, builds: BuildRegistry): Schedule[] {
+  if (!existsSync(dir)) throw new FuzzInputError(`${dir}: no such corpus directory`);
+  const out: Schedule[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const file = join(dir, name);
+    try {
+      if (name.endsWith('.json')) out.push(parseSchedule(readFileSync(file, 'utf8'), builds));
+      else if (name.endsWith('.mpk')) out.push(readTraceFile(file).schedule);
+    } catch (e) {
+      if (e instanceof ScheduleError) throw new FuzzInputError(`${file}: ${e.message}`);
+      throw e;
+    }
+  }
+  // Inputs naming builds outside the campaign's would only fail validation later: drop them here.
+  return out.filter((s) => builds.has(s.src.build) && builds.has(s.dst.build));
+}
+
+/** A signature as a directory name. */
+export const signatureDir = (sig: string): string => sig.replace(/[^A-Za-z0-9._:-]/g, '_');
+
+/** The campaign's output directory: queue/, crashes/SIG/, hangs/, stats and plot data. */
+export class OutDir {
+  private queued = 0;
+  constructor(readonly dir: string) {
+    for (const sub of ['queue', 'crashes', 'hangs']) mkdirSync(join(dir, sub), { recursive: true });
+  }
+
+  /** Queue entries of an earlier campaign in this directory (resume). */
+  resumeQueue(builds: BuildRegistry): Doc[] {
+    const docs: Doc[] = [];
+    for (const name of readdirSync(join(this.dir, 'queue')).sort()) {
+      if (!name.endsWith('.json')) continue;
+      try {
+        const s = parseSchedule(readFileSync(join(this.dir, 'queue', name), 'utf8'), builds);
+        docs.push(scheduleToJson(s) as Doc);
+      } catch {
+        // An entry of another build set, or damaged: the queue is an optimisation, skip it.
+      }
+    }
+    this.queued = docs.length;
+    return docs;
+  }
+
+  /** Signatures already saved under crashes/ (resume: not saved twice). */
+  knownSignatures(): Set<string> {
+    return new Set(
+      readdirSync(join(this.dir, 'crashes')).filter((n) =>
+        existsSync(join(this.dir, 'crashes', n, 'finding.json')),
+      ),
+    );
+  }
+
+  saveQueue(doc: Doc, exec: number, how: string): void {
+    const name = `id:${String(this.queued++).padStart(6, '0')},exec:${exec},op:${how}.json`;
+    writeFileAtomic(join(this.dir, 'queue', name), `${JSON.stringify(doc, null, 1)}\n`);
+  }
+
+  /**
+   * A finding's directory: its original and shrunk schedules and traces, and finding.json
+   * (written last: its presence means the directory is complete).
+   */
+  saveFinding(f: FindingRecord, shrunk: Schedule, builds: BuildRegistry, extra: object): string {
+    const sub =
+      f.oracle === 'hang'
+        ? join('hangs', signatureDir(f.signature))
+        : join('crashes', signatureDir(f.signature));
+    const dir = join(this.dir, sub);
+    mkdirSync(dir, { recursive: true });
+    for (const [name, s] of [
+      ['original', f.schedule],
+      ['shrunk', shrunk],
+    ] as const) {
+      writeFileAtomic(join(dir, `${name}.json`), `${JSON.stringify(scheduleToJson(s), null, 1)}\n`);
+      writeFileAtomic(join(dir, `${name}.mpk`), encodeTrace(recordRun(s, builds)));
+    }
+    const record = {
+      ...extra,
+      signature: f.signature,
+      oracle: f.oracle,
+      device: f.device,
+      message: f.message,
+      builds: f.builds,
+    };
+    writeFileAtomic(join(dir, 'finding.json'), `${JSON.stringify(record, null, 1)}\n`);
+    return dir;
+  }
+
+  writeStats(stats: object): void {
+    writeFileAtomic(join(this.dir, 'fuzzer_stats.json'), `${JSON.stringify(stats, null, 1)}\n`);
+  }
+
+  writePlot(rows: readonly string[]): void {
+    writeFileAtomic(
+      join(this.dir, 'plot_data.csv'),
+      `# relative_time_s,execs,execs_per_sec,corpus_size,coverage,findings\n${rows.join('\n')}\n`,
+    );
+  }
+}
+
+export interface FuzzIo {
+  now(): number;
+  isTty: boolean;
+  write(text: string): void;
+  onStop(handler: () => void): void;
+  readText(file: string): string;
+}
+
+interface Row {
+  f: FindingRecord;
+  seenMs: number;
+  shrunkSteps: number;
+  dir: string;
+}
+
+/** What executions produced since the last batch. */
+interface Batch {
+  entries: { doc: Doc; op: string; exec: number }[];
+  findings: FindingRecord[];
+}
+
+/** Where executions come from: this thread's campaign, or a pool of worker threads. */
+interface Source {
+  next(): Promise<Batch>;
+  stop(): Promise<void>;
+  readonly execs: number;
+  readonly queueSize: number;
+  readonly covered: number;
+  readonly invalid: number;
+  /** Signature → times seen. */
+  readonly counts: Map<string, number>;
+}
+
+const BATCH = 64;
+
+class LocalSource implements Source {
+  readonly counts = new Map<string, number>();
+  constructor(private readonly campaign: Campaign) {}
+  get execs(): number {
+    return this.campaign.execs;
+  }
+  get queueSize(): number {
+    return this.campaign.queue.length;
+  }
+  get covered(): number {
+    return this.campaign.virgin.covered;
+  }
+  get invalid(): number {
+    return this.campaign.invalid;
+  }
+  async next(): Promise<Batch> {
+    const batch: Batch = { entries: [], findings: [] };
+    for (let i = 0; i < BATCH; i++) {
+      const r = this.campaign.step();
+      if (r.newEntry)
+        batch.entries.push({ doc: r.newEntry.doc, op: r.newEntry.op, exec: this.campaign.execs });
+      batch.findings.push(...r.newFindings);
+    }
+    for (const [sig, f] of this.campaign.findings) this.counts.set(sig, f.count);
+    // Let signals and output through between batches.
+    await new Promise((resolve) => setImmediate(resolve));
+    return batch;
+  }
+  async stop(): Promise<void> {}
+}
+
+/** Worker threads, each with its own campaign; what one finds, the others mutate too. */
+class PoolSource implements Source {
+  readonly counts = new Map<string, number>();
+  private readonly workers: Worker[] = [];
+  private readonly latest: BatchReport[] = [];
+  private pending: Batch = { entries: [], findings: [] };
+  private wake: (() => void) | null = null;
+  private failure: Error | null = null;
+
+  constructor(st: FuzzSettings, initial: Doc[], imported: Doc[]) {
+    for (let i = 0; i < st.workers; i++) {
+      const init: WorkerInit = {
+        seed: (st.seed + Math.imul(i, 0x9e3779b9)) >>> 0,
+        builds: [...st.builds.values()],
+        allowed: st.allowed,
+        initial: i === 0 ? initial : [],
+        imported,
+      };
+      const w = new Worker(new URL('./fuzz-worker.js', import.meta.url), { workerData: init });
+      w.on('message', (r: BatchReport) => this.take(i, r, st.builds));
+      w.on('error', (e) => {
+        this.failure = e;
+        this.wake?.();
+      });
+      this.workers.push(w);
+    }
+  }
+
+  private take(i: number, r: BatchReport, builds: BuildRegistry): void {
+    this.latest[i] = r;
+    for (const e of r.entries) {
+      this.pending.entries.push(e);
+      this.workers.forEach((w, j) => {
+        if (j !== i) w.postMessage({ type: 'import', docs: [e.doc] } satisfies ToWorker);
+      });
+    }
+    for (const f of r.findings) {
+      if (this.counts.has(f.signature)) continue;
+      this.pending.findings.push({ ...f, schedule: validateSchedule(f.schedule, builds) });
+      this.counts.set(f.signature, 0);
+    }
+    const total = new Map<string, number>();
+    for (const rep of this.latest)
+      for (const [sig, n] of Object.entries(rep?.counts ?? {})) total.set(sig, (total.get(sig) ?? 0) + n);
+    for (const [sig, n] of total) this.counts.set(sig, n);
+    this.wake?.();
+  }
+
+  private sum(pick: (r: BatchReport) => number): number {
+    return this.latest.reduce((acc, r) => acc + (r ? pick(r) : 0), 0);
+  }
+  get execs(): number {
+    return this.sum((r) => r.execs);
+  }
+  get queueSize(): number {
+    return Math.max(0, ...this.latest.map((r) => r?.queueSize ?? 0));
+  }
+  get covered(): number {
+    return Math.max(0, ...this.latest.map((r) => r?.covered ?? 0));
+  }
+  get invalid(): number {
+    return this.sum((r) => r.invalid);
+  }
+
+  async next(): Promise<Batch> {
+    if (this.pending.entries.length === 0 && this.pending.findings.length === 0 && !this.failure) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, 100);
+      });
+      this.wake = null;
+    }
+    if (this.failure) throw this.failure;
+    const batch = this.pending;
+    this.pending = { entries: [], findings: [] };
+    return batch;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+const STATUS_EVERY_MS = 250;
+const PLAIN_STATUS_EVERY_MS = 5000;
+const STATS_EVERY_MS = 1000;
+
+/** Runs a campaign to its limit or a stop signal; exit 1 when something was found. */
+export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
+  const out = new OutDir(st.out);
+  const initial = loadCorpus(st.corpus, st.builds);
+  const resumed = out.resumeQueue(st.builds);
+  let source: Source;
+  if (st.workers === 1) {
+    const campaign = new Campaign({ seed: st.seed, builds: st.builds, allowed: st.allowed, initial });
+    for (const doc of resumed) campaign.importEntry(doc);
+    source = new LocalSource(campaign);
+  } else {
+    source = new PoolSource(
+      st,
+      initial.map((s) => scheduleToJson(s) as Doc),
+      resumed,
+    );
+  }
+  const known = out.knownSignatures();
+  let stopped = false;
+  io.onStop(() => {
+    stopped = true;
+  });
+  const t0 = io.now();
+  const rows: Row[] = [];
+  const plot: string[] = [];
+  let lastStatus = Number.NEGATIVE_INFINITY;
+  let lastStats = Number.NEGATIVE_INFINITY;
+  io.write(
+    `migfuzz: fuzzing ${st.allowed.join(',')} with seed ${st.seed}, ${st.workers} worker(s), into ${st.out}/\n`,
+  );
+  const status = (force: boolean): void => {
+    const ms = io.now() - t0;
+    if (!force && ms - lastStatus < (io.isTty ? STATUS_EVERY_MS : PLAIN_STATUS_EVERY_MS)) return;
+    lastStatus = ms;
+    const rate = Math.round(source.execs / Math.max(ms / 1000, 0.001));
+    const line = `#${source.execs}\tcov: ${source.covered} corp: ${source.queueSize} exec/s: ${rate} finds: ${source.counts.size}`;
+    io.write(io.isTty ? `\r${line}\x1b[K` : `${line}\n`);
+  };
+  const saveStats = (force: boolean): void => {
+    const ms = io.now() - t0;
+    if (!force && ms - lastStats < STATS_EVERY_MS) return;
+    lastStats = ms;
+    const execsPerSec = source.execs / Math.max(ms / 1000, 0.001);
+    plot.push(
+      `${(ms / 1000).toFixed(1)},${source.execs},${execsPerSec.toFixed(0)},${source.queueSize},${source.covered},${source.counts.size}`,
+    );
+    out.writePlot(plot);
+    out.writeStats({
+      start_time: Math.floor(t0 / 1000),
+      last_update: Math.floor(io.now() / 1000),
+      run_time_s: ms / 1000,
+      seed: st.seed,
+      workers: st.workers,
+      builds: st.allowed,
+      execs: source.execs,
+      execs_per_sec: Math.round(execsPerSec),
+      invalid: source.invalid,
+      corpus_size: source.queueSize,
+      coverage: source.covered,
+      findings: Object.fromEntries(source.counts),
+    });
+  };
+  const finished = (): boolean =>
+    stopped ||
+    (st.execs !== null && source.execs >= st.execs) ||
+    (st.timeMs !== null && io.now() - t0 >= st.timeMs);
+  try {
+    while (!finished()) {
+      const batch = await source.next();
+      for (const e of batch.entries)
+        if (e.op !== 'initial' && e.op !== 'imported') out.saveQueue(e.doc, e.exec, e.op);
+      for (const f of batch.findings) rows.push(saveFinding(st, out, f, known, io.now() - t0));
+      status(false);
+      saveStats(false);
+    }
+  } finally {
+    await source.stop();
+  }
+  for (const r of rows) r.f.count = source.counts.get(r.f.signature) ?? r.f.count;
+  status(true);
+  saveStats(true);
+  if (io.isTty) io.write('\n');
+  io.write(findingTable(rows, source.execs));
+  return source.counts.size > 0 ? 1 : 0;
+}
+
+function saveFinding(
+  st: FuzzSettings,
+  out: OutDir,
+  f: FindingRecord,
+  known: Set<string>,
+  seenMs: number,
+): Row {
+  const dirName = signatureDir(f.signature);
+  const sub = f.oracle === 'hang' ? 'hangs' : 'crashes';
+  const dir = join(st.out, sub, dirName);
+  if (known.has(dirName)) return { f, seenMs, shrunkSteps: -1, dir };
+  const shrunk = shrink(f.schedule, f.signature, st.builds);
+  out.saveFinding(f, shrunk.schedule, st.builds, { seed: st.seed, first_exec: f.firstExec, seen_ms: seenMs });
+  return { f, seenMs, shrunkSteps: shrunk.stepsAfter, dir };
+}
+
+function findingTable(rows: readonly Row[], execs: number): string {
+  if (rows.length === 0) return `no finding in ${execs} executions\n`;
+  const lines = ['signature | oracle | device | builds | count | first seen | shrunk steps | replay'];
+  for (const r of rows) {
+    const shrunk = r.shrunkSteps < 0 ? '(saved before)' : String(r.shrunkSteps);
+    lines.push(
+      [
+        r.f.signature,
+        r.f.oracle,
+        r.f.device ?? '-',
+        r.f.builds,
+        String(r.f.count),
+        `${(r.seenMs / 1000).toFixed(2)} s (exec ${r.f.firstExec})`,
+        shrunk,
+        `npx migfuzz replay ${join(r.dir, 'shrunk.mpk')}`,
+      ].join(' | '),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

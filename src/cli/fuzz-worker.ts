@@ -1,0 +1,78 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { Campaign, type FindingRecord } from '../fuzz/campaign.js';
+import type { Doc } from '../fuzz/mutate.js';
+import type { Build } from '../model/migration/builds.js';
+import { scheduleToJson } from '../model/schedule/validate.js';
+
+/**
+ * A campaign worker thread: runs its own deterministic campaign (its own seed) in batches,
+ * reports each batch (new queue entries, new findings, counters) and takes in the entries
+ * other workers found, so coverage found anywhere is mutated everywhere.
+ */
+export interface WorkerInit {
+  seed: number;
+  builds: Build[];
+  allowed: string[];
+  /** Starting inputs as schedule documents (only worker 0 runs them). */
+  initial: Doc[];
+  imported: Doc[];
+}
+
+export interface BatchReport {
+  type: 'batch';
+  execs: number;
+  invalid: number;
+  queueSize: number;
+  covered: number;
+  entries: { doc: Doc; op: string; exec: number }[];
+  findings: (Omit<FindingRecord, 'schedule'> & { schedule: object })[];
+  /** How often this worker has seen each signature so far. */
+  counts: Record<string, number>;
+}
+
+export type ToWorker = { type: 'import'; docs: Doc[] } | { type: 'stop' };
+
+const BATCH = 64;
+
+function start(init: WorkerInit): void {
+  const port = parentPort!;
+  const builds = new Map(init.builds.map((b) => [b.name, b]));
+  const campaign = new Campaign({ seed: init.seed, builds, allowed: init.allowed });
+  for (const doc of [...init.initial, ...init.imported]) campaign.importEntry(doc);
+  let stopped = false;
+  port.on('message', (m: ToWorker) => {
+    if (m.type === 'stop') stopped = true;
+    else for (const doc of m.docs) campaign.importEntry(doc);
+  });
+  const loop = (): void => {
+    if (stopped) {
+      port.close();
+      return;
+    }
+    const report: BatchReport = {
+      type: 'batch',
+      execs: 0,
+      invalid: 0,
+      queueSize: 0,
+      covered: 0,
+      entries: [],
+      findings: [],
+      counts: {},
+    };
+    for (let i = 0; i < BATCH; i++) {
+      const r = campaign.step();
+      if (r.newEntry) report.entries.push({ doc: r.newEntry.doc, op: r.newEntry.op, exec: campaign.execs });
+      for (const f of r.newFindings) report.findings.push({ ...f, schedule: scheduleToJson(f.schedule) });
+    }
+    report.execs = campaign.execs;
+    report.invalid = campaign.invalid;
+    report.queueSize = campaign.queue.length;
+    report.covered = campaign.virgin.covered;
+    for (const [sig, f] of campaign.findings) report.counts[sig] = f.count;
+    port.postMessage(report);
+    setImmediate(loop);
+  };
+  loop();
+}
+
+if (parentPort && workerData) start(workerData as WorkerInit);

@@ -1,0 +1,312 @@
+/**
+ * The trace commands of the command line (INTERFACE.md §4): `replay TRACE [--json]`,
+ * `show TRACE [--all] [--vcd OUT.vcd]`, and the helpers behind `run FILE.mpk` and
+ * `run FILE --trace OUT.mpk`. Like main.ts, this is where files are read and written;
+ * src/replay itself does no I/O.
+ *
+ * Exit codes: 0 identical / shown, 2 usage (UsageError, printed by main), 3 invalid input
+ * file (one line), 4 replay diverged.
+ */
+
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import type { BuildRegistry } from '../model/migration/builds.js';
+import { builtinRegistry } from '../model/migration/builds.js';
+import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { oneLine, parseSchedule } from '../model/schedule/validate.js';
+import type { Finding } from '../oracles/types.js';
+import type { Verdict } from '../oracles/verdict.js';
+import { Describer, type EventView, eventLine, formatMs } from '../replay/describe.js';
+import type { EventRow } from '../replay/event-log.js';
+import { MAX_TRACE_BYTES, type Trace, TraceFormatError } from '../replay/format.js';
+import { recordRun } from '../replay/record.js';
+import { type ReplayResult, replayTrace } from '../replay/replay.js';
+import { timeline } from '../replay/timeline.js';
+import { decodeTrace, encodeTraceParts, traceRegistry, verdictToJson } from '../replay/trace.js';
+import { traceToVcd } from '../replay/vcd.js';
+import { flagString, parseArgs, UsageError } from './args.js';
+
+/** An input file that cannot be used: exit 3 with `migfuzz: <message>` (one line). */
+export class TraceInputError extends Error {
+  override readonly name = 'TraceInputError';
+}
+
+export const EXIT_DIVERGED = 4;
+const EXIT_INPUT = 3;
+
+// ---------------------------------------------------------------------------------------
+// Files
+
+/** Reads and validates a trace file; any problem is a TraceInputError naming the file. */
+export function readTraceFile(file: string): Trace {
+  let bytes: Uint8Array;
+  try {
+    const size = statSync(file).size;
+    if (size > MAX_TRACE_BYTES) {
+      throw new TraceInputError(`${file}: ${size} bytes, larger than any trace (at most ${MAX_TRACE_BYTES})`);
+    }
+    bytes = readFileSync(file);
+  } catch (e) {
+    if (e instanceof TraceInputError) throw e;
+    throw new TraceInputError(`${file}: cannot read (${ioReason(e)})`);
+  }
+  try {
+    return decodeTrace(bytes);
+  } catch (e) {
+    if (e instanceof TraceFormatError) throw new TraceInputError(oneLine(`${file}: ${e.message}`));
+    throw e;
+  }
+}
+
+function ioReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'is a directory';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return code ?? 'error';
+}
+
+/**
+ * Writes `data` to `file` atomically: a temporary file in the same directory, flushed, then
+ * renamed over `file`; on any failure the temporary file is removed and `file` is untouched.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const parts =
+    typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, 'w');
+    for (const bytes of parts) {
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already failing: the write error is the one to report
+      }
+    }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created, or already gone
+    }
+    throw new TraceInputError(`${file}: cannot write (${ioReason(e)})`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// run FILE.mpk / run FILE --trace OUT.mpk
+
+export function isTraceFile(file: string): boolean {
+  return file.toLowerCase().endsWith('.mpk');
+}
+
+/**
+ * `run FILE.mpk`: the trace's schedule and the builds to run it with (those given with
+ * `--builds`, then the trace's own, which win: the trace replays as it was recorded).
+ * Returns null when FILE is not a trace (no `.mpk` extension): run it as a schedule.
+ */
+export function traceRunInput(
+  file: string,
+  builds: BuildRegistry,
+): { schedule: Schedule; builds: BuildRegistry } | null {
+  if (!isTraceFile(file)) return null;
+  const trace = readTraceFile(file);
+  return { schedule: trace.schedule, builds: new Map([...builds, ...traceRegistry(trace)]) };
+}
+
+/**
+ * `run FILE --trace OUT`: runs and judges `schedule` while recording every event, writes the
+ * trace to OUT atomically, and returns the verdict to print (the same as without --trace).
+ */
+export function runRecorded(schedule: Schedule, builds: BuildRegistry, out: string): Verdict {
+  const trace = recordRun(schedule, builds);
+  writeFileAtomic(out, encodeTraceParts(trace));
+  return trace.verdict;
+}
+
+// ---------------------------------------------------------------------------------------
+// replay TRACE [--json]
+
+/** `replay TRACE [--json]`: 0 identical, 4 diverged, 3 bad trace. Throws UsageError (2). */
+export function cmdReplay(argv: string[]): number {
+  const a = parseArgs(argv, [], ['--json']);
+  if (a.positionals.length !== 1) throw new UsageError('replay needs exactly one TRACE');
+  const file = a.positionals[0]!;
+  return withInputErrors(() => {
+    const r = replayTrace(readTraceFile(file));
+    const repro = `npx migfuzz replay ${file}`;
+    if (a.flags.has('--json')) console.log(JSON.stringify(replayJson(file, r, repro)));
+    else for (const line of replayText(file, r, repro)) console.log(line);
+    return r.identical ? 0 : EXIT_DIVERGED;
+  });
+}
+
+function withInputErrors(f: () => number): number {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TraceInputError) {
+      console.error(`migfuzz: ${oneLine(e.message)}`);
+      return EXIT_INPUT;
+    }
+    throw e;
+  }
+}
+
+function views(trace: Trace, rows: readonly (EventRow | null)[]): (EventView | null)[] {
+  const d = new Describer(trace.schedule, trace.events, traceRegistry(trace));
+  return rows.map((row) => (row === null ? null : d.describe(row)));
+}
+
+function findingsJson(v: Verdict, repro: string): object {
+  return { ...verdictToJson(v), findings: v.findings.map((f) => ({ ...f, reproduce: repro })) };
+}
+
+export function replayJson(file: string, r: ReplayResult, repro: string): object {
+  const dv = r.divergence;
+  let divergence: object | null = null;
+  if (dv) {
+    const [recorded, replayed, ...context] = views(r.recorded, [dv.recorded, dv.replayed, ...dv.context]);
+    divergence = { index: dv.index, atNs: dv.atNs, recorded, replayed, context };
+  }
+  return {
+    trace: file,
+    identical: r.identical,
+    events: { recorded: r.recorded.eventCount, replayed: r.replayed.eventCount },
+    digest: { recorded: r.recorded.digest, replayed: r.replayed.digest },
+    divergence,
+    verdictDiffers: r.verdictDiffers,
+    verdict: findingsJson(r.replayed.verdict, repro),
+    recordedVerdict: findingsJson(r.recorded.verdict, repro),
+  };
+}
+
+function verdictHead(v: Verdict): string {
+  const n = v.findings.length;
+  return n === 0 ? 'no finding' : `${n} finding${n > 1 ? 's' : ''}`;
+}
+
+function findingText(f: Finding, repro: string): string[] {
+  return [
+    `  ${f.oracle} on ${f.device ?? '-'} at ${formatMs(f.at)}: ${f.message}`,
+    `    signature ${f.signature}`,
+    `    reproduce: ${repro}`,
+  ];
+}
+
+export function replayText(file: string, r: ReplayResult, repro: string): string[] {
+  const rec = r.recorded;
+  const rep = r.replayed;
+  const s = rec.schedule;
+  const pair = `${s.src.build} → ${s.dst.build} on ${s.machine}`;
+  const lines: string[] = [];
+  const dv = r.divergence;
+  if (r.identical) {
+    lines.push(
+      `${file}: identical: ${rep.eventCount} events replayed event by event, ${verdictHead(rep.verdict)} (${pair}; ${formatMs(rep.verdict.endNs)}; digest ${rep.digest})`,
+    );
+  } else if (dv) {
+    lines.push(
+      `${file}: DIVERGED at event #${dv.index} (host time ${formatMs(dv.atNs)}; ${rec.eventCount} events recorded, ${rep.eventCount} replayed)`,
+    );
+    const [recorded, replayed, ...context] = views(rec, [dv.recorded, dv.replayed, ...dv.context]);
+    if (context.length > 0) lines.push('  before it (identical):');
+    for (const c of context) lines.push(`    ${eventLine(c!)}`);
+    lines.push(`  recorded: ${recorded ? eventLine(recorded) : '(none: the recorded run ended here)'}`);
+    lines.push(`  replayed: ${replayed ? eventLine(replayed) : '(none: the replayed run ended here)'}`);
+    lines.push(`  digest recorded ${rec.digest}`, `  digest replayed ${rep.digest}`);
+  } else {
+    lines.push(
+      `${file}: DIVERGED in the verdict: all ${rep.eventCount} events identical, but the replayed verdict differs from the recorded one (digest recorded ${rec.digest}, replayed ${rep.digest})`,
+    );
+  }
+  if (!r.identical && r.verdictDiffers) {
+    lines.push(
+      `recorded verdict: ${verdictHead(rec.verdict)} (${rec.verdict.end}, ${formatMs(rec.verdict.endNs)})`,
+    );
+    for (const f of rec.verdict.findings) lines.push(...findingText(f, repro));
+    lines.push(
+      `replayed verdict: ${verdictHead(rep.verdict)} (${rep.verdict.end}, ${formatMs(rep.verdict.endNs)})`,
+    );
+  } else if (!r.identical) {
+    lines.push(`verdict (same as recorded): ${verdictHead(rep.verdict)}`);
+  }
+  for (const f of rep.verdict.findings) lines.push(...findingText(f, repro));
+  return lines;
+}
+
+// ---------------------------------------------------------------------------------------
+// show TRACE [--all] [--vcd OUT.vcd]
+
+/** `show TRACE [--all] [--vcd OUT.vcd]`: 0, or 3 for a bad trace. Throws UsageError (2). */
+export function cmdShow(argv: string[]): number {
+  const a = parseArgs(argv, ['--vcd'], ['--all']);
+  if (a.positionals.length !== 1) throw new UsageError('show needs exactly one TRACE');
+  const file = a.positionals[0]!;
+  const vcd = flagString(a, '--vcd');
+  if (vcd !== undefined && a.flags.has('--all'))
+    throw new UsageError('--all applies to the timeline, not --vcd');
+  return withInputErrors(() => {
+    const trace = readTraceFile(file);
+    if (vcd !== undefined) {
+      writeFileAtomic(vcd, traceToVcd(trace));
+      console.log(
+        `${file}: wrote ${vcd} (Value Change Dump, timescale 1 ns, ${trace.eventCount} events to ${formatMs(trace.verdict.endNs)})`,
+      );
+      return 0;
+    }
+    const lines = timeline(trace, { all: a.flags.has('--all'), reproduce: `npx migfuzz replay ${file}` });
+    console.log(lines.join('\n'));
+    return 0;
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// npm run regen-golden
+
+/** The golden traces: each seed bug's schedule and its trace in corpus/regressions/. */
+export const GOLDEN: readonly { schedule: string; trace: string }[] = [
+  { schedule: 'corpus/seeds/bug-a-virtio-serial.json', trace: 'corpus/regressions/bug-a.mpk' },
+  { schedule: 'corpus/seeds/bug-b-serial.json', trace: 'corpus/regressions/bug-b.mpk' },
+];
+
+/**
+ * Regenerates the golden traces deliberately (`npm run regen-golden`, from the repository
+ * root): after a change that is meant to alter the executed events.
+ */
+export function regenGolden(): number {
+  return withInputErrors(() => {
+    const builds = builtinRegistry();
+    for (const g of GOLDEN) {
+      let schedule: Schedule;
+      try {
+        schedule = parseSchedule(readFileSync(g.schedule, 'utf8'), builds);
+      } catch (e) {
+        if (e instanceof ScheduleError) throw new TraceInputError(`${g.schedule}: ${e.message}`);
+        throw new TraceInputError(`${g.schedule}: cannot read (${ioReason(e)})`);
+      }
+      const trace = recordRun(schedule, builds);
+      writeFileAtomic(g.trace, encodeTraceParts(trace));
+      console.log(
+        `${g.trace}: ${trace.eventCount} events, ${verdictHead(trace.verdict)}, digest ${trace.digest}`,
+      );
+    }
+    return 0;
+  });
+}

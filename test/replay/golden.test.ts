@@ -1,0 +1,46 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { GOLDEN } from '../../src/cli/replay-commands.js';
+import { scheduleToJson } from '../../src/model/schedule/validate.js';
+import { TOOL_VERSION } from '../../src/replay/format.js';
+import { replayTrace } from '../../src/replay/replay.js';
+import { decodeTrace } from '../../src/replay/trace.js';
+import { ROOT, seedSchedule } from './helpers.js';
+
+/**
+ * Golden traces (corpus/regressions/bug-a.mpk, bug-b.mpk): the recorded runs of the two seed
+ * bugs. Any change to the model that alters their executed events or verdicts fails here; when
+ * the change is meant, `npm run regen-golden` records them again (and the diff is reviewed).
+ */
+describe('golden traces', () => {
+  it('one per seed bug, in corpus/regressions/', () => {
+    expect(GOLDEN.map((g) => g.trace)).toEqual([
+      'corpus/regressions/bug-a.mpk',
+      'corpus/regressions/bug-b.mpk',
+    ]);
+    for (const g of GOLDEN) expect(existsSync(`${ROOT}${g.trace}`)).toBe(true);
+  });
+
+  it.each(GOLDEN)('$trace replays identically (else: npm run regen-golden, if the change is meant)', (g) => {
+    const t = decodeTrace(readFileSync(`${ROOT}${g.trace}`));
+    const r = replayTrace(t);
+    const where = r.divergence ? `first divergent event #${r.divergence.index}` : 'verdict differs';
+    expect(r.identical, `${g.trace}: ${where}`).toBe(true);
+    expect(t.verdict.findings.length).toBeGreaterThan(0);
+  });
+
+  it.each(GOLDEN)('$trace holds the seed schedule it was recorded from', (g) => {
+    const t = decodeTrace(readFileSync(`${ROOT}${g.trace}`));
+    const name = g.schedule.replace(/^corpus\/seeds\/|\.json$/g, '');
+    expect(scheduleToJson(t.schedule)).toEqual(scheduleToJson(seedSchedule(name)));
+  });
+
+  it('package.json has the regen-golden script and the tool version of the traces', () => {
+    const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as {
+      version: string;
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts['regen-golden']).toContain('regenGolden');
+    expect(pkg.version).toBe(TOOL_VERSION);
+  });
+});
