@@ -1,6 +1,7 @@
 import { builtinRegistry } from '../src/model/migration/builds.js';
 import type { Schedule } from '../src/model/schedule/types.js';
 import { judge } from '../src/oracles/verdict.js';
+import { fuzzBench } from './fuzz.js';
 import { replayBench } from './replay.js';
 import { migrationHeavy, uartHeavy, virtioHeavy } from './schedules.js';
 
@@ -48,6 +49,7 @@ const rows: Row[] = [
   eventsPerSecond('virtio-heavy', virtioHeavy(quick ? 200 : 2000)),
   eventsPerSecond('migration-heavy', migrationHeavy(quick ? 100 : 1000)),
   ...replayBench(quick),
+  ...fuzzBench(quick),
 ];
 
 const fmt = (v: number): string => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
