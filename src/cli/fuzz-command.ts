@@ -13,7 +13,7 @@ import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
 import type { BatchReport, ToWorker, WorkerInit } from './fuzz-worker.js';
-import { readTraceFile, writeFileAtomic } from './replay-commands.js';
+import { readTraceFile, TraceInputError, writeFileAtomic } from './replay-commands.js';
 
 /**
  * `migfuzz fuzz`: a campaign in an AFL-shaped directory (INTERFACE.md §5). This file holds
@@ -120,12 +120,24 @@ export function loadCorpus(dir: string, builds: BuildRegistry): Schedule[] {
       if (name.endsWith('.json')) out.push(parseSchedule(readFileSync(file, 'utf8'), builds));
       else if (name.endsWith('.mpk')) out.push(readTraceFile(file).schedule);
     } catch (e) {
-      if (e instanceof ScheduleError) throw new FuzzInputError(`${file}: ${e.message}`);
+      if (e instanceof ScheduleError || e instanceof TraceInputError)
+        throw new FuzzInputError(`${file}: ${e.message}`);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code) throw new FuzzInputError(`${file}: cannot read (${code})`);
       throw e;
     }
   }
   // Inputs naming builds outside the campaign's would only fail validation later: drop them here.
   return out.filter((s) => builds.has(s.src.build) && builds.has(s.dst.build));
+}
+
+/** The schedule's trace; a model that crashes has none, the .mpk then says why. */
+function traceOrCrash(s: Schedule, builds: BuildRegistry): Uint8Array | string {
+  try {
+    return encodeTrace(recordRun(s, builds));
+  } catch (e) {
+    return `no trace: the model threw while running this schedule (${e instanceof Error ? e.message : String(e)})\n`;
+  }
 }
 
 /** A signature as a directory name. */
@@ -150,17 +162,19 @@ export class OutDir {
         // An entry of another build set, or damaged: the queue is an optimisation, skip it.
       }
     }
-    this.queued = docs.length;
+    // Numbering goes on after every file there, also the ones skipped.
+    this.queued = readdirSync(join(this.dir, 'queue')).length;
     return docs;
   }
 
   /** Signatures already saved under crashes/ (resume: not saved twice). */
   knownSignatures(): Set<string> {
-    return new Set(
-      readdirSync(join(this.dir, 'crashes')).filter((n) =>
-        existsSync(join(this.dir, 'crashes', n, 'finding.json')),
-      ),
-    );
+    const known = new Set<string>();
+    for (const sub of ['crashes', 'hangs']) {
+      for (const n of readdirSync(join(this.dir, sub)))
+        if (existsSync(join(this.dir, sub, n, 'finding.json'))) known.add(n);
+    }
+    return known;
   }
 
   saveQueue(doc: Doc, exec: number, how: string): void {
@@ -184,7 +198,7 @@ export class OutDir {
       ['shrunk', shrunk],
     ] as const) {
       writeFileAtomic(join(dir, `${name}.json`), `${JSON.stringify(scheduleToJson(s), null, 1)}\n`);
-      writeFileAtomic(join(dir, `${name}.mpk`), encodeTrace(recordRun(s, builds)));
+      writeFileAtomic(join(dir, `${name}.mpk`), traceOrCrash(s, builds));
     }
     const record = {
       ...extra,
@@ -233,7 +247,8 @@ interface Batch {
 
 /** Where executions come from: this thread's campaign, or a pool of worker threads. */
 interface Source {
-  next(): Promise<Batch>;
+  /** Runs up to `max` executions (workers may overshoot by a batch). */
+  next(max: number): Promise<Batch>;
   stop(): Promise<void>;
   readonly execs: number;
   readonly queueSize: number;
@@ -260,9 +275,9 @@ class LocalSource implements Source {
   get invalid(): number {
     return this.campaign.invalid;
   }
-  async next(): Promise<Batch> {
+  async next(max: number): Promise<Batch> {
     const batch: Batch = { entries: [], findings: [] };
-    for (let i = 0; i < BATCH; i++) {
+    for (let i = 0; i < Math.min(BATCH, max); i++) {
       const r = this.campaign.step();
       if (r.newEntry)
         batch.entries.push({ doc: r.newEntry.doc, op: r.newEntry.op, exec: this.campaign.execs });
@@ -340,7 +355,7 @@ class PoolSource implements Source {
     return this.sum((r) => r.invalid);
   }
 
-  async next(): Promise<Batch> {
+  async next(_max: number): Promise<Batch> {
     if (this.pending.entries.length === 0 && this.pending.findings.length === 0 && !this.failure) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
@@ -365,8 +380,8 @@ const STATS_EVERY_MS = 1000;
 
 /** Runs a campaign to its limit or a stop signal; exit 1 when something was found. */
 export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
-  const out = new OutDir(st.out);
   const initial = loadCorpus(st.corpus, st.builds);
+  const out = new OutDir(st.out);
   const resumed = out.resumeQueue(st.builds);
   let source: Source;
   if (st.workers === 1) {
@@ -431,7 +446,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
     (st.timeMs !== null && io.now() - t0 >= st.timeMs);
   try {
     while (!finished()) {
-      const batch = await source.next();
+      const batch = await source.next(st.execs === null ? BATCH : st.execs - source.execs);
       for (const e of batch.entries)
         if (e.op !== 'initial' && e.op !== 'imported') out.saveQueue(e.doc, e.exec, e.op);
       for (const f of batch.findings) rows.push(saveFinding(st, out, f, known, io.now() - t0));

@@ -6,6 +6,7 @@ import { parseSchedule } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import { cmdCorpus, cmdShrink } from './corpus-commands.js';
 import { FuzzInputError, type FuzzIo, fuzzSettings, runFuzz } from './fuzz-command.js';
 import { cmdReplay, cmdShow, runRecorded, TraceInputError, traceRunInput } from './replay-commands.js';
 
@@ -22,6 +23,9 @@ const USAGE = `usage: migfuzz <command> [options]
   run FILE [--trace OUT.mpk] [--json] [--builds FILE]   run a schedule (or a trace's) and print its verdict
   replay TRACE [--json]                                 re-execute a trace and compare event by event
   show TRACE [--all] [--vcd OUT.vcd]                    a readable timeline, or a Value Change Dump
+  shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
+  corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
+  corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
   fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST]
                                                         a coverage-guided campaign
   start                                                 the default campaign (fuzz --time 60s)`;
@@ -137,6 +141,10 @@ export function main(argv: string[]): number | Promise<number> {
         return cmdReplay(rest);
       case 'show':
         return cmdShow(rest);
+      case 'shrink':
+        return cmdShrink(rest);
+      case 'corpus':
+        return cmdCorpus(rest);
       case 'start':
         return cmdFuzz(['--time', '60s', ...rest]);
       case undefined:

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import type { EventSink } from '../model/events.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { makeRng, type Rng } from '../model/rng.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
@@ -59,6 +60,31 @@ export interface ExecResult {
 export interface MutatorStats {
   tried: Record<string, number>;
   found: Record<string, number>;
+}
+
+/**
+ * judge(), except that a model that throws (a bug of the model itself, not one of its
+ * asserts) gives a model-assert finding instead of ending the campaign.
+ */
+export function judgeSafely(
+  schedule: Schedule,
+  builds: BuildRegistry,
+  sink?: EventSink,
+  eventBudget?: number,
+): { findings: Finding[]; events: number } {
+  try {
+    const v = judge(schedule, { builds, sink, eventBudget });
+    return { findings: v.findings, events: v.events };
+  } catch (e) {
+    const name = e instanceof Error ? e.name : 'throw';
+    const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    return {
+      findings: [
+        { oracle: 'model-assert', device: null, at: 0, message, signature: `model-assert:-:crash-${name}` },
+      ],
+      events: 0,
+    };
+  }
 }
 
 export class Campaign {
@@ -142,25 +168,7 @@ export class Campaign {
   private execute(schedule: Schedule, doc: Doc, how: string): ExecResult {
     const cov = this.coverage;
     cov.reset();
-    let findings: Finding[];
-    let events = 0;
-    try {
-      const v = judge(schedule, { builds: this.cfg.builds, sink: cov, eventBudget: this.cfg.eventBudget });
-      findings = v.findings;
-      events = v.events;
-    } catch (e) {
-      // A bug of the model itself (not an assert): the input is kept as a model-assert finding.
-      const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-      findings = [
-        {
-          oracle: 'model-assert',
-          device: null,
-          at: 0,
-          message,
-          signature: `model-assert:-:crash-${e instanceof Error ? e.name : 'throw'}`,
-        },
-      ];
-    }
+    const { findings, events } = judgeSafely(schedule, this.cfg.builds, cov, this.cfg.eventBudget);
     const fresh = this.virgin.merge(cov);
     let newEntry: QueueEntry | null = null;
     if (fresh > 0 || how === 'initial') {

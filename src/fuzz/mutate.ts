@@ -53,8 +53,16 @@ const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.below(xs.length)]!;
 /** A deep copy: documents in the queue are never changed in place. */
 export const cloneDoc = (d: Doc): Doc => structuredClone(d);
 
-/** Applies one mutator; returns its name (for tuning the mix) or null when it did not apply. */
+/**
+ * Applies one mutator; true when the document changed (a mutator that drew the value it
+ * already had, or had nothing to work on, reports false: no execution is wasted on it).
+ */
 export function mutate(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
+  const before = JSON.stringify(doc);
+  return apply(doc, name, cx) && JSON.stringify(doc) !== before;
+}
+
+function apply(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
   const { rng } = cx;
   const steps = doc.steps;
   switch (name) {
@@ -138,7 +146,10 @@ function mutateData(doc: Doc, rng: Rng): boolean {
     default:
       bytes[rng.below(bytes.length)] = rng.below(256);
   }
-  s.data = bytes.length > 0 ? bytes : [0x2a];
+  if (bytes.length === 0) bytes.push(0x2a);
+  const old = bytesOf(s.data);
+  if (bytes.length === old.length && bytes.every((x, i) => x === old[i])) return false;
+  s.data = bytes;
   return true;
 }
 

@@ -1,7 +1,7 @@
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
-import { judge } from '../oracles/verdict.js';
+import { judgeSafely } from './campaign.js';
 import { cloneDoc, type Doc } from './mutate.js';
 
 /**
@@ -35,7 +35,7 @@ export function shrink(
       if (e instanceof ScheduleError) return false;
       throw e;
     }
-    if (!judge(s, { builds }).findings.some((f) => f.signature === signature)) return false;
+    if (!judgeSafely(s, builds).findings.some((f) => f.signature === signature)) return false;
     best = doc;
     return true;
   };

@@ -1,0 +1,353 @@
+/**
+ * `migfuzz shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]`,
+ * `migfuzz corpus add TRACE [--name NAME] [--force] [--dir DIR]` and
+ * `migfuzz corpus check [DIR] [--json]` (INTERFACE.md §4). Like the other command files,
+ * this is where trace files are read and written; the shrinker itself (src/fuzz/shrink.ts)
+ * and the recorder (src/replay) do no I/O.
+ *
+ * Exit codes: 0 done / all seeds hold, 1 a seed no longer reproduces its recorded findings,
+ * 2 usage (UsageError, printed by main), 3 invalid input file (one line).
+ */
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { shrink } from '../fuzz/shrink.js';
+import { oneLine } from '../model/schedule/validate.js';
+import type { Finding } from '../oracles/types.js';
+import { judge } from '../oracles/verdict.js';
+import { formatMs } from '../replay/describe.js';
+import type { Trace } from '../replay/format.js';
+import { recordRun } from '../replay/record.js';
+import { encodeTrace, traceRegistry } from '../replay/trace.js';
+import { flagString, parseArgs, UsageError } from './args.js';
+import { isTraceFile, readTraceFile, TraceInputError, writeFileAtomic } from './replay-commands.js';
+
+const EXIT_FAILED = 1;
+const EXIT_INPUT = 3;
+
+/** Where regression seeds live (INTERFACE.md §5), relative to the repository root. */
+export const REGRESSIONS_DIR = join('corpus', 'regressions');
+
+const signatures = (findings: readonly Finding[]): string[] => findings.map((f) => f.signature);
+
+function findingLines(f: Finding, repro: string): string[] {
+  return [
+    `  ${f.oracle} on ${f.device ?? '-'} at ${formatMs(f.at)}: ${f.message}`,
+    `    signature ${f.signature}`,
+    `    reproduce: ${repro}`,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------
+// shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]
+
+/** The default output of `shrink`: TRACE with `.shrunk.mpk` instead of `.mpk`. */
+export function shrunkPath(file: string): string {
+  return isTraceFile(file) ? `${file.slice(0, -'.mpk'.length)}.shrunk.mpk` : `${file}.shrunk.mpk`;
+}
+
+/**
+ * `shrink`: minimises the trace's schedule to one that still shows the signature (the first
+ * finding's, or `--signature`), records it and writes the shrunk trace. 0, or 3 for a bad
+ * trace or one without that finding. Throws UsageError (2).
+ */
+export function cmdShrink(argv: string[]): number {
+  const a = parseArgs(argv, ['-o', '--signature'], ['--json']);
+  if (a.positionals.length !== 1) throw new UsageError('shrink needs exactly one TRACE');
+  const file = a.positionals[0]!;
+  const out = flagString(a, '-o') ?? shrunkPath(file);
+  const wanted = flagString(a, '--signature');
+  return withInputErrors(() => {
+    const trace = readTraceFile(file);
+    const recorded = signatures(trace.verdict.findings);
+    if (recorded.length === 0) throw new TraceInputError(`${file}: the trace has no finding to shrink`);
+    if (wanted !== undefined && !recorded.includes(wanted)) {
+      throw new UsageError(
+        `--signature: ${oneLine(wanted)} is not a finding of ${file} (its findings: ${recorded.join(', ')})`,
+      );
+    }
+    const signature = wanted ?? recorded[0]!;
+    const builds = traceRegistry(trace);
+    // The shrinker keeps candidates that still show the signature: the start must show it now.
+    const now = judge(trace.schedule, { builds });
+    if (!now.findings.some((f) => f.signature === signature)) {
+      throw new TraceInputError(
+        `${file}: its schedule no longer produces ${signature} (recorded: ${recorded.join(', ')}; now: ${signatures(now.findings).join(', ') || 'no finding'}), nothing to shrink`,
+      );
+    }
+    const r = shrink(trace.schedule, signature, builds);
+    const shrunk = recordRun(r.schedule, builds);
+    writeFileAtomic(out, encodeTrace(shrunk));
+    const repro = `npx migfuzz replay ${out}`;
+    const target = shrunk.verdict.findings.find((f) => f.signature === signature);
+    if (a.flags.has('--json')) {
+      console.log(
+        JSON.stringify({
+          trace: file,
+          out,
+          signature,
+          stepsBefore: r.stepsBefore,
+          stepsAfter: r.stepsAfter,
+          tries: r.tries,
+          events: shrunk.eventCount,
+          findings: shrunk.verdict.findings.map((f) => ({ ...f, reproduce: repro })),
+          reproduce: repro,
+        }),
+      );
+    } else {
+      console.log(
+        `${file}: shrunk ${signature} from ${r.stepsBefore} to ${r.stepsAfter} step${r.stepsAfter === 1 ? '' : 's'} (${r.tries} candidate runs)`,
+      );
+      console.log(`wrote ${out} (${shrunk.eventCount} events, digest ${shrunk.digest})`);
+      if (target) for (const line of findingLines(target, repro)) console.log(line);
+    }
+    return 0;
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// corpus add TRACE [--name NAME] [--force] [--dir DIR] | corpus check [DIR] [--json]
+
+/** `corpus add|check ...`: see cmdCorpusAdd and cmdCorpusCheck. Throws UsageError (2). */
+export function cmdCorpus(argv: string[]): number {
+  const [sub, ...rest] = argv;
+  if (sub === 'add') return cmdCorpusAdd(rest);
+  if (sub === 'check') return cmdCorpusCheck(rest);
+  throw new UsageError(
+    sub === undefined
+      ? 'corpus needs a subcommand: add TRACE [--name NAME] | check [DIR]'
+      : `unknown corpus subcommand "${oneLine(sub)}" (add, check)`,
+  );
+}
+
+/** A regression seed's file name from a finding's signature: letters, digits, `._-` only. */
+export function seedName(signature: string): string {
+  const name = signature
+    .replace(/:/g, '_')
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[.-]+/, '')
+    .slice(0, 120);
+  return name === '' ? 'seed' : name;
+}
+
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+function seedFileName(name: string): string {
+  const bare = name.toLowerCase().endsWith('.mpk') ? name.slice(0, -'.mpk'.length) : name;
+  if (!NAME.test(bare)) {
+    throw new UsageError(
+      `--name: "${oneLine(name)}" is not a seed name (letters, digits, ".", "_" and "-", not starting with "." or "-")`,
+    );
+  }
+  return `${bare}.mpk`;
+}
+
+function sameBytes(x: Uint8Array, y: Uint8Array): boolean {
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/**
+ * `corpus add`: re-records the trace's schedule (so the seed holds the current events and
+ * verdict) and writes it to DIR/NAME.mpk atomically. An existing file with other content is
+ * only replaced with `--force`; the same content is left as it is.
+ */
+function cmdCorpusAdd(argv: string[]): number {
+  const a = parseArgs(argv, ['--name', '--dir'], ['--force']);
+  if (a.positionals.length !== 1) throw new UsageError('corpus add needs exactly one TRACE');
+  const file = a.positionals[0]!;
+  const dir = flagString(a, '--dir') ?? REGRESSIONS_DIR;
+  const name = flagString(a, '--name');
+  const fileName = name !== undefined ? seedFileName(name) : undefined;
+  return withInputErrors(() => {
+    const trace = readTraceFile(file);
+    const fresh = recordRun(trace.schedule, traceRegistry(trace));
+    const first = fresh.verdict.findings[0];
+    if (fileName === undefined && !first) {
+      throw new UsageError(`${file} has no finding to name the seed after: give --name NAME`);
+    }
+    const target = join(dir, fileName ?? `${seedName(first!.signature)}.mpk`);
+    const before = signatures(trace.verdict.findings);
+    const after = signatures(fresh.verdict.findings);
+    if (before.join('\n') !== after.join('\n')) {
+      console.error(
+        `migfuzz: note: ${file} recorded ${before.join(', ') || 'no finding'}; its schedule now gives ${after.join(', ') || 'no finding'}: the seed records the current run`,
+      );
+    }
+    const bytes = encodeTrace(fresh);
+    if (existsSync(target)) {
+      if (sameBytes(readBytes(target), bytes)) {
+        console.log(`${target}: already in the corpus with this content, unchanged`);
+        return 0;
+      }
+      if (!a.flags.has('--force')) {
+        throw new TraceInputError(
+          `${target}: exists with other content (give --force to replace it, or another --name)`,
+        );
+      }
+    }
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch {
+      throw new TraceInputError(`${dir}: cannot create the directory`);
+    }
+    writeFileAtomic(target, bytes);
+    const head = after.length === 0 ? 'no finding' : `${after.length} finding${after.length > 1 ? 's' : ''}`;
+    console.log(`added ${target}: ${fresh.eventCount} events, ${head}, digest ${fresh.digest}`);
+    for (const f of fresh.verdict.findings)
+      for (const line of findingLines(f, `npx migfuzz replay ${target}`)) console.log(line);
+    console.log(`check it with: npx migfuzz corpus check${dir === REGRESSIONS_DIR ? '' : ` ${dir}`}`);
+    return 0;
+  });
+}
+
+function readBytes(file: string): Uint8Array {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new TraceInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** One regression seed re-run: does it still give the findings it recorded? */
+export interface SeedCheck {
+  file: string;
+  /** Signatures in the recorded verdict. */
+  recorded: string[];
+  /** Signatures of the run now (empty when the run threw). */
+  now: string[];
+  /** Recorded signatures the run no longer gives. */
+  missing: string[];
+  /** Findings now that a seed recorded without any finding must not have. */
+  unexpected: string[];
+  /** The run threw (a model bug outside its assertions): the error's one line. */
+  error: string | null;
+  holds: boolean;
+}
+
+/**
+ * Re-runs a seed's schedule with the builds it recorded. It holds when every recorded
+ * signature is found again; a seed recorded with no finding must still have none. Throws
+ * TraceInputError for an unreadable trace.
+ */
+export function checkSeed(file: string): SeedCheck {
+  return checkTrace(file, readTraceFile(file));
+}
+
+export function checkTrace(file: string, trace: Trace): SeedCheck {
+  const recorded = signatures(trace.verdict.findings);
+  let now: string[] = [];
+  let error: string | null = null;
+  try {
+    now = signatures(judge(trace.schedule, { builds: traceRegistry(trace) }).findings);
+  } catch (e) {
+    error = oneLine(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+  }
+  const missing = recorded.filter((s) => !now.includes(s));
+  const unexpected = recorded.length === 0 ? now : [];
+  return {
+    file,
+    recorded,
+    now,
+    missing,
+    unexpected,
+    error,
+    holds: error === null && missing.length === 0 && unexpected.length === 0,
+  };
+}
+
+/** The `.mpk` files of DIR, sorted; a missing or unreadable DIR is a TraceInputError. */
+export function seedFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw new TraceInputError(`${dir}: not a directory`);
+    names = readdirSync(dir);
+  } catch (e) {
+    if (e instanceof TraceInputError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new TraceInputError(
+      `${dir}: cannot read the seed directory (${code === 'ENOENT' ? 'no such directory' : (code ?? 'error')})`,
+    );
+  }
+  return names
+    .filter(isTraceFile)
+    .sort()
+    .map((n) => join(dir, n));
+}
+
+const list = (sigs: readonly string[]): string => (sigs.length === 0 ? 'no finding' : sigs.join(', '));
+
+function checkLines(c: SeedCheck): string[] {
+  if (c.holds) {
+    const what =
+      c.recorded.length === 0
+        ? 'still no finding'
+        : `${c.recorded.length} recorded finding${c.recorded.length > 1 ? 's' : ''} reproduced`;
+    return [`ok    ${c.file}: ${what}`];
+  }
+  const lines = [`FAIL  ${c.file}`, `  recorded: ${list(c.recorded)}`];
+  lines.push(c.error !== null ? `  now:      the run threw ${c.error}` : `  now:      ${list(c.now)}`);
+  if (c.missing.length > 0 && c.error === null) lines.push(`  missing:  ${c.missing.join(', ')}`);
+  if (c.unexpected.length > 0)
+    lines.push(`  new:      ${c.unexpected.join(', ')} (recorded with no finding)`);
+  lines.push(`  reproduce: npx migfuzz replay ${c.file}`);
+  return lines;
+}
+
+/**
+ * `corpus check [DIR]`: re-runs every seed. 0 when all hold, 1 when one does not (each
+ * reported, recorded vs now), 3 when a seed cannot be read (one line each; the others are
+ * still checked) or DIR is missing.
+ */
+function cmdCorpusCheck(argv: string[]): number {
+  const a = parseArgs(argv, [], ['--json']);
+  if (a.positionals.length > 1) throw new UsageError('corpus check takes at most one DIR');
+  const dir = a.positionals[0] ?? REGRESSIONS_DIR;
+  return withInputErrors(() => {
+    const files = seedFiles(dir);
+    const checks: SeedCheck[] = [];
+    const unreadable: string[] = [];
+    for (const file of files) {
+      try {
+        checks.push(checkSeed(file));
+      } catch (e) {
+        if (!(e instanceof TraceInputError)) throw e;
+        unreadable.push(oneLine(e.message));
+      }
+    }
+    const failed = checks.filter((c) => !c.holds);
+    if (a.flags.has('--json')) {
+      console.log(
+        JSON.stringify({
+          dir,
+          ok: failed.length === 0 && unreadable.length === 0,
+          seeds: checks,
+          unreadable,
+        }),
+      );
+    } else {
+      for (const c of checks) for (const line of checkLines(c)) console.log(line);
+      console.log(
+        `${dir}: ${files.length} seed${files.length === 1 ? '' : 's'}, ${checks.length - failed.length} hold, ${failed.length} fail${unreadable.length > 0 ? `, ${unreadable.length} unreadable` : ''}`,
+      );
+    }
+    for (const line of unreadable) console.error(`migfuzz: ${line}`);
+    if (unreadable.length > 0) return EXIT_INPUT;
+    return failed.length > 0 ? EXIT_FAILED : 0;
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+
+function withInputErrors(f: () => number): number {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TraceInputError) {
+      console.error(`migfuzz: ${oneLine(e.message)}`);
+      return EXIT_INPUT;
+    }
+    throw e;
+  }
+}
