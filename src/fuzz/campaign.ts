@@ -87,6 +87,30 @@ export function judgeSafely(
   }
 }
 
+/**
+ * How often each mutator is drawn, from measurement: the share of its executions that
+ * reached new coverage over 18,000 executions (3 seeds × 6,000, every build) was data 35%,
+ * splice 29%, duplicate 28%, move 24%, backend 24%, builds 20%, delete 19%, seed 17%,
+ * retime 16%, irq-mode 15%, machine 14% (fresh generation: 21%).
+ */
+const MUTATOR_WEIGHTS: Record<MutatorName, number> = {
+  data: 4,
+  splice: 3,
+  duplicate: 3,
+  move: 3,
+  backend: 3,
+  builds: 2,
+  delete: 2,
+  seed: 2,
+  retime: 2,
+  'irq-mode': 1,
+  machine: 1,
+};
+const WEIGHTED: readonly MutatorName[] = MUTATORS.flatMap((m) =>
+  new Array<MutatorName>(MUTATOR_WEIGHTS[m]).fill(m),
+);
+const pickMutator = (rng: Rng): MutatorName => WEIGHTED[rng.below(WEIGHTED.length)]!;
+
 export class Campaign {
   execs = 0;
   invalid = 0;
@@ -148,18 +172,16 @@ export class Campaign {
   private mutateDoc(doc: Doc): string {
     const n = 1 + this.rng.below(4);
     const names: MutatorName[] = [];
-    for (let i = 0; i < n; i++) {
-      const name = MUTATORS[this.rng.below(MUTATORS.length)]!;
-      if (
-        mutate(doc, name, {
-          rng: this.rng,
-          builds: this.cfg.builds,
-          allowed: this.cfg.allowed,
-          other: () => this.pickParent().doc,
-        })
-      ) {
-        names.push(name);
-      }
+    const cx = {
+      rng: this.rng,
+      builds: this.cfg.builds,
+      allowed: this.cfg.allowed,
+      other: () => this.pickParent().doc,
+    };
+    // Stacked mutations; ones that change nothing do not count (the parent is not run again).
+    for (let tries = 0; names.length < n && tries < 4 * n; tries++) {
+      const name = pickMutator(this.rng);
+      if (mutate(doc, name, cx)) names.push(name);
     }
     fixHorizon(doc);
     return names[0] ?? 'none';
