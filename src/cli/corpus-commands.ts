@@ -20,7 +20,13 @@ import type { Trace } from '../replay/format.js';
 import { recordRun } from '../replay/record.js';
 import { encodeTrace, traceRegistry } from '../replay/trace.js';
 import { flagString, parseArgs, UsageError } from './args.js';
-import { isTraceFile, readTraceFile, TraceInputError, writeFileAtomic } from './replay-commands.js';
+import {
+  isTraceFile,
+  readTraceFile,
+  TraceInputError,
+  withInputErrors,
+  writeFileAtomic,
+} from './replay-commands.js';
 
 const EXIT_FAILED = 1;
 const EXIT_INPUT = 3;
@@ -339,15 +345,3 @@ function cmdCorpusCheck(argv: string[]): number {
 }
 
 // ---------------------------------------------------------------------------------------
-
-function withInputErrors(f: () => number): number {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof TraceInputError) {
-      console.error(`migfuzz: ${oneLine(e.message)}`);
-      return EXIT_INPUT;
-    }
-    throw e;
-  }
-}

@@ -157,7 +157,8 @@ export function cmdReplay(argv: string[]): number {
   });
 }
 
-function withInputErrors(f: () => number): number {
+/** Runs a command; a bad input file becomes one line on stderr and exit 3. */
+export function withInputErrors(f: () => number): number {
   try {
     return f();
   } catch (e) {
