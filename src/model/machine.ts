@@ -38,7 +38,6 @@ import {
   uartWrite,
 } from './uart16550/uart.js';
 import {
-  flushQueuedData,
   vserCanReceive,
   vserHostClose,
   vserHostOpen,
@@ -648,13 +647,5 @@ export class Machine implements Bus, GuestIo, IrqOut {
     const b = this.vportBackends[dev]!.get(port)!;
     for (const byte of data) b.input.push(byte);
     this.chrAcceptInput(dev, port);
-  }
-
-  /** Flush a port's output after a change that may let it move (used after load). */
-  flushPort(dev: number, port: number): void {
-    const d = this.devices[dev]!;
-    if (d.kind !== 'vser') return;
-    const p = d.s.ports.find((x) => x.id === port);
-    if (p?.hostConnected && !p.throttled) flushQueuedData(d.s, this, this.rings(dev), p);
   }
 }
