@@ -27,7 +27,7 @@ import type { Build, MachineType } from './migration/builds.js';
 import type { Rng } from './rng.js';
 import type { DeviceSpec, UartBackendState } from './schedule/types.js';
 import { type Scheduler, schedule } from './scheduler.js';
-import { makeUart } from './uart16550/state.js';
+import { makeUart, type UartState } from './uart16550/state.js';
 import {
   type UartTimer,
   uartCanReceive,
@@ -107,7 +107,7 @@ export interface Host {
 }
 
 export type DeviceModel =
-  | { kind: 'uart'; name: string; s: ReturnType<typeof makeUart>; gsi: number }
+  | { kind: 'uart'; name: string; s: UartState; gsi: number }
   | { kind: 'vser'; name: string; s: VserState; gsi: number };
 
 export interface UartBackend {
