@@ -50,19 +50,29 @@ export interface MutationContext {
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.below(xs.length)]!;
 
-/** A deep copy: documents in the queue are never changed in place. */
-export const cloneDoc = (d: Doc): Doc => structuredClone(d);
+const cloneStep = (s: StepDoc): StepDoc =>
+  Array.isArray(s.data) ? { ...s, data: s.data.slice() } : { ...s };
 
-/**
- * Applies one mutator; true when the document changed (a mutator that drew the value it
- * already had, or had nothing to work on, reports false: no execution is wasted on it).
- */
-export function mutate(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
-  const before = JSON.stringify(doc);
-  return apply(doc, name, cx) && JSON.stringify(doc) !== before;
+/** A deep copy (of the document's known shape): documents in the queue never change in place. */
+export function cloneDoc(d: Doc): Doc {
+  const devices: Doc['devices'] = {};
+  for (const [name, dev] of Object.entries(d.devices)) {
+    devices[name] = dev.ports ? { ...dev, ports: dev.ports.map((p) => ({ ...p })) } : { ...dev };
+  }
+  return {
+    ...d,
+    src: { build: d.src.build, backends: { ...d.src.backends } },
+    dst: { build: d.dst.build, backends: { ...d.dst.backends } },
+    devices,
+    steps: d.steps.map(cloneStep),
+  };
 }
 
-function apply(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
+/**
+ * Applies one mutator; true when the document changed (a mutator that would draw the value
+ * already there, or has nothing to work on, reports false: no execution is wasted on it).
+ */
+export function mutate(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
   const { rng } = cx;
   const steps = doc.steps;
   switch (name) {
@@ -73,24 +83,27 @@ function apply(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
     case 'duplicate': {
       if (steps.length === 0) return false;
       const s = pick(rng, steps);
-      insertSorted(steps, { ...structuredClone(s), at: s.at + pick(rng, TIME_NUDGES) });
+      insertSorted(steps, { ...cloneStep(s), at: s.at + pick(rng, TIME_NUDGES) });
       return true;
     }
     case 'move': {
       // A step jumps next to another one (often a migration): just before or after it.
       if (steps.length < 2) return false;
-      const [i] = steps.splice(rng.below(steps.length), 1);
+      const k = rng.below(steps.length);
+      const [s] = steps.splice(k, 1);
       const anchor = pick(rng, steps);
       const delta = pick(rng, TIME_NUDGES) * (rng.below(2) ? 1 : -1);
-      insertSorted(steps, { ...i!, at: Math.max(0, anchor.at + delta) });
-      return true;
+      return (
+        insertSorted(steps, { ...s!, at: Math.max(0, anchor.at + delta) }) !== k ||
+        anchor.at + delta !== s!.at
+      );
     }
     case 'retime': {
       if (steps.length === 0) return false;
-      const [s] = steps.splice(rng.below(steps.length), 1);
-      const delta = pick(rng, TIME_NUDGES) * (rng.below(2) ? 1 : -1);
-      insertSorted(steps, { ...s!, at: Math.max(0, s!.at + delta) });
-      return true;
+      const k = rng.below(steps.length);
+      const [s] = steps.splice(k, 1);
+      const at = Math.max(0, s!.at + pick(rng, TIME_NUDGES) * (rng.below(2) ? 1 : -1));
+      return insertSorted(steps, { ...s!, at }) !== k || at !== s!.at;
     }
     case 'data':
       return mutateData(doc, rng);
@@ -102,8 +115,9 @@ function apply(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
       const pair = buildPairs(cx.builds, [doc.src.build, doc.dst.build]).find(
         (p) => p.src === doc.src.build && p.dst === doc.dst.build,
       );
-      if (!pair || pair.machines.length < 2) return false;
-      doc.machine = pick(rng, pair.machines);
+      const others = pair?.machines.filter((m) => m !== doc.machine) ?? [];
+      if (others.length === 0) return false;
+      doc.machine = pick(rng, others);
       return true;
     }
     case 'irq-mode': {
@@ -115,15 +129,17 @@ function apply(doc: Doc, name: MutatorName, cx: MutationContext): boolean {
     case 'splice':
       return splice(doc, cx.other(), rng);
     case 'seed':
-      doc.seed = rng.below(0x10000);
+      doc.seed = (doc.seed + 1 + rng.below(0xffff)) & 0xffff;
       return true;
   }
 }
 
-function insertSorted(steps: StepDoc[], s: StepDoc): void {
+/** Inserts after the steps at the same time (file order); returns the index. */
+function insertSorted(steps: StepDoc[], s: StepDoc): number {
   let i = steps.length;
   while (i > 0 && steps[i - 1]!.at > s.at) i--;
   steps.splice(i, 0, s);
+  return i;
 }
 
 /** Lengths move to the interesting sizes; bytes flip; a prefix or suffix goes. */
@@ -162,12 +178,18 @@ function mutateBackend(doc: Doc, rng: Rng): boolean {
   }
   if (keys.length === 0) return false;
   const key = pick(rng, keys);
-  side.backends[key] = pick(rng, key.includes('.port') ? BACKENDS.vport : BACKENDS.uart);
+  const values = key.includes('.port') ? BACKENDS.vport : BACKENDS.uart;
+  // An absent backend is the first value (open, none).
+  const others = values.filter((v) => v !== (side.backends[key] ?? values[0]));
+  side.backends[key] = pick(rng, others);
   return true;
 }
 
 function mutateBuilds(doc: Doc, cx: MutationContext): boolean {
-  const pairs: BuildPair[] = buildPairs(cx.builds, cx.allowed);
+  const pairs: BuildPair[] = buildPairs(cx.builds, cx.allowed).filter(
+    (p) => p.src !== doc.src.build || p.dst !== doc.dst.build,
+  );
+  if (pairs.length === 0) return false;
   const pair = pick(cx.rng, pairs);
   doc.src.build = pair.src;
   doc.dst.build = pair.dst;
@@ -179,10 +201,13 @@ function mutateBuilds(doc: Doc, cx: MutationContext): boolean {
 function splice(doc: Doc, other: Doc, rng: Rng): boolean {
   if (other.steps.length === 0) return false;
   const cut = doc.steps.length > 0 ? pick(rng, doc.steps).at : 0;
-  const tail = other.steps.filter((s) => s.at >= cut && fits(doc, s)).map((s) => structuredClone(s));
-  doc.steps = doc.steps.filter((s) => s.at < cut).concat(tail);
+  const tail = other.steps.filter((s) => s.at >= cut && fits(doc, s)).map(cloneStep);
+  const kept = doc.steps.filter((s) => s.at < cut);
+  // Splicing with itself (or an equal tail) changes nothing.
+  if (JSON.stringify(doc.steps.slice(kept.length)) === JSON.stringify(tail)) return false;
+  doc.steps = kept.concat(tail);
   doc.horizon = Math.max(doc.horizon, other.horizon);
-  return tail.length > 0;
+  return true;
 }
 
 /** A step fits a schedule when its device (and port) exist there with the right kind. */

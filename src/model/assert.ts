@@ -9,3 +9,11 @@ export class ModelAssertError extends Error {
 export function assert(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new ModelAssertError(msg);
 }
+
+/**
+ * Throws a broken invariant. For hot paths: `if (!cond) fail(\`...${x}\`)` builds its message
+ * only when it fails, where `assert(cond, \`...\`)` would build it on every call.
+ */
+export function fail(msg: string): never {
+  throw new ModelAssertError(msg);
+}

@@ -1,4 +1,4 @@
-import { assert } from './assert.js';
+import { fail } from './assert.js';
 import { Ev } from './events.js';
 
 /**
@@ -173,7 +173,7 @@ export function lapicDeliverable(l: LapicState): number {
 
 /** The CPU takes a vector: IRR → ISR. */
 export function lapicAck(l: LapicState, vector: number): void {
-  assert(l.irr[vector] === 1, `lapic: ack of vector ${vector} that is not requested`);
+  if (!(l.irr[vector] === 1)) fail(`lapic: ack of vector ${vector} that is not requested`);
   l.irr[vector] = 0;
   l.isr[vector] = 1;
 }
@@ -210,7 +210,7 @@ export function pciSetIrq(c: Irqchip, out: IrqOut, dev: number, pirq: number, le
   out.emit(Ev.DEV_IRQ, dev, level, 0);
   const count = c.pci.pirqCount[pirq]! + change;
   c.pci.pirqCount[pirq] = count;
-  assert(count >= 0, `pci: PIRQ ${pirq} raised by a negative number of devices`);
+  if (!(count >= 0)) fail(`pci: PIRQ ${pirq} raised by a negative number of devices`);
   setGsiLevel(c, out, PCI_GSI_BASE + pirq, count !== 0 ? 1 : 0);
 }
 

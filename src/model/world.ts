@@ -1,4 +1,4 @@
-import { assert, ModelAssertError } from './assert.js';
+import { fail, ModelAssertError } from './assert.js';
 import { Ev, type EventSink, MigPhase, RunState } from './events.js';
 import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
 import { uart8250Config, uart8250Write } from './guest/serial8250.js';
@@ -165,7 +165,7 @@ export class World implements Host {
 
   private devIndex(name: string): number {
     const i = this.deviceNames.indexOf(name);
-    assert(i >= 0, `schedule names unknown device ${name}`);
+    if (!(i >= 0)) fail(`schedule names unknown device ${name}`);
     return i;
   }
 

@@ -5,7 +5,7 @@
  * hostile stream, so every read is bounds-checked and fails with `LoadError`, never with a
  * RangeError or a silently wrong value.
  */
-import { assert } from '../assert.js';
+import { fail } from '../assert.js';
 
 /** "QEVM" (savevm.c QEMU_VM_FILE_MAGIC). */
 export const QEMU_VM_FILE_MAGIC = 0x5145564d;
@@ -81,25 +81,25 @@ export class StreamWriter {
   }
 
   u8(v: number): void {
-    assert(Number.isInteger(v) && v >= 0 && v <= 0xff, `stream: u8 out of range: ${v}`);
+    if (!(Number.isInteger(v) && v >= 0 && v <= 0xff)) fail(`stream: u8 out of range: ${v}`);
     this.buf[this.room(1)] = v;
   }
 
   be16(v: number): void {
-    assert(Number.isInteger(v) && v >= 0 && v <= 0xffff, `stream: be16 out of range: ${v}`);
+    if (!(Number.isInteger(v) && v >= 0 && v <= 0xffff)) fail(`stream: be16 out of range: ${v}`);
     const at = this.room(2);
     this.buf[at] = v >>> 8;
     this.buf[at + 1] = v & 0xff;
   }
 
   be32(v: number): void {
-    assert(Number.isInteger(v) && v >= 0 && v <= 0xffffffff, `stream: be32 out of range: ${v}`);
+    if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) fail(`stream: be32 out of range: ${v}`);
     this.put32(v);
   }
 
   /** qemu_put_sbe32: a signed int32 in two's complement. */
   i32(v: number): void {
-    assert(Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff, `stream: i32 out of range: ${v}`);
+    if (!(Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff)) fail(`stream: i32 out of range: ${v}`);
     this.put32(v >>> 0);
   }
 
@@ -110,7 +110,7 @@ export class StreamWriter {
       this.put32(0xffffffff);
       return;
     }
-    assert(Number.isSafeInteger(v) && v >= 0, `stream: be64 not representable: ${v}`);
+    if (!(Number.isSafeInteger(v) && v >= 0)) fail(`stream: be64 not representable: ${v}`);
     this.put32(Math.floor(v / TWO_32));
     this.put32(v % TWO_32);
   }
@@ -121,12 +121,12 @@ export class StreamWriter {
 
   /** qemu_put_counted_string: a u8 length, then the ASCII characters (section idstrs). */
   str8(s: string): void {
-    assert(s.length <= 0xff, `stream: string too long: ${s.length}`);
+    if (!(s.length <= 0xff)) fail(`stream: string too long: ${s.length}`);
     const at = this.room(1 + s.length);
     this.buf[at] = s.length;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
-      assert(isPrintable(c), `stream: string is not printable ASCII: ${JSON.stringify(s)}`);
+      if (!isPrintable(c)) fail(`stream: string is not printable ASCII: ${JSON.stringify(s)}`);
       this.buf[at + 1 + i] = c;
     }
   }

@@ -9,7 +9,7 @@
  * target object, lengths are bounded before use, and every failure is a LoadError. A failed
  * load may leave the target half-written (QEMU too): the caller discards the destination.
  */
-import { assert } from '../assert.js';
+import { assert, fail } from '../assert.js';
 import {
   decodeInt64,
   hex64,
@@ -147,10 +147,10 @@ export function fieldAt<T, C = unknown>(path: string, type: ScalarType, opts?: F
   const holder = (o: T): Slots => {
     let cur: unknown = o;
     for (const p of parents) {
-      assert(typeof cur === 'object' && cur !== null, `vmstate: bad field path ${path}`);
+      if (!(typeof cur === 'object' && cur !== null)) fail(`vmstate: bad field path ${path}`);
       cur = (cur as Record<string, unknown>)[p];
     }
-    assert(typeof cur === 'object' && cur !== null, `vmstate: bad field path ${path}`);
+    if (!(typeof cur === 'object' && cur !== null)) fail(`vmstate: bad field path ${path}`);
     return cur as Slots;
   };
   return {
@@ -202,7 +202,7 @@ function fits(v: number, t: IntType): boolean {
 }
 
 function getValue<T, C>(desc: string, f: VmField<T, C>, o: T): VmValue {
-  assert(f.get !== undefined, `${desc}: field ${f.name} has no get`);
+  if (!(f.get !== undefined)) fail(`${desc}: field ${f.name} has no get`);
   return f.get(o);
 }
 
@@ -223,11 +223,12 @@ function saveField<T, C>(w: StreamWriter, desc: string, f: VmField<T, C>, o: T, 
   }
   const v = getValue(desc, f, o);
   if (t === 'bool') {
-    assert(typeof v === 'boolean', `${desc}: field ${f.name}: not a boolean: ${String(v)}`);
+    if (!(typeof v === 'boolean')) fail(`${desc}: field ${f.name}: not a boolean: ${String(v)}`);
     w.u8(v ? 1 : 0);
     return;
   }
-  assert(typeof v === 'number' && fits(v, t), `${desc}: field ${f.name}: cannot save ${String(v)} as ${t}`);
+  if (!(typeof v === 'number' && fits(v, t)))
+    fail(`${desc}: field ${f.name}: cannot save ${String(v)} as ${t}`);
   switch (t) {
     case 'u8':
       w.u8(v);
@@ -287,7 +288,7 @@ function outOfRange(top: string, desc: string, name: string, shown: string): Loa
 }
 
 function setValue<T, C>(desc: string, f: VmField<T, C>, o: T, v: VmValue): void {
-  assert(f.set !== undefined, `${desc}: field ${f.name} has no set`);
+  if (!(f.set !== undefined)) fail(`${desc}: field ${f.name} has no set`);
   f.set(o, v);
 }
 
@@ -375,7 +376,7 @@ function subsectionIndex<T, C>(subs: readonly VmSubsection<T, C>[], name: string
 function loadSubsections<T, C>(r: StreamReader, section: VmSection<T, C>, o: T, ctx: C): void {
   const top = section.name;
   const subs = section.subsections;
-  assert(subs.length <= 31, `${top}: too many subsections`);
+  if (!(subs.length <= 31)) fail(`${top}: too many subsections`);
   let seen = 0;
   while (r.peek() === QEMU_VM_SUBSECTION) {
     r.u8();
@@ -450,7 +451,7 @@ function isPrintableAscii(s: string): boolean {
  * Section ids count from 0 in entry order (savevm_state.global_section_id).
  */
 export function saveStream<C>(entries: readonly VmEntry<C>[], ctx: C, machineType: string): Uint8Array {
-  assert(isPrintableAscii(machineType), `savevm: machine type is not printable ASCII: ${machineType}`);
+  if (!isPrintableAscii(machineType)) fail(`savevm: machine type is not printable ASCII: ${machineType}`);
   assertUnique(entries);
   const w = new StreamWriter(1024);
   w.be32(QEMU_VM_FILE_MAGIC);
@@ -478,7 +479,7 @@ function assertUnique<C>(entries: readonly VmEntry<C>[]): void {
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     const j = findEntry(entries, e.section.name, e.instanceId);
-    assert(j === i, `savevm: section '${e.section.name}' instance ${e.instanceId} registered twice`);
+    if (!(j === i)) fail(`savevm: section '${e.section.name}' instance ${e.instanceId} registered twice`);
   }
 }
 

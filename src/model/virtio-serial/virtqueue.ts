@@ -1,4 +1,4 @@
-import { assert } from '../assert.js';
+import { assert, fail } from '../assert.js';
 
 /**
  * A split virtqueue. The ring and the buffers live in guest memory (`Vring`, copied with RAM
@@ -86,7 +86,7 @@ export function vqAvail(r: Vring, q: VqDevice): number {
 export function vqPop(r: Vring, q: VqDevice): number {
   if (q.lastAvailIdx === r.availIdx) return -1;
   const id = r.availRing[q.lastAvailIdx % r.num]!;
-  assert(id < r.num, `virtqueue: descriptor ${id} out of range`);
+  if (!(id < r.num)) fail(`virtqueue: descriptor ${id} out of range`);
   q.lastAvailIdx = u16(q.lastAvailIdx + 1);
   q.inuse++;
   return id;
