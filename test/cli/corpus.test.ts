@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/args.js';
 import { checkSeed, cmdCorpus, cmdShrink, seedName, shrunkPath } from '../../src/cli/corpus-commands.js';
 import { scheduleToJson, validateSchedule } from '../../src/model/schedule/validate.js';
@@ -18,6 +18,7 @@ import type { Trace } from '../../src/replay/format.js';
 import { replayTrace } from '../../src/replay/replay.js';
 import { decodeTrace, encodeTrace, makeTrace, traceRegistry } from '../../src/replay/trace.js';
 import { builds, ROOT, seedTrace } from '../replay/helpers.js';
+import { captureCli } from './capture.js';
 
 /**
  * `shrink TRACE [-o OUT]` and `corpus add|check` (INTERFACE.md §4): exit 0 done / all seeds
@@ -51,36 +52,7 @@ function withFindings(t: Trace, findings: Trace['verdict']['findings']): Trace {
   return makeTrace(t.schedule, traceRegistry(t), t.eventParts, t.eventCount, verdict, t.stats.vmEndNs);
 }
 
-let log: MockInstance<typeof console.log>;
-let err: MockInstance<typeof console.error>;
-beforeEach(() => {
-  log = vi.spyOn(console, 'log').mockImplementation(() => {});
-  err = vi.spyOn(console, 'error').mockImplementation(() => {});
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-
-const lines = (spy: MockInstance<(...args: unknown[]) => void>): string[] =>
-  spy.mock.calls.flatMap((args) => args.map(String).join(' ').split('\n'));
-const STACK = /^\s+at .+:\d+:\d+\)?$/m;
-
-function cli(
-  cmd: (argv: string[]) => number,
-  argv: string[],
-): { code: number; out: string[]; err: string[] } {
-  log.mockClear();
-  err.mockClear();
-  const code = cmd(argv);
-  const r = {
-    code,
-    out: lines(log as unknown as MockInstance<(...args: unknown[]) => void>),
-    err: lines(err as unknown as MockInstance<(...args: unknown[]) => void>),
-  };
-  expect(r.out.join('\n')).not.toMatch(STACK);
-  expect(r.err.join('\n')).not.toMatch(STACK);
-  return r;
-}
+const cli = captureCli();
 
 /** Does removing any single step of the trace's schedule lose `signature`? */
 function oneMinimal(t: Trace, signature: string): boolean {

@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/args.js';
 import {
   cmdReplay,
@@ -24,6 +24,7 @@ import {
 import { validateBuildFile } from '../../src/model/migration/build-file.js';
 import { decodeTrace, encodeTrace, makeTraceFromLog, traceRegistry } from '../../src/replay/trace.js';
 import { builds, seedSchedule, seedTrace } from '../replay/helpers.js';
+import { captureCli } from './capture.js';
 
 /**
  * The trace commands (INTERFACE.md §4): `replay` exits 0 identical / 4 diverged, `show`
@@ -40,37 +41,7 @@ function traceFile(bytes: Uint8Array): string {
   return f;
 }
 
-let log: MockInstance<typeof console.log>;
-let err: MockInstance<typeof console.error>;
-beforeEach(() => {
-  log = vi.spyOn(console, 'log').mockImplementation(() => {});
-  err = vi.spyOn(console, 'error').mockImplementation(() => {});
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
-
-const lines = (spy: MockInstance<(...args: unknown[]) => void>): string[] =>
-  spy.mock.calls.flatMap((args) => args.map(String).join(' ').split('\n'));
-/** A V8 stack frame line: "    at fn (file:line:col)". */
-const STACK = /^\s+at .+:\d+:\d+\)?$/m;
-
-function cli(
-  cmd: (argv: string[]) => number,
-  argv: string[],
-): { code: number; out: string[]; err: string[] } {
-  log.mockClear();
-  err.mockClear();
-  const code = cmd(argv);
-  const r = {
-    code,
-    out: lines(log as unknown as MockInstance<(...args: unknown[]) => void>),
-    err: lines(err as unknown as MockInstance<(...args: unknown[]) => void>),
-  };
-  expect(r.out.join('\n')).not.toMatch(STACK);
-  expect(r.err.join('\n')).not.toMatch(STACK);
-  return r;
-}
+const cli = captureCli();
 
 describe('migfuzz replay', () => {
   it('an identical replay exits 0 and says so, with the verdict and how to reproduce it', () => {
