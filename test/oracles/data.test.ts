@@ -1,13 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Ev, streamId } from '../../src/model/events.js';
-import type { MachineFault } from '../../src/model/machine.js';
-import { builtinRegistry } from '../../src/model/migration/builds.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
 import { parseSchedule, validateSchedule } from '../../src/model/schedule/validate.js';
 import { World } from '../../src/model/world.js';
 import { DEFAULT_ORACLE_PARAMS } from '../../src/oracles/types.js';
-import { judge } from '../../src/oracles/verdict.js';
+import { builds, type Event, judged } from './judged.js';
 
 /**
  * data-loss and data-corruption (INTERFACE.md §2): byte accounting from BYTE_ACCEPT to
@@ -15,27 +13,7 @@ import { judge } from '../../src/oracles/verdict.js';
  * FIFO loss through migration (the phantom read); documented discards must stay silent.
  */
 
-const builds = builtinRegistry();
 const MS = 1_000_000;
-
-interface Event {
-  at: number;
-  kind: number;
-  vm: number;
-  dev: number;
-  a: number;
-  b: number;
-}
-
-function judged(s: Schedule, fault?: MachineFault) {
-  const events: Event[] = [];
-  const verdict = judge(s, {
-    builds,
-    fault,
-    sink: { event: (at, kind, vm, dev, a, b) => events.push({ at, kind, vm, dev, a, b }) },
-  });
-  return { verdict, events, signatures: verdict.findings.map((f) => f.signature) };
-}
 
 const bytesOf = (events: Event[], kind: number, stream: number): number[] =>
   events.filter((e) => e.kind === kind && e.dev === stream).map((e) => e.a);

@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { Ev, streamId } from '../../src/model/events.js';
 import { PCI_GSI_BASE, vectorOfGsi, vectorOfMsix } from '../../src/model/irqchip.js';
-import type { MachineFault } from '../../src/model/machine.js';
-import { builtinRegistry } from '../../src/model/migration/builds.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
 import { validateSchedule } from '../../src/model/schedule/validate.js';
 import { World } from '../../src/model/world.js';
 import { DEFAULT_ORACLE_PARAMS } from '../../src/oracles/types.js';
-import { judge } from '../../src/oracles/verdict.js';
+import { builds, type Event, judged } from './judged.js';
 
 /**
  * lost-interrupt and stuck-irq-line (INTERFACE.md §2): an injected `drop-delivery` fault loses
@@ -16,28 +14,8 @@ import { judge } from '../../src/oracles/verdict.js';
  * moment ("the delivery that carries the host's data") rather than a magic count.
  */
 
-const builds = builtinRegistry();
 const DEADLINE = DEFAULT_ORACLE_PARAMS.deadlineNs;
 const MS = 1_000_000;
-
-interface Event {
-  at: number;
-  kind: number;
-  vm: number;
-  dev: number;
-  a: number;
-  b: number;
-}
-
-function judged(s: Schedule, fault?: MachineFault) {
-  const events: Event[] = [];
-  const verdict = judge(s, {
-    builds,
-    fault,
-    sink: { event: (at, kind, vm, dev, a, b) => events.push({ at, kind, vm, dev, a, b }) },
-  });
-  return { verdict, events, signatures: verdict.findings.map((f) => f.signature) };
-}
 
 /** The vector the guest programs for device `dev` (index in `schedule.devices`). */
 function vectorOf(s: Schedule, dev: number): number {
