@@ -158,6 +158,8 @@ export interface MachineConfig {
   machineType: MachineType;
   devices: [string, DeviceSpec][];
   backends: Record<string, string>;
+  /** Guest RAM received from a migration source (a fresh machine boots with its own). */
+  ram?: Ram;
 }
 
 export class Machine implements Bus, GuestIo, IrqOut {
@@ -213,7 +215,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.timerExpiry = new Float64Array(slot).fill(-1);
     this.timerGen = new Int32Array(slot);
     this.slotDev = Int32Array.from(slotDev);
-    this.ram = {
+    this.ram = cfg.ram ?? {
       guest: makeGuest(
         cfg.devices.map(([, spec]) =>
           spec.kind === 'isa-serial'

@@ -13,7 +13,7 @@ export interface Scheduler {
   b: Int32Array;
 }
 
-export function makeScheduler(capacity = 256): Scheduler {
+export function makeScheduler(capacity = 64): Scheduler {
   return {
     size: 0,
     nextSeq: 0,

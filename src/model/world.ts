@@ -4,7 +4,7 @@ import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
 import { uart8250Config, uart8250Write } from './guest/serial8250.js';
 import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './guest/virtio-console.js';
 import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
-import { cloneRam, type Host, Machine, type MachineFault, Sk } from './machine.js';
+import { cloneRam, type Host, Machine, type MachineFault, type Ram, Sk } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
 import { LoadError } from './migration/stream.js';
 import { loadVm, saveVm } from './migration/vm.js';
@@ -87,7 +87,7 @@ export class World implements Host {
     return this.vms[this.active]!;
   }
 
-  private makeMachine(vm: number): Machine {
+  private makeMachine(vm: number, ram?: Ram): Machine {
     const side = vm === 0 ? this.schedule.src : this.schedule.dst;
     const build = this.opts.builds.get(side.build)!;
     const machineType = findMachine(build, this.schedule.machine)!;
@@ -97,6 +97,7 @@ export class World implements Host {
       machineType,
       devices: Object.entries(this.schedule.devices),
       backends: side.backends as Record<string, string>,
+      ram,
     });
   }
 
@@ -256,9 +257,9 @@ export class World implements Host {
     const stream = saveVm(src);
     this.emit(Ev.MIGRATION, from, -1, MigPhase.SAVED, stream.length);
     const to = 1 - from;
-    const dst = this.makeMachine(to);
+    // Guest RAM travels with the migration (copied: the source keeps its own if it fails).
+    const dst = this.makeMachine(to, cloneRam(src.ram));
     dst.startIncoming();
-    dst.ram = cloneRam(src.ram);
     this.vms[to] = dst;
     this.emit(Ev.MIGRATION, to, -1, MigPhase.DST_CREATED, 0);
     this.migration = { from, stream, autostart, srcWasRunning };
