@@ -1,34 +1,39 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Campaign } from '../src/fuzz/campaign.js';
+import fc from 'fast-check';
+import { scheduleArb } from '../src/fuzz/arbitraries.js';
+import { Campaign, type FindingRecord } from '../src/fuzz/campaign.js';
+import { shrink } from '../src/fuzz/shrink.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../src/model/migration/builds.js';
+import { validateSchedule } from '../src/model/schedule/validate.js';
+import { judge } from '../src/oracles/verdict.js';
+import type { Row } from './row.js';
 
 /**
- * Campaign figures: executions per second on 1 and 2 workers (the real `migfuzz fuzz`, from
- * an empty corpus), and executions and seconds until each seed bug's signature is found.
+ * Campaign figures: executions per second of the real `migfuzz fuzz` on 1 and 2 workers; how
+ * many executions and seconds each seed bug takes, guided against a plain fast-check
+ * baseline (the same schedule arbitrary under fc.check: no corpus, no coverage); shrinking;
+ * memory of a long campaign (measured in a child process).
  */
-interface Row {
-  figure: string;
-  value: number;
-  unit: string;
-  goal: string;
-}
-
 export const SEED_BUGS = {
   A: 'stuck-irq-line:vser0:remote-irr',
   B: 'migration-failed:serial0:tsr-not-empty',
 } as const;
+type Bug = keyof typeof SEED_BUGS;
+const BUGS: Bug[] = ['A', 'B'];
 
+const builds = builtinRegistry();
+const allowed = BUILTIN_BUILDS.map((b) => b.name);
 const BIN = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
 
-/** Runs the CLI campaign and reads its final fuzzer_stats.json. */
+/** Runs the CLI campaign over every build from an empty corpus; its final execs/s. */
 function campaignRate(workers: number, seconds: number): number {
   const dir = mkdtempSync(join(tmpdir(), 'migfuzz-bench-'));
   const empty = join(dir, 'corpus');
-  execFileSync('mkdir', ['-p', empty]);
+  mkdirSync(empty);
   try {
     const args = [
       'fuzz',
@@ -41,9 +46,8 @@ function campaignRate(workers: number, seconds: number): number {
       '--corpus',
       empty,
     ];
-    args.push('--out', join(dir, 'out'), '--builds', 'qemu-9.2');
     try {
-      execFileSync(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+      execFileSync(process.execPath, [BIN, ...args, '--out', join(dir, 'out')], { stdio: 'ignore' });
     } catch {
       // exit 1 means findings; the rate is what is measured here
     }
@@ -62,71 +66,190 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-/** Executions and seconds until each seed bug, over campaign seeds 1..n from no corpus. */
-function timeToBugs(seeds: number, maxExecs: number): Row[] {
-  const builds = builtinRegistry();
-  const allowed = BUILTIN_BUILDS.map((b) => b.name);
-  const execs: Record<string, number[]> = { A: [], B: [] };
-  const secs: Record<string, number[]> = { A: [], B: [] };
-  for (let seed = 1; seed <= seeds; seed++) {
-    const c = new Campaign({ seed, builds, allowed });
-    const t0 = performance.now();
-    const found: Record<string, boolean> = {};
-    while (c.execs < maxExecs && !(found.A && found.B)) {
-      for (const f of c.step().newFindings) {
-        for (const bug of ['A', 'B'] as const) {
-          if (f.signature === SEED_BUGS[bug] && !found[bug]) {
-            found[bug] = true;
-            execs[bug]!.push(c.execs);
-            secs[bug]!.push((performance.now() - t0) / 1000);
-          }
-        }
-      }
-    }
-    for (const bug of ['A', 'B'] as const) {
-      if (!found[bug]) {
-        execs[bug]!.push(Number.POSITIVE_INFINITY);
-        secs[bug]!.push(Number.POSITIVE_INFINITY);
+interface Find {
+  execs: number;
+  seconds: number;
+}
+
+/** The guided campaign from no corpus: executions and seconds until each bug. */
+function guided(
+  seed: number,
+  maxExecs: number,
+): { finds: Record<Bug, Find>; first: Record<Bug, FindingRecord | null> } {
+  const c = new Campaign({ seed, builds, allowed });
+  const t0 = performance.now();
+  const finds = { A: { execs: Infinity, seconds: Infinity }, B: { execs: Infinity, seconds: Infinity } };
+  const first: Record<Bug, FindingRecord | null> = { A: null, B: null };
+  while (c.execs < maxExecs && !(first.A && first.B)) {
+    for (const f of c.step().newFindings) {
+      for (const bug of BUGS) {
+        if (f.signature !== SEED_BUGS[bug] || first[bug]) continue;
+        first[bug] = f;
+        finds[bug] = { execs: c.execs, seconds: (performance.now() - t0) / 1000 };
       }
     }
   }
+  return { finds, first };
+}
+
+/** Plain property-based testing: fc.check of "no run shows the signature". */
+function baseline(seed: number, bug: Bug, maxExecs: number): Find {
+  let execs = 0;
+  const t0 = performance.now();
+  const property = fc.property(scheduleArb(builds, allowed), (doc) => {
+    execs++;
+    const s = validateSchedule(doc, builds);
+    return !judge(s, { builds }).findings.some((f) => f.signature === SEED_BUGS[bug]);
+  });
+  const r = fc.check(property, { seed, numRuns: maxExecs, endOnFailure: true });
+  return r.failed
+    ? { execs, seconds: (performance.now() - t0) / 1000 }
+    : { execs: Infinity, seconds: Infinity };
+}
+
+function timeToBug(seeds: number, maxExecs: number): Row[] {
   const rows: Row[] = [];
-  for (const bug of ['A', 'B'] as const) {
-    const e = execs[bug]!;
-    const s = secs[bug]!;
+  const g: Record<Bug, Find[]> = { A: [], B: [] };
+  const b: Record<Bug, Find[]> = { A: [], B: [] };
+  const shrinks: Record<Bug, { seconds: number; before: number; after: number }[]> = { A: [], B: [] };
+  for (let seed = 1; seed <= seeds; seed++) {
+    const run = guided(seed, maxExecs);
+    for (const bug of BUGS) {
+      g[bug].push(run.finds[bug]);
+      b[bug].push(baseline(seed, bug, maxExecs));
+      const f = run.first[bug];
+      if (f && shrinks[bug].length < 3) {
+        const t0 = performance.now();
+        const r = shrink(f.schedule, f.signature, builds);
+        shrinks[bug].push({
+          seconds: (performance.now() - t0) / 1000,
+          before: r.stepsBefore,
+          after: r.stepsAfter,
+        });
+      }
+    }
+  }
+  const group = `Time to bug (${seeds} seeds, empty corpus)`;
+  for (const bug of BUGS) {
+    const ge = g[bug].map((x) => x.execs);
+    const be = b[bug].map((x) => x.execs);
     rows.push(
       {
-        figure: `bug ${bug}: executions to first find (median of ${seeds} seeds)`,
-        value: median(e),
+        group,
+        figure: `bug ${bug}, guided: executions (median)`,
+        value: median(ge),
         unit: 'execs',
         goal: '',
       },
       {
-        figure: `bug ${bug}: executions to first find (worst)`,
-        value: Math.max(...e),
+        group,
+        figure: `bug ${bug}, guided: executions (worst)`,
+        value: Math.max(...ge),
         unit: 'execs',
         goal: '',
       },
-      { figure: `bug ${bug}: seconds to first find (median)`, value: median(s), unit: 's', goal: '< 1' },
-      { figure: `bug ${bug}: seconds to first find (worst)`, value: Math.max(...s), unit: 's', goal: '' },
+      {
+        group,
+        figure: `bug ${bug}, guided: seconds (median)`,
+        value: median(g[bug].map((x) => x.seconds)),
+        unit: 's',
+        goal: '< 1',
+      },
+      {
+        group,
+        figure: `bug ${bug}, guided: seconds (worst)`,
+        value: Math.max(...g[bug].map((x) => x.seconds)),
+        unit: 's',
+        goal: '',
+      },
+      {
+        group,
+        figure: `bug ${bug}, baseline fc.check: executions (median)`,
+        value: median(be),
+        unit: 'execs',
+        goal: '',
+      },
+      {
+        group,
+        figure: `bug ${bug}, baseline fc.check: executions (worst)`,
+        value: Math.max(...be),
+        unit: 'execs',
+        goal: '',
+      },
+      {
+        group,
+        figure: `bug ${bug}, baseline fc.check: seconds (median)`,
+        value: median(b[bug].map((x) => x.seconds)),
+        unit: 's',
+        goal: '',
+      },
+      {
+        group,
+        figure: `bug ${bug}: baseline / guided executions (medians)`,
+        value: median(be) / median(ge),
+        unit: '×',
+        goal: bug === 'B' ? '>= 5 (the harder bug)' : '',
+      },
+    );
+  }
+  for (const bug of BUGS) {
+    const s = shrinks[bug];
+    const group2 = 'Shrinking (first finds of the first seeds)';
+    rows.push(
+      {
+        group: group2,
+        figure: `bug ${bug}: seconds to shrink (worst)`,
+        value: Math.max(...s.map((x) => x.seconds)),
+        unit: 's',
+        goal: '<= 5',
+      },
+      {
+        group: group2,
+        figure: `bug ${bug}: steps before (worst)`,
+        value: Math.max(...s.map((x) => x.before)),
+        unit: 'steps',
+        goal: '',
+      },
+      {
+        group: group2,
+        figure: `bug ${bug}: steps after (worst)`,
+        value: Math.max(...s.map((x) => x.after)),
+        unit: 'steps',
+        goal: bug === 'A' ? '<= 6' : '<= 8',
+      },
     );
   }
   return rows;
+}
+
+/** A long campaign in a child process: its peak RSS, and growth from the first quarter on. */
+function memory(execs: number): Row[] {
+  const child = fileURLToPath(new URL('./memory-child.js', import.meta.url));
+  const out = execFileSync(process.execPath, [child, String(execs)], { encoding: 'utf8' });
+  const m = JSON.parse(out) as { peakMb: number; quarterMb: number; endMb: number };
+  const group = `Memory (${execs.toLocaleString('en-US')}-execution campaign)`;
+  return [
+    { group, figure: 'peak RSS', value: m.peakMb, unit: 'MB', goal: '< 300' },
+    {
+      group,
+      figure: 'RSS growth, first quarter to end',
+      value: ((m.endMb - m.quarterMb) / m.quarterMb) * 100,
+      unit: '%',
+      goal: '< 10',
+    },
+  ];
 }
 
 export function fuzzBench(quick: boolean): Row[] {
   const seconds = quick ? 2 : 10;
   const one = campaignRate(1, seconds);
   const two = campaignRate(2, seconds);
+  const group = 'Executions per second (default campaign, every build, empty corpus)';
   return [
-    {
-      figure: 'campaign executions/s, 1 worker (qemu-9.2, empty corpus)',
-      value: one,
-      unit: 'execs/s',
-      goal: '>= 5,000',
-    },
-    { figure: 'campaign executions/s, 2 workers', value: two, unit: 'execs/s', goal: '' },
-    { figure: 'scaling, 2 workers / 1', value: two / one, unit: '×', goal: '>= 1.8' },
-    ...timeToBugs(quick ? 3 : 10, 20_000),
+    { group, figure: '1 worker', value: one, unit: 'execs/s', goal: '>= 5,000' },
+    { group, figure: '2 workers', value: two, unit: 'execs/s', goal: '' },
+    { group, figure: 'scaling, 2 workers / 1', value: two / one, unit: '×', goal: '>= 1.8' },
+    ...timeToBug(quick ? 3 : 10, quick ? 5_000 : 50_000),
+    ...memory(quick ? 10_000 : 200_000),
   ];
 }
