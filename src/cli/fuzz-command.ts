@@ -179,7 +179,7 @@ export class OutDir {
 
   saveQueue(doc: Doc, exec: number, how: string): void {
     const name = `id:${String(this.queued++).padStart(6, '0')},exec:${exec},op:${how}.json`;
-    writeFileAtomic(join(this.dir, 'queue', name), `${JSON.stringify(doc, null, 1)}\n`);
+    writeFileAtomic(join(this.dir, 'queue', name), `${JSON.stringify(doc, null, 1)}\n`, { durable: false });
   }
 
   /**
@@ -213,13 +213,16 @@ export class OutDir {
   }
 
   writeStats(stats: object): void {
-    writeFileAtomic(join(this.dir, 'fuzzer_stats.json'), `${JSON.stringify(stats, null, 1)}\n`);
+    writeFileAtomic(join(this.dir, 'fuzzer_stats.json'), `${JSON.stringify(stats, null, 1)}\n`, {
+      durable: false,
+    });
   }
 
   writePlot(rows: readonly string[]): void {
     writeFileAtomic(
       join(this.dir, 'plot_data.csv'),
       `# relative_time_s,execs,execs_per_sec,corpus_size,coverage,findings\n${rows.join('\n')}\n`,
+      { durable: false },
     );
   }
 }

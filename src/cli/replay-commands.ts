@@ -77,8 +77,14 @@ function ioReason(e: unknown): string {
 /**
  * Writes `data` to `file` atomically: a temporary file in the same directory, flushed, then
  * renamed over `file`; on any failure the temporary file is removed and `file` is untouched.
+ * `durable: false` skips the fsync: the rename still makes the write all-or-nothing for a
+ * killed process, only a power loss could lose it (for the campaign's frequent small files).
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): void {
+export function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array | readonly Uint8Array[],
+  { durable = true }: { durable?: boolean } = {},
+): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const parts =
     typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
@@ -88,7 +94,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array | readon
     for (const bytes of parts) {
       for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
     }
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
     renameSync(tmp, file);
