@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { buildPairs } from '../fuzz/arbitraries.js';
-import { Campaign, type FindingRecord } from '../fuzz/campaign.js';
+import { Campaign, DEFAULT_MAX_QUEUE, type FindingRecord } from '../fuzz/campaign.js';
 import type { Doc } from '../fuzz/mutate.js';
 import { shrink } from '../fuzz/shrink.js';
 import { parseBuildFile } from '../model/migration/build-file.js';
@@ -29,6 +29,8 @@ export interface FuzzSettings {
   timeMs: number | null;
   execs: number | null;
   workers: number;
+  /** The in-memory queue's bound (per worker). */
+  maxQueue: number;
   out: string;
   corpus: string;
   builds: BuildRegistry;
@@ -84,7 +86,7 @@ export function resolveBuilds(
 export function fuzzSettings(argv: string[], read: (file: string) => string, wallSeed: number): FuzzSettings {
   const a = parseArgs(
     argv,
-    ['--seed', '--time', '--execs', '--workers', '--out', '--corpus', '--builds'],
+    ['--seed', '--time', '--execs', '--workers', '--out', '--corpus', '--builds', '--max-queue'],
     [],
   );
   if (a.positionals.length > 0) throw new UsageError(`fuzz takes no FILE (got "${a.positionals[0]}")`);
@@ -102,6 +104,7 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
     timeMs: time !== undefined ? parseDuration(time) : execs === null ? 60_000 : null,
     execs,
     workers: positiveInt(a, '--workers', 64) ?? 1,
+    maxQueue: positiveInt(a, '--max-queue', 1_000_000) ?? DEFAULT_MAX_QUEUE,
     out: flagString(a, '--out') ?? 'out',
     corpus: flagString(a, '--corpus') ?? join('corpus', 'seeds'),
     builds,
@@ -309,6 +312,7 @@ class PoolSource implements Source {
         seed: (st.seed + Math.imul(i, 0x9e3779b9)) >>> 0,
         builds: [...st.builds.values()],
         allowed: st.allowed,
+        maxQueue: st.maxQueue,
         initial: i === 0 ? initial : [],
         imported,
       };
@@ -388,7 +392,13 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   const resumed = out.resumeQueue(st.builds);
   let source: Source;
   if (st.workers === 1) {
-    const campaign = new Campaign({ seed: st.seed, builds: st.builds, allowed: st.allowed, initial });
+    const campaign = new Campaign({
+      seed: st.seed,
+      builds: st.builds,
+      allowed: st.allowed,
+      initial,
+      maxQueue: st.maxQueue,
+    });
     for (const doc of resumed) campaign.importEntry(doc);
     source = new LocalSource(campaign);
   } else {

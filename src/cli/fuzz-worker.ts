@@ -13,6 +13,7 @@ export interface WorkerInit {
   seed: number;
   builds: Build[];
   allowed: string[];
+  maxQueue: number;
   /** Starting inputs as schedule documents (only worker 0 runs them). */
   initial: Doc[];
   imported: Doc[];
@@ -37,7 +38,7 @@ const BATCH = 64;
 function start(init: WorkerInit): void {
   const port = parentPort!;
   const builds = new Map(init.builds.map((b) => [b.name, b]));
-  const campaign = new Campaign({ seed: init.seed, builds, allowed: init.allowed });
+  const campaign = new Campaign({ seed: init.seed, builds, allowed: init.allowed, maxQueue: init.maxQueue });
   for (const doc of [...init.initial, ...init.imported]) campaign.importEntry(doc);
   let stopped = false;
   port.on('message', (m: ToWorker) => {

@@ -26,6 +26,8 @@ export interface CampaignConfig {
   eventBudget?: number;
   /** Share of executions that generate a fresh schedule instead of mutating, in percent. */
   freshPercent?: number;
+  /** The queue's bound; past it, an entry that brought little new coverage is dropped. */
+  maxQueue?: number;
 }
 
 export interface QueueEntry {
@@ -111,6 +113,8 @@ const WEIGHTED: readonly MutatorName[] = MUTATORS.flatMap((m) =>
 );
 const pickMutator = (rng: Rng): MutatorName => WEIGHTED[rng.below(WEIGHTED.length)]!;
 
+export const DEFAULT_MAX_QUEUE = 4096;
+
 export class Campaign {
   execs = 0;
   invalid = 0;
@@ -131,7 +135,25 @@ export class Campaign {
 
   /** Adds an input found elsewhere (another worker, a resumed queue) without running it. */
   importEntry(doc: Doc): void {
-    this.queue.push({ id: this.queue.length, doc, op: 'imported', exec: this.execs, fresh: 0 });
+    this.enqueue({ id: this.queue.length, doc, op: 'imported', exec: this.execs, fresh: 0 });
+  }
+
+  /**
+   * Adds to the queue; a full queue first drops, from a few entries drawn at random, the one
+   * that brought the least new coverage (starting inputs stay). Memory stays bounded on long
+   * campaigns; what was dropped remains on disk in the campaign directory.
+   */
+  private enqueue(e: QueueEntry): void {
+    const q = this.queue;
+    if (q.length >= (this.cfg.maxQueue ?? DEFAULT_MAX_QUEUE)) {
+      let victim = -1;
+      for (let i = 0; i < 8; i++) {
+        const j = this.rng.below(q.length);
+        if (q[j]!.op !== 'initial' && (victim < 0 || q[j]!.fresh < q[victim]!.fresh)) victim = j;
+      }
+      if (victim >= 0) q.splice(victim, 1);
+    }
+    q.push(e);
   }
 
   /** One execution. */
@@ -195,7 +217,7 @@ export class Campaign {
     let newEntry: QueueEntry | null = null;
     if (fresh > 0 || how === 'initial') {
       newEntry = { id: this.queue.length, doc, op: how, exec: this.execs, fresh };
-      this.queue.push(newEntry);
+      this.enqueue(newEntry);
       this.mutatorStats.found[how] = (this.mutatorStats.found[how] ?? 0) + 1;
     }
     const newFindings: FindingRecord[] = [];
