@@ -260,14 +260,19 @@ interface Source {
   readonly queueSize: number;
   readonly covered: number;
   readonly invalid: number;
+  /** Worker threads that died and were replaced. */
+  readonly restarts: number;
   /** Signature → times seen. */
   readonly counts: Map<string, number>;
 }
 
 const BATCH = 64;
+/** A pool gives up after this many worker deaths. */
+const MAX_RESTARTS = 16;
 
 class LocalSource implements Source {
   readonly counts = new Map<string, number>();
+  readonly restarts = 0;
   constructor(private readonly campaign: Campaign) {}
   get execs(): number {
     return this.campaign.execs;
@@ -301,35 +306,63 @@ class LocalSource implements Source {
 class PoolSource implements Source {
   readonly counts = new Map<string, number>();
   private readonly workers: Worker[] = [];
-  private readonly latest: BatchReport[] = [];
+  private readonly latest: (BatchReport | undefined)[] = [];
   private pending: Batch = { entries: [], findings: [] };
   private wake: (() => void) | null = null;
   private failure: Error | null = null;
+  /** Queue entries seen so far (bounded), for a restarted worker to start from. */
+  private readonly shared: Doc[];
+  /** Executions of workers that died (their reports are gone with them). */
+  private retiredExecs = 0;
+  restarts = 0;
+  private stopping = false;
 
-  constructor(st: FuzzSettings, initial: Doc[], imported: Doc[]) {
+  constructor(
+    private readonly st: FuzzSettings,
+    initial: Doc[],
+    imported: Doc[],
+  ) {
+    this.shared = [...imported];
     for (let i = 0; i < st.workers; i++) {
-      const init: WorkerInit = {
-        seed: (st.seed + Math.imul(i, 0x9e3779b9)) >>> 0,
-        builds: [...st.builds.values()],
-        allowed: st.allowed,
-        maxQueue: st.maxQueue,
-        initial: i === 0 ? initial : [],
-        imported,
-      };
-      const w = new Worker(new URL('./fuzz-worker.js', import.meta.url), { workerData: init });
-      w.on('message', (r: BatchReport) => this.take(i, r, st.builds));
-      w.on('error', (e) => {
-        this.failure = e;
-        this.wake?.();
-      });
-      this.workers.push(w);
+      this.spawn(i, (st.seed + Math.imul(i, 0x9e3779b9)) >>> 0, i === 0 ? initial : [], imported);
     }
+  }
+
+  private spawn(i: number, seed: number, initial: Doc[], imported: Doc[]): void {
+    const { st } = this;
+    const init: WorkerInit = {
+      seed,
+      builds: [...st.builds.values()],
+      allowed: st.allowed,
+      maxQueue: st.maxQueue,
+      initial,
+      imported,
+    };
+    const w = new Worker(new URL('./fuzz-worker.js', import.meta.url), { workerData: init });
+    w.on('message', (r: BatchReport) => this.take(i, r, st.builds));
+    // A worker that dies (a crash of the model outside an execution, out of memory...) is
+    // replaced by a fresh one starting from the shared queue; the campaign goes on.
+    w.on('error', () => {});
+    w.on('exit', () => {
+      if (this.stopping) return;
+      if (++this.restarts > MAX_RESTARTS) {
+        this.failure = new FuzzInputError(`campaign workers died ${this.restarts} times; giving up`);
+        this.wake?.();
+        return;
+      }
+      this.retiredExecs += this.latest[i]?.execs ?? 0;
+      this.latest[i] = undefined;
+      this.spawn(i, (seed + Math.imul(this.restarts, 0x9e3779b9)) >>> 0, [], this.shared.slice());
+    });
+    this.workers[i] = w;
   }
 
   private take(i: number, r: BatchReport, builds: BuildRegistry): void {
     this.latest[i] = r;
     for (const e of r.entries) {
       this.pending.entries.push(e);
+      this.shared.push(e.doc);
+      if (this.shared.length > this.st.maxQueue) this.shared.shift();
       this.workers.forEach((w, j) => {
         if (j !== i) w.postMessage({ type: 'import', docs: [e.doc] } satisfies ToWorker);
       });
@@ -350,7 +383,7 @@ class PoolSource implements Source {
     return this.latest.reduce((acc, r) => acc + (r ? pick(r) : 0), 0);
   }
   get execs(): number {
-    return this.sum((r) => r.execs);
+    return this.retiredExecs + this.sum((r) => r.execs);
   }
   get queueSize(): number {
     return Math.max(0, ...this.latest.map((r) => r?.queueSize ?? 0));
@@ -377,6 +410,7 @@ class PoolSource implements Source {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
@@ -448,6 +482,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       execs: source.execs,
       execs_per_sec: Math.round(execsPerSec),
       invalid: source.invalid,
+      worker_restarts: source.restarts,
       corpus_size: source.queueSize,
       coverage: source.covered,
       findings: Object.fromEntries(source.counts),
