@@ -1,9 +1,10 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { builtinRegistry } from '../src/model/migration/builds.js';
 import type { Schedule } from '../src/model/schedule/types.js';
 import { judge } from '../src/oracles/verdict.js';
 import { fuzzBench } from './fuzz.js';
 import { replayBench } from './replay.js';
+import { DECODERS, robustnessCases, SLOW_CASE_MS } from './robustness.js';
 import type { Row } from './row.js';
 import { migrationHeavy, uartHeavy, virtioHeavy } from './schedules.js';
 
@@ -42,13 +43,46 @@ function eventsPerSecond(name: string, s: Schedule): Row {
   };
 }
 
-const rows: Row[] = [
-  eventsPerSecond('UART-heavy', uartHeavy(quick ? 200 : 2000)),
-  eventsPerSecond('virtio-heavy', virtioHeavy(quick ? 200 : 2000)),
-  eventsPerSecond('migration-heavy', migrationHeavy(quick ? 100 : 1000)),
-  ...fuzzBench(quick),
-  ...replayBench(quick),
-];
+/**
+ * `-- --robustness`: only the decoders under hostile input (bench/robustness.ts), 100,000
+ * cases per decoder (2,000 with --quick); its rows replace the earlier Robustness rows of
+ * bench/results.json and leave the others.
+ */
+const robustness = process.argv.includes('--robustness');
+
+function robustnessRows(): Row[] {
+  const cases = quick ? 2_000 : 100_000;
+  const out: Row[] = [];
+  console.log('| decoder | cases | failures | slowest ms |\n|---|---:|---:|---:|');
+  for (const [i, decoder] of DECODERS.entries()) {
+    const r = robustnessCases(decoder, cases, 0x7ab0_0000 + i);
+    console.log(`| ${decoder} | ${r.cases} | ${r.failures} | ${r.slowestMs.toFixed(2)} |`);
+    if (r.firstFailure) console.log(`  first failure: ${r.firstFailure}`);
+    const group = 'Robustness';
+    out.push(
+      { group, figure: `${decoder}: cases`, value: r.cases, unit: 'cases', goal: '>= 100,000' },
+      { group, figure: `${decoder}: failures`, value: r.failures, unit: 'cases', goal: '0' },
+      {
+        group,
+        figure: `${decoder}: slowest case`,
+        value: r.slowestMs,
+        unit: 'ms',
+        goal: `< ${SLOW_CASE_MS}`,
+      },
+    );
+  }
+  return out;
+}
+
+const rows: Row[] = robustness
+  ? robustnessRows()
+  : [
+      eventsPerSecond('UART-heavy', uartHeavy(quick ? 200 : 2000)),
+      eventsPerSecond('virtio-heavy', virtioHeavy(quick ? 200 : 2000)),
+      eventsPerSecond('migration-heavy', migrationHeavy(quick ? 100 : 1000)),
+      ...fuzzBench(quick),
+      ...replayBench(quick),
+    ];
 
 const fmt = (v: number): string =>
   !Number.isFinite(v) ? 'not found' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2);
@@ -62,11 +96,28 @@ for (const r of rows) {
 }
 
 const file = new URL('./results.json', new URL('../../bench/', import.meta.url));
-const results = {
-  quick,
-  node: process.version,
-  rows: rows.map((r) => ({ ...r, value: Number.isFinite(r.value) ? r.value : null })),
-};
+const json = (r: Row) => ({ ...r, value: Number.isFinite(r.value) ? r.value : null });
+const results = robustness
+  ? robustnessResults()
+  : {
+      quick,
+      node: process.version,
+      rows: rows.map(json),
+    };
+
+/** The earlier results with their Robustness rows replaced by this run's. */
+function robustnessResults(): object {
+  let earlier: { rows?: unknown } = {};
+  try {
+    earlier = JSON.parse(readFileSync(file.pathname, 'utf8')) as { rows?: unknown };
+  } catch {
+    // no earlier results: only these rows
+  }
+  const kept = Array.isArray(earlier.rows)
+    ? (earlier.rows as Row[]).filter((r) => r.group !== 'Robustness')
+    : [];
+  return { ...earlier, robustnessQuick: quick, node: process.version, rows: [...kept, ...rows.map(json)] };
+}
 writeFileSync(`${file.pathname}.tmp`, `${JSON.stringify(results, null, 1)}\n`);
 renameSync(`${file.pathname}.tmp`, file.pathname);
 console.log(`\nwritten to bench/results.json`);

@@ -1,3 +1,5 @@
+import { quote } from '../model/schedule/validate.js';
+
 /**
  * A small argv parser: `--flag value`, `--flag=value`, boolean flags, positionals. Unknown
  * flags and missing values are usage errors (exit 2).
@@ -39,7 +41,8 @@ export function parseArgs(
       if (value === undefined || value === '') throw new UsageError(`${name} needs a value`);
       flags.set(name, value);
     } else {
-      throw new UsageError(`unknown option ${name}`);
+      // Quoted: an argument may hold anything, the message stays one readable line.
+      throw new UsageError(`unknown option ${quote(name)}`);
     }
   }
   return { positionals, flags };

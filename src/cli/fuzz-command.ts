@@ -8,7 +8,13 @@ import { shrink } from '../fuzz/shrink.js';
 import { parseBuildFile } from '../model/migration/build-file.js';
 import { BUILTIN_BUILDS, type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
-import { parseSchedule, scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
+import {
+  oneLine,
+  parseSchedule,
+  quote,
+  scheduleToJson,
+  validateSchedule,
+} from '../model/schedule/validate.js';
 import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
@@ -44,7 +50,7 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 
 export function parseDuration(text: string): number {
   const m = DURATION.exec(text);
-  if (!m) throw new UsageError(`--time: "${text}" is not a duration (e.g. 60s, 5m, 1h)`);
+  if (!m) throw new UsageError(`--time: ${quote(text)} is not a duration (e.g. 60s, 5m, 1h)`);
   return Number(m[1]) * UNIT_MS[m[2] ?? 's']!;
 }
 
@@ -52,7 +58,7 @@ function positiveInt(a: ParsedArgs, flag: string, max: number): number | null {
   const v = flagString(a, flag);
   if (v === undefined) return null;
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max)
-    throw new UsageError(`${flag}: expected a whole number from 1 to ${max}, got "${v}"`);
+    throw new UsageError(`${flag}: expected a whole number from 1 to ${max}, got ${quote(v)}`);
   return Number(v);
 }
 
@@ -75,7 +81,9 @@ export function resolveBuilds(
     } else if (builds.has(item)) {
       allowed.push(item);
     } else {
-      throw new UsageError(`--builds: unknown build "${item}" (known: ${[...builds.keys()].join(', ')})`);
+      throw new UsageError(
+        `--builds: unknown build ${quote(item)} (known: ${[...builds.keys()].join(', ')})`,
+      );
     }
   }
   if (buildPairs(builds, allowed).length === 0)
@@ -89,12 +97,12 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
     ['--seed', '--time', '--execs', '--workers', '--out', '--corpus', '--builds', '--max-queue'],
     [],
   );
-  if (a.positionals.length > 0) throw new UsageError(`fuzz takes no FILE (got "${a.positionals[0]}")`);
+  if (a.positionals.length > 0) throw new UsageError(`fuzz takes no FILE (got ${quote(a.positionals[0]!)})`);
   if (a.flags.has('--time') && a.flags.has('--execs'))
     throw new UsageError('give --time or --execs, not both');
   const seedText = flagString(a, '--seed');
   if (seedText !== undefined && (!/^\d+$/.test(seedText) || Number(seedText) > 0xffffffff)) {
-    throw new UsageError(`--seed: expected a u32, got "${seedText}"`);
+    throw new UsageError(`--seed: expected a u32, got ${quote(seedText)}`);
   }
   const execs = positiveInt(a, '--execs', 1e12);
   const time = flagString(a, '--time');
@@ -113,11 +121,28 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
   };
 }
 
+/** Why a file-system call failed, in a few words. */
+function fsReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOTDIR') return 'a path component is not a directory';
+  if (code === 'EEXIST') return 'a file is in the way';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ENOSPC') return 'no space left on the device';
+  if (code === 'EROFS') return 'read-only file system';
+  return code ?? (e instanceof Error ? e.message : 'error');
+}
+
 /** Starting inputs: schedules (.json) and traces (.mpk) of a directory; a bad file is an input error. */
 export function loadCorpus(dir: string, builds: BuildRegistry): Schedule[] {
   if (!existsSync(dir)) throw new FuzzInputError(`${dir}: no such corpus directory`);
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (e) {
+    throw new FuzzInputError(oneLine(`${dir}: cannot read the corpus directory (${fsReason(e)})`));
+  }
   const out: Schedule[] = [];
-  for (const name of readdirSync(dir).sort()) {
+  for (const name of names) {
     const file = join(dir, name);
     try {
       if (name.endsWith('.json')) out.push(parseSchedule(readFileSync(file, 'utf8'), builds));
@@ -150,7 +175,13 @@ export const signatureDir = (sig: string): string => sig.replace(/[^A-Za-z0-9._:
 export class OutDir {
   private queued = 0;
   constructor(readonly dir: string) {
-    for (const sub of ['queue', 'crashes', 'hangs']) mkdirSync(join(dir, sub), { recursive: true });
+    for (const sub of ['queue', 'crashes', 'hangs']) {
+      try {
+        mkdirSync(join(dir, sub), { recursive: true });
+      } catch (e) {
+        throw new FuzzInputError(oneLine(`${dir}: cannot create the output directory (${fsReason(e)})`));
+      }
+    }
   }
 
   /** Queue entries of an earlier campaign in this directory (resume). */
@@ -455,6 +486,10 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   io.write(
     `migfuzz: fuzzing ${st.allowed.join(',')} with seed ${st.seed}, ${st.workers} worker(s), into ${st.out}/\n`,
   );
+  if (resumed.length > 0)
+    io.write(
+      `migfuzz: resuming from ${resumed.length} queue entr${resumed.length === 1 ? 'y' : 'ies'} of ${st.out}/\n`,
+    );
   const status = (force: boolean): void => {
     const ms = io.now() - t0;
     if (!force && ms - lastStatus < (io.isTty ? STATUS_EVERY_MS : PLAIN_STATUS_EVERY_MS)) return;
