@@ -15,6 +15,7 @@ import {
   scheduleToJson,
   validateSchedule,
 } from '../model/schedule/validate.js';
+import { DEFAULT_EVENT_BUDGET } from '../model/world.js';
 import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
@@ -37,6 +38,8 @@ export interface FuzzSettings {
   workers: number;
   /** The in-memory queue's bound (per worker). */
   maxQueue: number;
+  /** Executed events allowed per run before it is cut as a hang. */
+  eventBudget: number;
   out: string;
   corpus: string;
   builds: BuildRegistry;
@@ -94,7 +97,17 @@ export function resolveBuilds(
 export function fuzzSettings(argv: string[], read: (file: string) => string, wallSeed: number): FuzzSettings {
   const a = parseArgs(
     argv,
-    ['--seed', '--time', '--execs', '--workers', '--out', '--corpus', '--builds', '--max-queue'],
+    [
+      '--seed',
+      '--time',
+      '--execs',
+      '--workers',
+      '--out',
+      '--corpus',
+      '--builds',
+      '--max-queue',
+      '--event-budget',
+    ],
     [],
   );
   if (a.positionals.length > 0) throw new UsageError(`fuzz takes no FILE (got ${quote(a.positionals[0]!)})`);
@@ -113,6 +126,7 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
     execs,
     workers: positiveInt(a, '--workers', 64) ?? 1,
     maxQueue: positiveInt(a, '--max-queue', 1_000_000) ?? DEFAULT_MAX_QUEUE,
+    eventBudget: positiveInt(a, '--event-budget', 1e9) ?? DEFAULT_EVENT_BUDGET,
     out: flagString(a, '--out') ?? 'out',
     corpus: flagString(a, '--corpus') ?? join('corpus', 'seeds'),
     builds,
@@ -366,6 +380,7 @@ class PoolSource implements Source {
       builds: [...st.builds.values()],
       allowed: st.allowed,
       maxQueue: st.maxQueue,
+      eventBudget: st.eventBudget,
       initial,
       imported,
     };
@@ -463,6 +478,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       allowed: st.allowed,
       initial,
       maxQueue: st.maxQueue,
+      eventBudget: st.eventBudget,
     });
     for (const doc of resumed) campaign.importEntry(doc);
     source = new LocalSource(campaign);

@@ -14,6 +14,7 @@ export interface WorkerInit {
   builds: Build[];
   allowed: string[];
   maxQueue: number;
+  eventBudget: number;
   /** Starting inputs as schedule documents (only worker 0 runs them). */
   initial: Doc[];
   imported: Doc[];
@@ -38,7 +39,13 @@ const BATCH = 64;
 function start(init: WorkerInit): void {
   const port = parentPort!;
   const builds = new Map(init.builds.map((b) => [b.name, b]));
-  const campaign = new Campaign({ seed: init.seed, builds, allowed: init.allowed, maxQueue: init.maxQueue });
+  const campaign = new Campaign({
+    seed: init.seed,
+    builds,
+    allowed: init.allowed,
+    maxQueue: init.maxQueue,
+    eventBudget: init.eventBudget,
+  });
   for (const doc of [...init.initial, ...init.imported]) campaign.importEntry(doc);
   let stopped = false;
   port.on('message', (m: ToWorker) => {

@@ -26,7 +26,7 @@ const USAGE = `usage: migfuzz <command> [options]
   shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
   corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
   corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
-  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N]
+  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N]
                                                         a coverage-guided campaign
   start                                                 the default campaign (fuzz --time 60s)`;
 
