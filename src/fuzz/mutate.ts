@@ -165,7 +165,8 @@ function mutateData(doc: Doc, rng: Rng): boolean {
   if (bytes.length === 0) bytes.push(0x2a);
   const old = bytesOf(s.data);
   if (bytes.length === old.length && bytes.every((x, i) => x === old[i])) return false;
-  s.data = bytes;
+  // Printable ASCII goes back to a string: queued documents stay small.
+  s.data = bytes.every((b) => b >= 0x20 && b <= 0x7e) ? String.fromCharCode(...bytes) : bytes;
   return true;
 }
 
