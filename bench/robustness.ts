@@ -126,7 +126,8 @@ const interestingByte = fc.constantFrom(
   0xff,
 );
 
-type Mutation =
+/** A byte-level edit of a valid input (shared with the migration properties). */
+export type Mutation =
   | { kind: 'flip'; pos: number; bit: number }
   | { kind: 'set'; pos: number; value: number }
   | { kind: 'insert'; pos: number; bytes: number[] }
@@ -164,7 +165,8 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), pos: fc.nat() }) },
 );
 
-function mutate(data: Uint8Array, muts: readonly Mutation[]): Uint8Array {
+/** Applies byte-level edits; positions wrap around the current length. */
+export function mutate(data: Uint8Array, muts: readonly Mutation[]): Uint8Array {
   let b = Array.from(data);
   for (const m of muts) {
     const pos = b.length === 0 ? 0 : m.pos % (b.length + (m.kind === 'insert' ? 1 : 0));

@@ -8,6 +8,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { type Mutation, mutate } from '../../bench/robustness.js';
 import { Ev, type EventSink, MigPhase, RunState } from '../../src/model/events.js';
 import { NUM_PIRQS } from '../../src/model/irqchip.js';
 import { cloneRam, Machine } from '../../src/model/machine.js';
@@ -458,13 +459,6 @@ describe('save → load → save', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-type Mutation =
-  | { kind: 'flip'; pos: number; bit: number }
-  | { kind: 'set'; pos: number; value: number }
-  | { kind: 'insert'; pos: number; bytes: number[] }
-  | { kind: 'delete'; pos: number; len: number }
-  | { kind: 'truncate'; pos: number };
-
 const interesting = fc.oneof(
   fc.integer({ min: 0, max: 255 }),
   fc.constantFrom(0x00, 0x01, 0x02, 0x04, 0x05, 0x0f, 0x10, 0x1f, 0x20, 0x40, 0x7e, 0x7f, 0x80, 0xfe, 0xff),
@@ -494,31 +488,6 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), pos: fc.nat() }) },
 );
-
-function mutate(stream: Uint8Array, muts: readonly Mutation[]): Uint8Array {
-  let b = Array.from(stream);
-  for (const m of muts) {
-    const pos = b.length === 0 ? 0 : m.pos % (b.length + (m.kind === 'insert' ? 1 : 0));
-    switch (m.kind) {
-      case 'flip':
-        if (b.length > 0) b[pos] = b[pos]! ^ (1 << m.bit);
-        break;
-      case 'set':
-        if (b.length > 0) b[pos] = m.value;
-        break;
-      case 'insert':
-        b.splice(pos, 0, ...m.bytes);
-        break;
-      case 'delete':
-        b.splice(pos, m.len);
-        break;
-      case 'truncate':
-        b = b.slice(0, pos);
-        break;
-    }
-  }
-  return Uint8Array.from(b);
-}
 
 /** Loads on a fresh destination: a LoadError is fine, anything else thrown fails the property. */
 function hostileLoad(stopped: Stopped, bytes: Uint8Array): { ok: boolean; dst: Machine } {
