@@ -87,8 +87,10 @@ export const Sk = {
   /** A socket's peer drains its buffer: a = vm << 10 | dev << 5 | port. */
   DRAIN: 4,
   BOOT: 5,
-  MIGRATE_LOAD: 6,
-  END: 7,
+  /** A migration's source stops and saves: a = downtime (ns), b = autostart. */
+  MIGRATE_STOP: 6,
+  MIGRATE_LOAD: 7,
+  END: 8,
 } as const;
 
 export const packBackend = (vm: number, dev: number, port: number): number => (vm << 10) | (dev << 5) | port;

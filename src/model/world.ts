@@ -63,6 +63,8 @@ export class World implements Host {
   /** Guest steps waiting for the guest's VM to run (its vCPUs are stopped). */
   private readonly deferred: Step[] = [];
   private migration: Migration | null = null;
+  /** A migrate step whose source has not stopped yet. */
+  private migrationStarting = false;
   readonly deviceNames: string[];
 
   constructor(
@@ -158,6 +160,9 @@ export class World implements Host {
       case Sk.BOOT:
         this.vms[0]!.powerOn();
         return;
+      case Sk.MIGRATE_STOP:
+        this.stopForMigration(a, b === 1);
+        return;
       case Sk.MIGRATE_LOAD:
         this.completeMigration();
         return;
@@ -189,7 +194,7 @@ export class World implements Host {
         if (m.runState === RunState.PAUSED) this.startGuestVm(m);
         return;
       case 'migrate':
-        return this.startMigration(s.downtime, s.autostart);
+        return this.startMigration(m, s.downtime, s.autostart);
       default:
         // Guest steps need the guest's vCPUs: they wait while its VM is stopped.
         if (m.running) this.guestStep(m, s);
@@ -244,13 +249,31 @@ export class World implements Host {
   // Live migration (MODEL.md §5)
 
   /**
+   * A running source keeps running through the migration's setup and first precopy pass,
+   * which take at least one main-loop iteration: what is already due at this instant (an
+   * expired vm_clock timer such as virtio-serial's post_load one) runs before the source
+   * stops. A paused source stops at once; its vm_clock is disabled, nothing of it runs.
+   */
+  private startMigration(src: Machine, downtimeNs: number, autostart: boolean): void {
+    // "There's a migration process in progress"
+    if (this.migration || this.migrationStarting) return;
+    if (src.runState === RunState.RUNNING) {
+      this.migrationStarting = true;
+      schedule(this.q, this.hostNow, Sk.MIGRATE_STOP, downtimeNs, autostart ? 1 : 0);
+    } else if (src.runState === RunState.PAUSED) {
+      this.stopForMigration(downtimeNs, autostart);
+    }
+  }
+
+  /**
    * The source stops (finish-migrate) and saves every section; the destination is created
    * incoming with its own backends, receives guest RAM, and loads after the downtime.
    */
-  private startMigration(downtimeNs: number, autostart: boolean): void {
-    if (this.migration) return; // "There's a migration process in progress"
+  private stopForMigration(downtimeNs: number, autostart: boolean): void {
+    this.migrationStarting = false;
     const from = this.active;
     const src = this.vms[from]!;
+    // A vm.stop at the same instant came first: the migration saves a paused VM.
     if (src.runState !== RunState.RUNNING && src.runState !== RunState.PAUSED) return;
     const srcWasRunning = src.running;
     src.vmStop(RunState.FINISH_MIGRATE);

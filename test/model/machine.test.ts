@@ -216,6 +216,51 @@ describe('vm_clock timers', () => {
   });
 });
 
+describe('a migration back at the instant the destination starts', () => {
+  // Port 1 has a backend on vm1 only. The first migration leaves vm1 a post-load record
+  // (the guest was told "disconnected"); the second starts at the very instant vm1 runs.
+  const migrateTwice = (autostart: boolean) =>
+    run({
+      devices: { vser0: { kind: 'virtio-serial', irq: 'intx', ports: [{ id: 1 }] } },
+      src: { 'vser0.port1': 'none' },
+      dst: { 'vser0.port1': 'socket' },
+      steps: [
+        { at: 1 * MS, do: 'migrate', downtime: 300 * US, autostart },
+        // Steps are queued one at a time: this no-op queues the next after the load's end.
+        { at: 1.1 * MS, do: 'vm.cont' },
+        { at: 1.3 * MS, do: 'migrate', downtime: 300 * US },
+        ...(autostart ? [] : [{ at: 5 * MS, do: 'vm.cont' }]),
+      ],
+      horizon: 20 * MS,
+    });
+
+  it('a running source runs its expired post-load timer before it stops: the guest learns the port opened', () => {
+    const { w, events } = migrateTwice(true);
+    const vm1 = events.filter((e) => e.vm === 1 && (e.kind === Ev.CTRL_TO_GUEST || e.kind === Ev.RUN_STATE));
+    expect(vm1.map((e) => [e.at, e.kind, e.a, e.b])).toEqual([
+      [1 * MS, Ev.RUN_STATE, RunState.INMIGRATE, 0],
+      [1.3 * MS, Ev.RUN_STATE, RunState.RUNNING, 0],
+      [1.3 * MS, Ev.CTRL_TO_GUEST, 1, (Ctrl.PORT_OPEN << 16) | 1],
+      [1.3 * MS, Ev.RUN_STATE, RunState.FINISH_MIGRATE, 0],
+      [1.6 * MS, Ev.RUN_STATE, RunState.POSTMIGRATE, 0],
+    ]);
+    // Back on vm0 (no backend), its own post-load timer tells the guest "closed" again.
+    expect(w.active).toBe(0);
+    const vm0Ctrl = of(events, Ev.CTRL_TO_GUEST).filter((e) => e.vm === 0 && e.at >= 1.6 * MS);
+    expect(vm0Ctrl.map((e) => [e.a, e.b])).toEqual([[1, Ctrl.PORT_OPEN << 16]]);
+  });
+
+  it('a paused source (autostart off) saves with the timer still pending, as QEMU does: the event is lost', () => {
+    const { events } = migrateTwice(false);
+    const vm1Ctrl = of(events, Ev.CTRL_TO_GUEST).filter((e) => e.vm === 1);
+    expect(vm1Ctrl).toEqual([]);
+    // vm0 compares vm1's host_connected (1) with its own (0) and sends PORT_OPEN(0): the
+    // guest, which was never told "open", hears "closed" and ends up right by chance.
+    const vm0Ctrl = of(events, Ev.CTRL_TO_GUEST).filter((e) => e.vm === 0 && e.at > 1.3 * MS);
+    expect(vm0Ctrl.map((e) => [e.at, e.a, e.b])).toEqual([[5 * MS, 1, Ctrl.PORT_OPEN << 16]]);
+  });
+});
+
 describe('UART backend states', () => {
   const write = (data: string, state: string, extra: Record<string, unknown>[] = [], seed = 1) =>
     run({

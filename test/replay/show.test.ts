@@ -220,7 +220,8 @@ function onPath(cmd: string): boolean {
       execFileSync(join(dir, cmd), ['--help'], { stdio: 'ignore' });
       return true;
     } catch (e) {
-      return (e as { status?: number }).status !== undefined; // ran, but --help exited non-zero
+      // Ran, but --help exited non-zero (a missing file has status null).
+      return typeof (e as { status?: number | null }).status === 'number';
     }
   });
 }
