@@ -95,4 +95,43 @@ describe('stale-guest-view', () => {
     expect(views(early)).toEqual({ device: true, guest: true });
     expect(signatures(early)).toEqual([]);
   });
+
+  describe('a paused destination migrated on before its post-load timer ran (QEMU today)', () => {
+    // Port 1's backend is connected on vm0 only. vm1 (no backend) loads paused with a
+    // post-load record "the guest was told connected"; it is migrated back before it runs.
+    // QEMU saves vm1's own host_connected (0), so vm0 (again without the connection it had:
+    // a new process) sees no change and the guest keeps believing the host is connected.
+    const pingPong = (autostart: boolean): Schedule =>
+      validateSchedule(
+        {
+          format: 'migfuzz.schedule',
+          version: 1,
+          seed: 1,
+          machine: 'pc-i440fx-9.2',
+          src: { build: 'qemu-9.2', backends: { 'vser0.port1': 'none' } },
+          dst: { build: 'qemu-9.2', backends: { 'vser0.port1': 'none' } },
+          devices: { vser0: { kind: 'virtio-serial', irq: 'intx', ports: [{ id: 1 }] } },
+          steps: [
+            { at: 1 * MS, do: 'host.vport.connect', dev: 'vser0', port: 1 },
+            { at: 5 * MS, do: 'migrate', autostart },
+            { at: 10 * MS, do: 'migrate' },
+            { at: 15 * MS, do: 'vm.cont' },
+          ],
+          horizon: 40 * MS,
+        },
+        builds,
+      );
+
+    it("fires, with a signature of its own (not bug A's), when the timer never ran", () => {
+      const s = pingPong(false);
+      expect(views(s)).toEqual({ device: false, guest: true });
+      expect(signatures(s)).toEqual(['stale-guest-view:vser0:host-connected-unsent-at-save']);
+    });
+
+    it('stays quiet when the destination ran (its timer told the guest) before migrating on', () => {
+      const s = pingPong(true);
+      expect(views(s)).toEqual({ device: false, guest: false });
+      expect(signatures(s)).toEqual([]);
+    });
+  });
 });
