@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Campaign, type FindingRecord } from '../fuzz/campaign.js';
 import type { Doc } from '../fuzz/mutate.js';
 import type { Build } from '../model/migration/builds.js';
-import { scheduleToJson } from '../model/schedule/validate.js';
+import { scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
 
 /**
  * A campaign worker thread: runs its own deterministic campaign (its own seed) in batches,
@@ -45,8 +45,9 @@ function start(init: WorkerInit): void {
     allowed: init.allowed,
     maxQueue: init.maxQueue,
     eventBudget: init.eventBudget,
+    initial: init.initial.map((doc) => validateSchedule(doc, builds)),
   });
-  for (const doc of [...init.initial, ...init.imported]) campaign.importEntry(doc);
+  for (const doc of init.imported) campaign.importEntry(doc);
   let stopped = false;
   port.on('message', (m: ToWorker) => {
     if (m.type === 'stop') stopped = true;
@@ -69,7 +70,9 @@ function start(init: WorkerInit): void {
     };
     for (let i = 0; i < BATCH; i++) {
       const r = campaign.step();
-      if (r.newEntry) report.entries.push({ doc: r.newEntry.doc, op: r.newEntry.op, exec: campaign.execs });
+      // Entries taken from the others are theirs to report.
+      if (r.newEntry && r.newEntry.op !== 'imported')
+        report.entries.push({ doc: r.newEntry.doc, op: r.newEntry.op, exec: campaign.execs });
       for (const f of r.newFindings) report.findings.push({ ...f, schedule: scheduleToJson(f.schedule) });
     }
     report.execs = campaign.execs;

@@ -84,22 +84,54 @@ describe('Campaign', () => {
     expect(again.findings.get(BUG_B)!.count).toBe(2);
   });
 
-  it('importEntry queues without running; the queue then feeds mutation', () => {
-    const c = campaign(4);
+  it('importEntry runs the input before new work, keeping it only if it reaches new coverage', () => {
     const doc = scheduleToJson(
       parseSchedule(
         readFileSync(new URL('../../corpus/seeds/uart-echo.json', import.meta.url), 'utf8'),
         builds,
       ),
     ) as never;
+    const c = campaign(4);
     c.importEntry(doc);
     expect(c.execs).toBe(0);
-    expect(c.queue).toEqual([{ id: 0, doc, op: 'imported', exec: 0, fresh: 0 }]);
+    const first = c.step();
+    expect(c.execs).toBe(1);
+    expect(first.newEntry).toMatchObject({ id: 0, doc, op: 'imported', exec: 1, cost: first.events });
+    expect(first.newEntry!.fresh).toBeGreaterThan(0);
+    // The same input again adds nothing: it is run, and not queued.
+    c.importEntry(doc);
+    expect(c.step()).toMatchObject({ newEntry: null });
+    expect(c.queue).toHaveLength(1);
     for (let i = 0; i < 50; i++) c.step();
     const ops = new Set(Object.keys(c.mutatorStats.tried));
     expect(ops.has('fresh')).toBe(true);
-    expect([...ops].some((op) => op !== 'fresh' && op !== 'initial')).toBe(true);
+    expect([...ops].some((op) => op !== 'fresh' && op !== 'imported')).toBe(true);
     const tried = Object.values(c.mutatorStats.tried).reduce((a, b) => a + b, 0);
-    expect(tried).toBe(50);
+    expect(tried).toBe(52);
+  });
+
+  it('rates entries by cost: the favoured ones are the cheapest to reach each map index', () => {
+    const c = campaign(5);
+    for (let i = 0; i < 2000; i++) c.step();
+    const favoured = c.queue.filter((e) => e.topRated > 0);
+    expect(favoured.length).toBeGreaterThan(0);
+    expect(favoured.length).toBeLessThan(c.queue.length);
+    // Every rating is held by some entry, and favoured entries are cheaper on the whole.
+    const ratings = c.queue.reduce((n, e) => n + e.topRated, 0);
+    expect(ratings).toBeGreaterThanOrEqual(c.virgin.covered);
+    const mean = (es: typeof c.queue) => es.reduce((n, e) => n + e.cost, 0) / es.length;
+    expect(mean(favoured)).toBeLessThan(mean(c.queue.filter((e) => e.topRated === 0)));
+  });
+
+  it('keeps the queue bounded, dropping unfavoured entries first', () => {
+    const c = campaign(6, { maxQueue: 150 });
+    for (let i = 0; i < 2000; i++) c.step();
+    expect(c.queue).toHaveLength(150);
+    const favoured = c.queue.filter((e) => e.topRated > 0).length;
+    // Far more of the kept entries are favoured than in an unbounded queue of the same run.
+    const free = campaign(6);
+    for (let i = 0; i < 2000; i++) free.step();
+    const freeShare = free.queue.filter((e) => e.topRated > 0).length / free.queue.length;
+    expect(favoured / 150).toBeGreaterThan(freeShare);
   });
 });
