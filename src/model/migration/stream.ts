@@ -68,7 +68,10 @@ export class StreamWriter {
     return this.pos;
   }
 
-  /** Reserves n bytes and returns the offset where they start. */
+  /**
+   * Reserves n bytes and returns the offset where they start. It may replace `buf`: call it
+   * before reading `this.buf` (`this.buf[this.room(1)] = v` would write to the old buffer).
+   */
   private room(n: number): number {
     const at = this.pos;
     if (at + n > this.buf.length) {
@@ -82,7 +85,8 @@ export class StreamWriter {
 
   u8(v: number): void {
     if (!(Number.isInteger(v) && v >= 0 && v <= 0xff)) fail(`stream: u8 out of range: ${v}`);
-    this.buf[this.room(1)] = v;
+    const at = this.room(1);
+    this.buf[at] = v;
   }
 
   be16(v: number): void {
@@ -116,7 +120,8 @@ export class StreamWriter {
   }
 
   bytes(b: Uint8Array): void {
-    this.buf.set(b, this.room(b.length));
+    const at = this.room(b.length);
+    this.buf.set(b, at);
   }
 
   /** qemu_put_counted_string: a u8 length, then the ASCII characters (section idstrs). */

@@ -49,6 +49,30 @@ describe('StreamWriter', () => {
     expect([...b.subarray(0, 10)]).toEqual([6, 0x73, 0x65, 0x72, 0x69, 0x61, 0x6c, 1, 2, 3]);
   });
 
+  it('writes the same bytes whatever its initial capacity (every write may be the one that grows it)', () => {
+    const op = fc.oneof(
+      fc.integer({ min: 0, max: 0xff }).map((v) => (w: StreamWriter) => w.u8(v)),
+      fc.integer({ min: 0, max: 0xffff }).map((v) => (w: StreamWriter) => w.be16(v)),
+      fc.integer({ min: 0, max: 0xffffffff }).map((v) => (w: StreamWriter) => w.be32(v)),
+      fc.uint8Array({ maxLength: 40 }).map((b) => (w: StreamWriter) => w.bytes(b)),
+      fc
+        .string({ unit: fc.constantFrom('a', 'b', 'Z'), maxLength: 30 })
+        .map((t) => (w: StreamWriter) => w.str8(t)),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const small = new StreamWriter(16);
+        const large = new StreamWriter(1 << 16);
+        for (const write of ops) {
+          write(small);
+          write(large);
+        }
+        expect([...small.finish()]).toEqual([...large.finish()]);
+      }),
+      { seed: 1, numRuns: 300 },
+    );
+  });
+
   it('rejects values it cannot encode as model bugs', () => {
     const w = new StreamWriter();
     expect(() => w.u8(256)).toThrow(ModelAssertError);
