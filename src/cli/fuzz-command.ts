@@ -5,7 +5,7 @@ import { buildPairs } from '../fuzz/arbitraries.js';
 import { Campaign, DEFAULT_MAX_QUEUE, type FindingRecord } from '../fuzz/campaign.js';
 import type { Doc } from '../fuzz/mutate.js';
 import { shrink } from '../fuzz/shrink.js';
-import { parseBuildFile } from '../model/migration/build-file.js';
+import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { BUILTIN_BUILDS, type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
 import {
@@ -79,7 +79,12 @@ export function resolveBuilds(
   for (const item of list.split(',').filter((x) => x !== '')) {
     if (item.endsWith('.json')) {
       const before = new Set(builds.keys());
-      builds = parseBuildFile(read(item), builds);
+      try {
+        builds = parseBuildFile(read(item), builds);
+      } catch (e) {
+        if (e instanceof BuildFileError) throw new BuildFileError(`${item}: ${e.message}`);
+        throw e;
+      }
       for (const name of builds.keys()) if (!before.has(name)) allowed.push(name);
     } else if (builds.has(item)) {
       allowed.push(item);

@@ -174,3 +174,24 @@ describe('a trace of a newer format', () => {
     expect(existsSync(o)).toBe(false);
   });
 });
+
+describe('fuzz: a build file that is not usable', () => {
+  it.each([
+    ['not JSON', 'not json\n', 'build file: not valid JSON'],
+    [
+      'an unknown base build',
+      '{"builds": [{"name": "x", "base": "nope"}]}',
+      'builds[0].base: unknown build "nope"',
+    ],
+  ])('%s: exit 3, one line naming the file and the problem', async (_what, text, problem) => {
+    const file = join(tmp, `builds-${problem.length}.json`);
+    writeFileSync(file, text);
+    const dir = join(tmp, `out-builds-${problem.length}`);
+    const r = await cli(fuzz(['--corpus', emptyCorpus, '--out', dir, '--builds', file]));
+    expect(r.code).toBe(3);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toContain(`migfuzz: ${file}: `);
+    expect(r.err[0]).toContain(problem);
+    expect(existsSync(dir)).toBe(false);
+  });
+});
