@@ -97,27 +97,24 @@ for (const r of rows) {
 
 const file = new URL('./results.json', new URL('../../bench/', import.meta.url));
 const json = (r: Row) => ({ ...r, value: Number.isFinite(r.value) ? r.value : null });
-const results = robustness
-  ? robustnessResults()
-  : {
-      quick,
-      node: process.version,
-      rows: rows.map(json),
-    };
-
-/** The earlier results with their Robustness rows replaced by this run's. */
-function robustnessResults(): object {
+/**
+ * This run's rows; the earlier results' rows of the other kind (the Robustness group, or
+ * everything else after `--robustness`) are kept, so neither run erases the other's figures.
+ */
+function results(): object {
   let earlier: { rows?: unknown } = {};
   try {
     earlier = JSON.parse(readFileSync(file.pathname, 'utf8')) as { rows?: unknown };
   } catch {
     // no earlier results: only these rows
   }
-  const kept = Array.isArray(earlier.rows)
-    ? (earlier.rows as Row[]).filter((r) => r.group !== 'Robustness')
-    : [];
-  return { ...earlier, robustnessQuick: quick, node: process.version, rows: [...kept, ...rows.map(json)] };
+  const other = (r: Row): boolean => (r.group === 'Robustness') !== robustness;
+  const kept = Array.isArray(earlier.rows) ? (earlier.rows as Row[]).filter(other) : [];
+  const mine = rows.map(json);
+  return robustness
+    ? { ...earlier, robustnessQuick: quick, node: process.version, rows: [...kept, ...mine] }
+    : { ...earlier, quick, node: process.version, rows: [...mine, ...kept] };
 }
-writeFileSync(`${file.pathname}.tmp`, `${JSON.stringify(results, null, 1)}\n`);
+writeFileSync(`${file.pathname}.tmp`, `${JSON.stringify(results(), null, 1)}\n`);
 renameSync(`${file.pathname}.tmp`, file.pathname);
 console.log(`\nwritten to bench/results.json`);
