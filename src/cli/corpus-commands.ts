@@ -9,7 +9,7 @@
  * 2 usage (UsageError, printed by main), 3 invalid input file (one line).
  */
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { shrink } from '../fuzz/shrink.js';
 import { oneLine } from '../model/schedule/validate.js';
@@ -22,6 +22,7 @@ import { encodeTrace, traceRegistry } from '../replay/trace.js';
 import { flagString, parseArgs, UsageError } from './args.js';
 import {
   isTraceFile,
+  makeDirs,
   readTraceFile,
   TraceInputError,
   withInputErrors,
@@ -194,7 +195,7 @@ function cmdCorpusAdd(argv: string[]): number {
       }
     }
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
     } catch {
       throw new TraceInputError(`${dir}: cannot create the directory`);
     }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { buildPairs } from '../fuzz/arbitraries.js';
@@ -20,7 +20,7 @@ import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
 import type { BatchReport, ToWorker, WorkerInit } from './fuzz-worker.js';
-import { readTraceFile, TraceInputError, writeFileAtomic } from './replay-commands.js';
+import { ioReason, makeDirs, readTraceFile, TraceInputError, writeFileAtomic } from './replay-commands.js';
 
 /**
  * `migfuzz fuzz`: a campaign in an AFL-shaped directory (INTERFACE.md §5). This file holds
@@ -141,15 +141,6 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
 }
 
 /** Why a file-system call failed, in a few words. */
-function fsReason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOTDIR') return 'a path component is not a directory';
-  if (code === 'EEXIST') return 'a file is in the way';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'ENOSPC') return 'no space left on the device';
-  if (code === 'EROFS') return 'read-only file system';
-  return code ?? (e instanceof Error ? e.message : 'error');
-}
 
 /** Starting inputs: schedules (.json) and traces (.mpk) of a directory; a bad file is an input error. */
 export function loadCorpus(dir: string, builds: BuildRegistry): Schedule[] {
@@ -158,7 +149,7 @@ export function loadCorpus(dir: string, builds: BuildRegistry): Schedule[] {
   try {
     names = readdirSync(dir).sort();
   } catch (e) {
-    throw new FuzzInputError(oneLine(`${dir}: cannot read the corpus directory (${fsReason(e)})`));
+    throw new FuzzInputError(oneLine(`${dir}: cannot read the corpus directory (${ioReason(e)})`));
   }
   const out: Schedule[] = [];
   for (const name of names) {
@@ -196,9 +187,9 @@ export class OutDir {
   constructor(readonly dir: string) {
     for (const sub of ['queue', 'crashes', 'hangs']) {
       try {
-        mkdirSync(join(dir, sub), { recursive: true });
+        makeDirs(join(dir, sub));
       } catch (e) {
-        throw new FuzzInputError(oneLine(`${dir}: cannot create the output directory (${fsReason(e)})`));
+        throw new FuzzInputError(oneLine(`${dir}: cannot create the output directory (${ioReason(e)})`));
       }
     }
   }
@@ -245,7 +236,7 @@ export class OutDir {
         ? join('hangs', signatureDir(f.signature))
         : join('crashes', signatureDir(f.signature));
     const dir = join(this.dir, sub);
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     for (const [name, s] of [
       ['original', f.schedule],
       ['shrunk', shrunk],

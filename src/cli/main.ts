@@ -8,7 +8,14 @@ import { judge, type Verdict } from '../oracles/verdict.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
 import { cmdCorpus, cmdShrink } from './corpus-commands.js';
 import { FuzzInputError, type FuzzIo, fuzzSettings, runFuzz } from './fuzz-command.js';
-import { cmdReplay, cmdShow, runRecorded, TraceInputError, traceRunInput } from './replay-commands.js';
+import {
+  cmdReplay,
+  cmdShow,
+  ioReason,
+  runRecorded,
+  TraceInputError,
+  traceRunInput,
+} from './replay-commands.js';
 
 /**
  * The command line: the only place that reads argv and files, prints, or exits. Exit codes
@@ -34,8 +41,7 @@ function readText(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : (code ?? 'error')})`);
+    throw new InputError(`${file}: cannot read (${ioReason(e)})`);
   }
 }
 

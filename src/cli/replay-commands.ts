@@ -10,7 +10,9 @@
 
 import {
   closeSync,
+  existsSync,
   fsyncSync,
+  mkdirSync,
   openSync,
   readFileSync,
   renameSync,
@@ -18,6 +20,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { builtinRegistry } from '../model/migration/builds.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
@@ -66,12 +69,35 @@ export function readTraceFile(file: string): Trace {
   }
 }
 
-function ioReason(e: unknown): string {
+/** A file-system error in a few words, for one-line messages. */
+export function ioReason(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return 'no such file';
   if (code === 'EISDIR') return 'is a directory';
+  if (code === 'ENOTDIR') return 'a path component is not a directory';
+  if (code === 'EEXIST') return 'a file is in the way';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  return code ?? 'error';
+  if (code === 'ENOSPC') return 'no space left on the device';
+  if (code === 'EROFS') return 'read-only file system';
+  return code ?? (e instanceof Error ? e.message : 'error');
+}
+
+/**
+ * mkdir -p. Node's own recursive mkdir never returns for a path under /proc (each component
+ * fails with ENOENT and it retries), so the missing components are made one by one.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !existsSync(d) && dirname(d) !== d; d = dirname(d)) missing.push(d);
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  // A file in the way: mkdir says so (EEXIST).
+  if (!statSync(dir).isDirectory()) mkdirSync(dir);
 }
 
 /**

@@ -195,3 +195,11 @@ describe('fuzz: a build file that is not usable', () => {
     expect(existsSync(dir)).toBe(false);
   });
 });
+
+describe('fuzz: an output directory the kernel will not create', () => {
+  it.runIf(existsSync('/proc/self'))('--out under /proc: exit 3 and one line, without hanging', async () => {
+    const r = await cli(fuzz(['--corpus', emptyCorpus, '--out', '/proc/migfuzz-out']));
+    expect(r.code).toBe(3);
+    expect(r.err).toEqual(['migfuzz: /proc/migfuzz-out: cannot create the output directory (no such file)']);
+  });
+});
