@@ -140,10 +140,11 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
   };
 }
 
-/** Why a file-system call failed, in a few words. */
-
-/** Starting inputs: schedules (.json) and traces (.mpk) of a directory; a bad file is an input error. */
-export function loadCorpus(dir: string, builds: BuildRegistry): Schedule[] {
+/**
+ * Starting inputs: schedules (.json) and traces (.mpk) of a directory; a bad file is an input
+ * error. Inputs of builds outside the campaign's (`allowed`) are left out.
+ */
+export function loadCorpus(dir: string, builds: BuildRegistry, allowed: readonly string[]): Schedule[] {
   if (!existsSync(dir)) throw new FuzzInputError(`${dir}: no such corpus directory`);
   let names: string[];
   try {
@@ -165,9 +166,11 @@ export function loadCorpus(dir: string, builds: BuildRegistry): Schedule[] {
       throw e;
     }
   }
-  // Inputs naming builds outside the campaign's would only fail validation later: drop them here.
-  return out.filter((s) => builds.has(s.src.build) && builds.has(s.dst.build));
+  return out.filter((s) => inCampaign(s, allowed));
 }
+
+const inCampaign = (s: Schedule, allowed: readonly string[]): boolean =>
+  allowed.includes(s.src.build) && allowed.includes(s.dst.build);
 
 /** The schedule's trace; a model that crashes has none, the .mpk then says why. */
 function traceOrCrash(s: Schedule, builds: BuildRegistry): Uint8Array | string {
@@ -194,20 +197,24 @@ export class OutDir {
     }
   }
 
-  /** Queue entries of an earlier campaign in this directory (resume). */
-  resumeQueue(builds: BuildRegistry): Doc[] {
+  /** Queue entries of an earlier campaign in this directory (resume), of the allowed builds. */
+  resumeQueue(builds: BuildRegistry, allowed: readonly string[]): Doc[] {
     const docs: Doc[] = [];
-    for (const name of readdirSync(join(this.dir, 'queue')).sort()) {
+    const names = readdirSync(join(this.dir, 'queue')).sort();
+    for (const name of names) {
       if (!name.endsWith('.json')) continue;
       try {
         const s = parseSchedule(readFileSync(join(this.dir, 'queue', name), 'utf8'), builds);
-        docs.push(scheduleToJson(s) as Doc);
+        if (inCampaign(s, allowed)) docs.push(scheduleToJson(s) as Doc);
       } catch {
         // An entry of another build set, or damaged: the queue is an optimisation, skip it.
       }
     }
-    // Numbering goes on after every file there, also the ones skipped.
-    this.queued = readdirSync(join(this.dir, 'queue')).length;
+    // Numbering goes on after every entry there (also the skipped ones), never reusing an id.
+    for (const name of names) {
+      const id = /^id:(\d+),/.exec(name);
+      if (id) this.queued = Math.max(this.queued, Number(id[1]) + 1);
+    }
     return docs;
   }
 
@@ -463,9 +470,9 @@ const STATS_EVERY_MS = 1000;
 
 /** Runs a campaign to its limit or a stop signal; exit 1 when something was found. */
 export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
-  const initial = loadCorpus(st.corpus, st.builds);
+  const initial = loadCorpus(st.corpus, st.builds, st.allowed);
   const out = new OutDir(st.out);
-  const resumed = out.resumeQueue(st.builds);
+  const resumed = out.resumeQueue(st.builds, st.allowed);
   let source: Source;
   if (st.workers === 1) {
     const campaign = new Campaign({

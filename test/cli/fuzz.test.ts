@@ -250,4 +250,36 @@ describe('fuzz settings and input errors', () => {
     // Initial inputs are not copied into queue/ (they are in the corpus already).
     for (const name of readdirSync(join(out, 'queue'))) expect(name).not.toContain('op:initial');
   });
+
+  it('--builds also restricts the starting inputs and a resumed queue to those builds', async () => {
+    const out = join(tmp, 'out-builds');
+    const argv = ['--execs', '64', '--seed', '3', '--corpus', `${ROOT}corpus/seeds`, '--out', out];
+    // A first campaign over every build fills queue/ with entries of many builds.
+    await runFuzz(fuzzSettings(argv, read, 0), fakeIo());
+    const buildsOf = (dir: string): Set<string> =>
+      new Set(
+        readdirSync(dir).flatMap((n) => {
+          const doc = JSON.parse(read(join(dir, n))) as { src: { build: string }; dst: { build: string } };
+          return [doc.src.build, doc.dst.build];
+        }),
+      );
+    expect(buildsOf(join(out, 'queue')).size).toBeGreaterThan(1);
+    const before = new Set(readdirSync(join(out, 'queue')));
+    // Resumed with --builds qemu-9.2: neither the seeds (bug A is qemu-1.2, bug B rhel-7.4)
+    // nor the earlier entries of other builds run, so nothing else is found or queued.
+    const io = fakeIo();
+    await runFuzz(fuzzSettings([...argv, '--builds', 'qemu-9.2'], read, 0), io);
+    const s = JSON.parse(read(join(out, 'fuzzer_stats.json'))) as Stats;
+    expect(Object.keys(s.findings)).not.toContain('stuck-irq-line:vser0:remote-irr');
+    expect(Object.keys(s.findings)).not.toContain('migration-failed:serial0:tsr-not-empty');
+    const added = readdirSync(join(out, 'queue')).filter((n) => !before.has(n));
+    expect(added.length).toBeGreaterThan(0);
+    for (const n of added) {
+      const doc = JSON.parse(read(join(out, 'queue', n))) as {
+        src: { build: string };
+        dst: { build: string };
+      };
+      expect([doc.src.build, doc.dst.build]).toEqual(['qemu-9.2', 'qemu-9.2']);
+    }
+  });
 });
