@@ -154,6 +154,15 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx, versionId: number): PostLoa
     }
   }
   if (s.tsrRetry > 0) {
+    // The watch will send TSR, then (THRE clear, FIFO mode) take the next byte from the
+    // transmit FIFO: serial_xmit asserts it is not empty. A stream with tsr but not xmit_fifo
+    // (a build that splits them) would abort the destination once it runs; refuse it here.
+    if (o.fcrVmstate & Fcr.FE && !(s.lsr & Lsr.THRE) && s.xmitFifo.num === 0) {
+      return {
+        message: `inconsistent state in serial device (THRE clear with an empty transmit FIFO, tsr_retry=${s.tsrRetry}`,
+        key: 'xmit-fifo-empty',
+      };
+    }
     s.tsrRetry = Math.min(s.tsrRetry, MAX_XMIT_RETRY);
     // The chardev watch is not migrated: re-add it (it fires once the VM runs).
     s.watchPending = true;

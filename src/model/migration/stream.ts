@@ -12,7 +12,7 @@ export const QEMU_VM_FILE_MAGIC = 0x5145564d;
 /** Version 2 is rejected as obsolete; 3 is the only one QEMU has written since 2009. */
 export const QEMU_VM_FILE_VERSION_COMPAT = 2;
 export const QEMU_VM_FILE_VERSION = 3;
-export const QEMU_VM_EOF = 0x02;
+export const QEMU_VM_EOF = 0x00;
 export const QEMU_VM_SECTION_FULL = 0x04;
 export const QEMU_VM_SUBSECTION = 0x05;
 export const QEMU_VM_CONFIGURATION = 0x07;

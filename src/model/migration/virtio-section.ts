@@ -19,9 +19,9 @@ export interface VserImage {
   s: VserState;
 }
 
-const fail = (msg: string, key: string): never => {
+function fail(msg: string, key: string): never {
   throw new LoadError(`virtio-serial: ${msg}`, key);
-};
+}
 
 /** Each queue's last_avail_idx, checked against the ring in guest RAM (virtio_load). */
 const queues = custom<VserImage, MigCtx>('queues', {
@@ -103,9 +103,16 @@ const device = custom<VserImage, MigCtx>('device', {
       if (r.be32() !== 0) fail(`port ${id}: iov_idx out of range`, 'elem');
       const offset = r.be64();
       const desc = r.be32();
-      const ring = m.rings(s.dev).rings[inQueueOf(id) + 1];
-      if (!ring || desc >= ring.num || offset > ring.bufLen[desc]!)
+      const q = inQueueOf(id) + 1;
+      const ring = m.rings(s.dev).rings[q];
+      if (!ring || desc >= ring.num || !(offset >= 0 && offset <= ring.bufLen[desc]!))
         fail(`port ${id}: popped element out of range`, 'elem');
+      // It must be one of the queue's in-flight descriptors (popped, not yet pushed back).
+      const { lastAvailIdx, inuse } = s.queues[q]!;
+      let inFlight = false;
+      for (let k = 1; k <= inuse; k++)
+        if (ring.availRing[u16(lastAvailIdx - k) % ring.num] === desc) inFlight = true;
+      if (!inFlight) fail(`port ${id}: popped element ${desc} is not in flight`, 'elem');
       port.elem = { id: desc, offset };
       // virtio_serial_throttle_port(port, false) schedules the flush: here it runs at vm_start,
       // when the backend is attached (the port stays throttled until then).

@@ -2,6 +2,7 @@ import { assert } from '../assert.js';
 import { Ev, MigPhase } from '../events.js';
 import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PCI_GSI_BASE } from '../irqchip.js';
 import type { Machine } from '../machine.js';
+import { MAX_HORIZON_NS } from '../schedule/validate.js';
 import type { Revisions } from './builds.js';
 import { type SerialImage, serialSection } from './serial-section.js';
 import { LoadError } from './stream.js';
@@ -31,7 +32,9 @@ const timerSection: VmSection<ClockImage, MigCtx> = {
   name: 'timer',
   version: 2,
   minVersion: 2,
-  fields: [field<ClockImage>('vmNs', 'i64', { min: 0 })],
+  // Guest time never passes host time, which ends at the horizon: a larger value (up to
+  // 2^53) would overflow the timers' arithmetic once the destination runs.
+  fields: [field<ClockImage>('vmNs', 'i64', { min: 0, max: MAX_HORIZON_NS })],
   subsections: [],
   preSave: (o) => {
     o.vmNs = o.m.vmNow();
@@ -81,6 +84,9 @@ const apicSection: VmSection<LapicImage, MigCtx> = {
     unpackBits(o.irr, staged.irr);
     unpackBits(o.isr, staged.isr);
     unpackBits(o.tmr, staged.tmr);
+    // The model's CPU takes a vector and EOIs it in one event: at rest nothing is in service,
+    // and an ISR bit from a stream would block every vector below it for good.
+    if (staged.isr.includes(1)) return { message: 'apic: a vector is in service at rest', key: 'apic-isr' };
     // 78d6a05d: the LAPIC is installed in its own post_load; before it, only at the end of
     // the whole load (cpu_synchronize_all_post_init), see loadVm.
     if (ctx.rev.lapicLoad === 'post-load') o.m.irq.lapic = staged;
@@ -155,7 +161,6 @@ const ioapicSection: VmSection<IoapicImage, MigCtx> = {
   postLoad: (o) => {
     const io = o.m.irq.ioapic;
     const view = new DataView(o.redir.buffer, o.redir.byteOffset, o.redir.byteLength);
-    const { pic, pci } = o.m.irq;
     for (let pin = 0; pin < IOAPIC_PINS; pin++) {
       const entry = view.getUint32(pin * 4);
       io.vector[pin] = entry & 0xff;
@@ -163,18 +168,30 @@ const ioapicSection: VmSection<IoapicImage, MigCtx> = {
       io.levelTriggered[pin] = entry & LEVEL ? 1 : 0;
       io.masked[pin] = entry & MASKED ? 1 : 0;
       io.irr[pin] = (o.irr >>> pin) & 1;
-      io.level[pin] =
-        pin < 16
-          ? (pic.lastIrr >> pin) & 1
-          : pin < PCI_GSI_BASE + NUM_PIRQS
-            ? pci.pirqCount[pin - PCI_GSI_BASE]! > 0
-              ? 1
-              : 0
-            : 0;
     }
     return null;
   },
 };
+
+/**
+ * The IOAPIC's input levels, once every section is in (a stream may order them as it likes):
+ * ISA pins from the i8259's edge memory, PCI pins from the bus's counts. A level-triggered
+ * pin's IRR follows its input (ioapic_set_irq), whatever the stream said.
+ */
+function settleIoapicInputs(m: Machine): void {
+  const { ioapic: io, pic, pci } = m.irq;
+  for (let pin = 0; pin < IOAPIC_PINS; pin++) {
+    io.level[pin] =
+      pin < 16
+        ? (pic.lastIrr >> pin) & 1
+        : pin < PCI_GSI_BASE + NUM_PIRQS
+          ? pci.pirqCount[pin - PCI_GSI_BASE]! > 0
+            ? 1
+            : 0
+          : 0;
+    if (io.levelTriggered[pin]) io.irr[pin] = io.level[pin]!;
+  }
+}
 
 /** The entries of a machine, in registration order; fresh adapter objects each time. */
 function entries(m: Machine): VmEntry<MigCtx>[] {
@@ -215,6 +232,7 @@ export function saveVm(m: Machine): Uint8Array {
 export function loadVm(m: Machine, stream: Uint8Array): void {
   loadStream(stream, entries(m), ctxOf(m), m.machineType.name);
   checkPciCounts(m);
+  settleIoapicInputs(m);
   const staged = m.stagedLapic;
   if (staged) {
     m.stagedLapic = null;

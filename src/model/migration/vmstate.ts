@@ -579,9 +579,11 @@ function loadFullSection<C>(
 
 /**
  * Loads a stream into the registry's objects, section by section in stream order
- * (qemu_loadvm_state_main). Sections the destination has but the stream lacks keep their
- * state. Throws only LoadError for any input bytes; on a throw the destination is to be
- * discarded. Unlike QEMU, bytes after QEMU_VM_EOF are an error: nothing may hide there.
+ * (qemu_loadvm_state_main). Throws only LoadError for any input bytes; on a throw the
+ * destination is to be discarded. Unlike QEMU, bytes after QEMU_VM_EOF are an error (nothing
+ * may hide there), and so is a section the destination has that the stream lacks: QEMU would
+ * keep the device's reset state beside the source's RAM (its rings, its driver's view), a
+ * pair no run can reach.
  */
 export function loadStream<C>(
   bytes: Uint8Array,
@@ -604,6 +606,14 @@ export function loadStream<C>(
     throw new LoadError(
       `${r.remaining} trailing bytes after the end of the migration stream`,
       'trailing-bytes',
+    );
+  }
+  const missing = loaded.indexOf(0);
+  if (missing >= 0) {
+    const { section, instanceId } = registry[missing]!;
+    throw new LoadError(
+      `section '${section.name}' instance ${instanceId} is missing from the migration stream`,
+      'missing-section',
     );
   }
 }

@@ -184,9 +184,10 @@ function loadErrorOf(fn: () => unknown): LoadError {
 }
 
 /** Loads one toy stream into fresh destinations; returns instance 0. */
-function migrate(bytes: Uint8Array, section = toySection): Toy {
+/** Loads into two toy instances (as saveStream(entries(...)) makes); `only` registers one. */
+function migrate(bytes: Uint8Array, section = toySection, only = false): Toy {
   const d0 = makeToy();
-  loadStream(bytes, entries(d0, makeToy(), section), CTX, MACHINE);
+  loadStream(bytes, only ? [vmEntry(section, d0, 0)] : entries(d0, makeToy(), section), CTX, MACHINE);
   return d0;
 }
 
@@ -386,6 +387,8 @@ describe('vmstate engine', () => {
             body(1, (b) => b.be64(-1)),
           ),
         ),
+        toySection,
+        true,
       ),
     ).toMatchObject({ a: 1, f: true });
   });
@@ -419,15 +422,17 @@ describe('migration stream', () => {
     expect(e.section).toBeNull();
   });
 
-  it('accepts sections the stream lacks and fails on a repeated one', () => {
-    const d0 = { ...makeToy(), a: 5 };
-    loadStream(
-      handStream(() => {}),
-      entries(d0, makeToy()),
-      CTX,
-      MACHINE,
+  it('fails on a section the stream lacks, and on a repeated one', () => {
+    const lacking = loadErrorOf(() =>
+      loadStream(
+        handStream(() => {}),
+        entries(makeToy(), makeToy()),
+        CTX,
+        MACHINE,
+      ),
     );
-    expect(d0.a).toBe(5);
+    expect(lacking.message).toBe("section 'toy' instance 0 is missing from the migration stream");
+    expect(lacking.key).toBe('missing-section');
     const w = new StreamWriter();
     saveSection(w, toySection, sample(), CTX);
     const body = w.finish();
