@@ -50,11 +50,15 @@ export interface FuzzSettings {
 
 const DURATION = /^(\d+)(ms|s|m|h)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Starting inputs when --corpus is not given (relative to the working directory). */
+const DEFAULT_CORPUS = join('corpus', 'seeds');
 
 export function parseDuration(text: string): number {
   const m = DURATION.exec(text);
   if (!m) throw new UsageError(`--time: ${quote(text)} is not a duration (e.g. 60s, 5m, 1h)`);
-  return Number(m[1]) * UNIT_MS[m[2] ?? 's']!;
+  const ms = Number(m[1]) * UNIT_MS[m[2] ?? 's']!;
+  if (!(ms >= 1)) throw new UsageError(`--time: ${quote(text)} is no time at all`);
+  return ms;
 }
 
 function positiveInt(a: ParsedArgs, flag: string, max: number): number | null {
@@ -133,7 +137,7 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
     maxQueue: positiveInt(a, '--max-queue', 1_000_000) ?? DEFAULT_MAX_QUEUE,
     eventBudget: positiveInt(a, '--event-budget', 1e9) ?? DEFAULT_EVENT_BUDGET,
     out: flagString(a, '--out') ?? 'out',
-    corpus: flagString(a, '--corpus') ?? join('corpus', 'seeds'),
+    corpus: flagString(a, '--corpus') ?? DEFAULT_CORPUS,
     builds,
     allowed,
     buildsFlag: flagString(a, '--builds'),
@@ -470,7 +474,9 @@ const STATS_EVERY_MS = 1000;
 
 /** Runs a campaign to its limit or a stop signal; exit 1 when something was found. */
 export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
-  const initial = loadCorpus(st.corpus, st.builds, st.allowed);
+  // Outside a checkout there is no corpus/seeds: without --corpus, start from nothing.
+  const noSeeds = st.corpus === DEFAULT_CORPUS && !existsSync(st.corpus);
+  const initial = noSeeds ? [] : loadCorpus(st.corpus, st.builds, st.allowed);
   const out = new OutDir(st.out);
   const resumed = out.resumeQueue(st.builds, st.allowed);
   let source: Source;

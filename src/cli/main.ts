@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
-import { parseSchedule } from '../model/schedule/validate.js';
+import { oneLine, parseSchedule, quote } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
@@ -152,7 +152,10 @@ export function main(argv: string[]): number | Promise<number> {
       case 'corpus':
         return cmdCorpus(rest);
       case 'start':
-        return cmdFuzz(['--time', '60s', ...rest]);
+        // The default campaign: 60 s, unless a limit of its own is given.
+        return cmdFuzz(
+          rest.some((x) => x === '--time' || x === '--execs') ? rest : ['--time', '60s', ...rest],
+        );
       case undefined:
       case '--help':
       case '-h':
@@ -160,14 +163,17 @@ export function main(argv: string[]): number | Promise<number> {
         console.log(USAGE);
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${cmd}"`);
+        throw new UsageError(`unknown command ${quote(cmd)}`);
     }
   } catch (e) {
     return handleError(e);
   }
 }
 
-/** Usage errors exit 2, bad input files 3, each with one line; anything else is a bug. */
+/** Exit code of an internal error (sysexits EX_SOFTWARE): never a finding's 1 or an input's 3. */
+export const EXIT_INTERNAL = 70;
+
+/** Usage errors exit 2, bad input files 3, each with one line; anything else is a bug (70). */
 function handleError(e: unknown): number {
   if (e instanceof UsageError) {
     console.error(`migfuzz: ${e.message}\n${USAGE}`);
@@ -181,5 +187,9 @@ function handleError(e: unknown): number {
     console.error(`migfuzz: ${e.message}`);
     return 3;
   }
-  throw e;
+  // A bug of migfuzz itself: still one line, and an exit code of its own.
+  console.error(
+    oneLine(`migfuzz: internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`),
+  );
+  return EXIT_INTERNAL;
 }

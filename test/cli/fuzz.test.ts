@@ -201,6 +201,7 @@ describe('fuzz settings and input errors', () => {
     expect(settings(['--execs', '0'])).toThrow(UsageError);
     expect(settings(['--workers', '0'])).toThrow(UsageError);
     expect(settings(['--time', 'soon'])).toThrow(UsageError);
+    expect(settings(['--time', '0s'])).toThrow('--time: "0s" is no time at all');
   });
 
   it('defaults: 60 s, one worker, out/, corpus/seeds, every built-in build; the seed from the clock', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -231,5 +231,18 @@ describe('usage errors exit 2', () => {
     expect(run(['frobnicate']).errText).toContain('frobnicate');
     err.mockClear();
     expect(run(['run', CLEAN, '--frob']).errText).toContain('--frob');
+    err.mockClear();
+    // On one line, whatever the argument holds.
+    expect(run(['a\nb']).errText.split('\n')[0]).toBe('migfuzz: unknown command "a\\nb"');
+  });
+
+  it('start takes a limit of its own instead of the default 60 s', async () => {
+    const out = join(tmp, 'start-out');
+    const corpus = join(tmp, 'start-corpus');
+    mkdirSync(corpus);
+    const code = await main(['start', '--execs', '20', '--seed', '1', '--corpus', corpus, '--out', out]);
+    expect([0, 1]).toContain(code);
+    const stats = JSON.parse(readFileSync(join(out, 'fuzzer_stats.json'), 'utf8')) as { execs: number };
+    expect(stats.execs).toBe(20);
   });
 });
