@@ -176,7 +176,7 @@ export function loadCorpus(dir: string, builds: BuildRegistry, allowed: readonly
 const inCampaign = (s: Schedule, allowed: readonly string[]): boolean =>
   allowed.includes(s.src.build) && allowed.includes(s.dst.build);
 
-/** The schedule's trace; a model that crashes has none, the .mpk then says why. */
+/** The schedule's trace, or why there is none (the model threw outside its run loop). */
 function traceOrCrash(s: Schedule, builds: BuildRegistry): Uint8Array | string {
   try {
     return encodeTrace(recordRun(s, builds));
@@ -253,7 +253,8 @@ export class OutDir {
       ['shrunk', shrunk],
     ] as const) {
       writeFileAtomic(join(dir, `${name}.json`), `${JSON.stringify(scheduleToJson(s), null, 1)}\n`);
-      writeFileAtomic(join(dir, `${name}.mpk`), traceOrCrash(s, builds));
+      const trace = traceOrCrash(s, builds);
+      writeFileAtomic(join(dir, typeof trace === 'string' ? `${name}.crash.txt` : `${name}.mpk`), trace);
     }
     const record = {
       ...extra,
@@ -602,7 +603,9 @@ function findingTable(rows: readonly Row[], execs: number): string {
         String(r.f.count),
         `${(r.seenMs / 1000).toFixed(2)} s (exec ${r.f.firstExec})`,
         shrunk,
-        `npx migfuzz replay ${join(r.dir, 'shrunk.mpk')}`,
+        existsSync(join(r.dir, 'shrunk.mpk'))
+          ? `npx migfuzz replay ${join(r.dir, 'shrunk.mpk')}`
+          : `npx migfuzz run ${join(r.dir, 'shrunk.json')}`,
       ].join(' | '),
     );
   }

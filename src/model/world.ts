@@ -123,6 +123,9 @@ export class World implements Host {
       return { kind: 'horizon' };
     } catch (e) {
       if (e instanceof ModelAssertError) return { kind: 'assert', message: e.message };
+      // Any other throw is a bug of the model: an abort all the same, judged and recorded
+      // (a replay throws at the same event).
+      if (e instanceof Error) return { kind: 'assert', message: `${e.name}: ${e.message}` };
       throw e;
     }
   }

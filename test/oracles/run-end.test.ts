@@ -103,3 +103,21 @@ describe('model-assert', () => {
     ]);
   });
 });
+
+describe('a model that throws', () => {
+  it('ends its run as an assert, so it is judged (model-assert) and can be recorded', () => {
+    const s = seed('uart-echo');
+    let seen = 0;
+    const sink = {
+      event() {
+        if (++seen === 40) throw new TypeError('a bug of the model');
+      },
+    };
+    const v = judge(s, { builds, sink });
+    expect(v.end).toBe('assert');
+    expect(v.events).toBe(40);
+    expect(v.findings.map((f) => [f.oracle, f.message])).toEqual([
+      ['model-assert', 'TypeError: a bug of the model'],
+    ]);
+  });
+});
