@@ -17,7 +17,7 @@ import type { Finding } from '../oracles/types.js';
 import { judge } from '../oracles/verdict.js';
 import { formatMs } from '../replay/describe.js';
 import type { Trace } from '../replay/format.js';
-import { recordRun } from '../replay/record.js';
+import { recordRun, rerun } from '../replay/record.js';
 import { encodeTrace, traceRegistry } from '../replay/trace.js';
 import { flagString, parseArgs, UsageError } from './args.js';
 import {
@@ -75,15 +75,16 @@ export function cmdShrink(argv: string[]): number {
     }
     const signature = wanted ?? recorded[0]!;
     const builds = traceRegistry(trace);
+    const { eventBudget } = trace.stats;
     // The shrinker keeps candidates that still show the signature: the start must show it now.
-    const now = judge(trace.schedule, { builds });
+    const now = judge(trace.schedule, { builds, eventBudget });
     if (!now.findings.some((f) => f.signature === signature)) {
       throw new TraceInputError(
         `${file}: its schedule no longer produces ${signature} (recorded: ${recorded.join(', ')}; now: ${signatures(now.findings).join(', ') || 'no finding'}), nothing to shrink`,
       );
     }
-    const r = shrink(trace.schedule, signature, builds);
-    const shrunk = recordRun(r.schedule, builds);
+    const r = shrink(trace.schedule, signature, builds, { eventBudget });
+    const shrunk = recordRun(r.schedule, builds, eventBudget);
     writeFileAtomic(out, encodeTrace(shrunk));
     const repro = `npx migfuzz replay ${out}`;
     const target = shrunk.verdict.findings.find((f) => f.signature === signature);
@@ -169,7 +170,7 @@ function cmdCorpusAdd(argv: string[]): number {
   const fileName = name !== undefined ? seedFileName(name) : undefined;
   return withInputErrors(() => {
     const trace = readTraceFile(file);
-    const fresh = recordRun(trace.schedule, traceRegistry(trace));
+    const fresh = rerun(trace);
     const first = fresh.verdict.findings[0];
     if (fileName === undefined && !first) {
       throw new UsageError(`${file} has no finding to name the seed after: give --name NAME`);
@@ -247,7 +248,8 @@ export function checkTrace(file: string, trace: Trace): SeedCheck {
   let now: string[] = [];
   let error: string | null = null;
   try {
-    now = signatures(judge(trace.schedule, { builds: traceRegistry(trace) }).findings);
+    const { eventBudget } = trace.stats;
+    now = signatures(judge(trace.schedule, { builds: traceRegistry(trace), eventBudget }).findings);
   } catch (e) {
     error = oneLine(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
   }

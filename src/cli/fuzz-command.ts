@@ -15,7 +15,7 @@ import {
   scheduleToJson,
   validateSchedule,
 } from '../model/schedule/validate.js';
-import { DEFAULT_EVENT_BUDGET } from '../model/world.js';
+import { DEFAULT_EVENT_BUDGET, MAX_EVENT_BUDGET } from '../model/world.js';
 import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
@@ -135,7 +135,7 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
     execs,
     workers: positiveInt(a, '--workers', 64) ?? 1,
     maxQueue: positiveInt(a, '--max-queue', 1_000_000) ?? DEFAULT_MAX_QUEUE,
-    eventBudget: positiveInt(a, '--event-budget', 1e9) ?? DEFAULT_EVENT_BUDGET,
+    eventBudget: positiveInt(a, '--event-budget', MAX_EVENT_BUDGET) ?? DEFAULT_EVENT_BUDGET,
     out: flagString(a, '--out') ?? 'out',
     corpus: flagString(a, '--corpus') ?? DEFAULT_CORPUS,
     builds,
@@ -177,9 +177,9 @@ const inCampaign = (s: Schedule, allowed: readonly string[]): boolean =>
   allowed.includes(s.src.build) && allowed.includes(s.dst.build);
 
 /** The schedule's trace, or why there is none (the model threw outside its run loop). */
-function traceOrCrash(s: Schedule, builds: BuildRegistry): Uint8Array | string {
+function traceOrCrash(s: Schedule, builds: BuildRegistry, eventBudget: number): Uint8Array | string {
   try {
-    return encodeTrace(recordRun(s, builds));
+    return encodeTrace(recordRun(s, builds, eventBudget));
   } catch (e) {
     return `no trace: the model threw while running this schedule (${e instanceof Error ? e.message : String(e)})\n`;
   }
@@ -241,7 +241,13 @@ export class OutDir {
    * A finding's directory: its original and shrunk schedules and traces, and finding.json
    * (written last: its presence means the directory is complete).
    */
-  saveFinding(f: FindingRecord, shrunk: Schedule, builds: BuildRegistry, extra: object): string {
+  saveFinding(
+    f: FindingRecord,
+    shrunk: Schedule,
+    builds: BuildRegistry,
+    eventBudget: number,
+    extra: object,
+  ): string {
     const sub =
       f.oracle === 'hang'
         ? join('hangs', signatureDir(f.signature))
@@ -253,7 +259,7 @@ export class OutDir {
       ['shrunk', shrunk],
     ] as const) {
       writeFileAtomic(join(dir, `${name}.json`), `${JSON.stringify(scheduleToJson(s), null, 1)}\n`);
-      const trace = traceOrCrash(s, builds);
+      const trace = traceOrCrash(s, builds, eventBudget);
       writeFileAtomic(join(dir, typeof trace === 'string' ? `${name}.crash.txt` : `${name}.mpk`), trace);
     }
     const record = {
@@ -584,8 +590,12 @@ function saveFinding(
   const sub = f.oracle === 'hang' ? 'hangs' : 'crashes';
   const dir = join(st.out, sub, dirName);
   if (known.has(dirName)) return { f, seenMs, shrunkSteps: -1, dir };
-  const shrunk = shrink(f.schedule, f.signature, st.builds);
-  out.saveFinding(f, shrunk.schedule, st.builds, { seed: st.seed, first_exec: f.firstExec, seen_ms: seenMs });
+  const shrunk = shrink(f.schedule, f.signature, st.builds, { eventBudget: st.eventBudget });
+  out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
+    seed: st.seed,
+    first_exec: f.firstExec,
+    seen_ms: seenMs,
+  });
   return { f, seenMs, shrunkSteps: shrunk.stepsAfter, dir };
 }
 

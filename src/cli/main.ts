@@ -94,12 +94,15 @@ function cmdRun(argv: string[]): number {
   const file = a.positionals[0]!;
   const registry = loadBuilds(a);
   // A trace (.mpk) runs its own schedule with its recorded builds.
-  const { schedule, builds } = traceRunInput(file, registry) ?? {
+  const { schedule, builds, eventBudget } = traceRunInput(file, registry) ?? {
     schedule: loadSchedule(file, registry),
     builds: registry,
   };
   const out = flagString(a, '--trace');
-  const v = out === undefined ? judge(schedule, { builds }) : runRecorded(schedule, builds, out);
+  const v =
+    out === undefined
+      ? judge(schedule, { builds, eventBudget })
+      : runRecorded(schedule, builds, out, eventBudget);
   const repro = reproduce(file, a);
   if (a.flags.has('--json')) {
     console.log(

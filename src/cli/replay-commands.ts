@@ -156,18 +156,27 @@ export function isTraceFile(file: string): boolean {
 export function traceRunInput(
   file: string,
   builds: BuildRegistry,
-): { schedule: Schedule; builds: BuildRegistry } | null {
+): { schedule: Schedule; builds: BuildRegistry; eventBudget?: number } | null {
   if (!isTraceFile(file)) return null;
   const trace = readTraceFile(file);
-  return { schedule: trace.schedule, builds: new Map([...builds, ...traceRegistry(trace)]) };
+  return {
+    schedule: trace.schedule,
+    builds: new Map([...builds, ...traceRegistry(trace)]),
+    eventBudget: trace.stats.eventBudget,
+  };
 }
 
 /**
  * `run FILE --trace OUT`: runs and judges `schedule` while recording every event, writes the
  * trace to OUT atomically, and returns the verdict to print (the same as without --trace).
  */
-export function runRecorded(schedule: Schedule, builds: BuildRegistry, out: string): Verdict {
-  const trace = recordRun(schedule, builds);
+export function runRecorded(
+  schedule: Schedule,
+  builds: BuildRegistry,
+  out: string,
+  eventBudget?: number,
+): Verdict {
+  const trace = recordRun(schedule, builds, eventBudget);
   writeFileAtomic(out, encodeTraceParts(trace));
   return trace.verdict;
 }

@@ -16,11 +16,18 @@ export interface ShrinkResult {
   stepsAfter: number;
 }
 
+export interface ShrinkOptions {
+  /** Candidate runs allowed; past them the result may not be 1-minimal. */
+  maxTries?: number;
+  /** The runs' event budget (a hang found under a smaller budget shrinks under it too). */
+  eventBudget?: number;
+}
+
 export function shrink(
   start: Schedule,
   signature: string,
   builds: BuildRegistry,
-  maxTries = 5000,
+  { maxTries = 5000, eventBudget }: ShrinkOptions = {},
 ): ShrinkResult {
   let tries = 0;
   let best = scheduleToJson(start) as Doc;
@@ -35,7 +42,8 @@ export function shrink(
       if (e instanceof ScheduleError) return false;
       throw e;
     }
-    if (!judgeSafely(s, builds).findings.some((f) => f.signature === signature)) return false;
+    if (!judgeSafely(s, builds, undefined, eventBudget).findings.some((f) => f.signature === signature))
+      return false;
     best = doc;
     return true;
   };

@@ -18,6 +18,7 @@ import { makeScheduler, pop, type Scheduler, schedule } from './scheduler.js';
  */
 
 export const DEFAULT_EVENT_BUDGET = 2_000_000;
+export const MAX_EVENT_BUDGET = 1_000_000_000;
 
 export interface RunOptions {
   builds: BuildRegistry;

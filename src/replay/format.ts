@@ -60,6 +60,8 @@ export interface TraceStats {
   hostEndNs: number;
   /** Guest virtual time (vm_clock) at the end: host time during which the guest's VM ran. */
   vmEndNs: number;
+  /** The run's event budget when it was not the default (a replay runs with the same one). */
+  eventBudget?: number;
 }
 
 export interface Trace {

@@ -18,6 +18,7 @@ import {
   scheduleToJson,
   validateSchedule,
 } from '../model/schedule/validate.js';
+import { DEFAULT_EVENT_BUDGET, MAX_EVENT_BUDGET } from '../model/world.js';
 import { type Finding, ORACLE_NAMES } from '../oracles/types.js';
 import type { Verdict } from '../oracles/verdict.js';
 import { decodeEvents, encodeEvents } from './columns.js';
@@ -69,7 +70,10 @@ export function makeTrace(
   eventCount: number,
   verdict: Verdict,
   vmEndNs: number,
+  eventBudget = DEFAULT_EVENT_BUDGET,
 ): Trace {
+  const stats: TraceStats = { events: eventCount, hostEndNs: verdict.endNs, vmEndNs };
+  if (eventBudget !== DEFAULT_EVENT_BUDGET) stats.eventBudget = eventBudget;
   return lazyTrace(
     {
       tool: { name: TOOL_NAME, version: TOOL_VERSION },
@@ -79,7 +83,7 @@ export function makeTrace(
       eventParts,
       verdict,
       digest: traceDigest(eventParts, eventCount, verdict),
-      stats: { events: eventCount, hostEndNs: verdict.endNs, vmEndNs },
+      stats,
     },
     undefined,
   );
@@ -236,7 +240,7 @@ function documentFields(t: Trace): [string, unknown][] {
     ['events', null],
     ['verdict', verdictToJson(t.verdict)],
     ['digest', t.digest],
-    ['stats', { events: t.stats.events, hostEndNs: t.stats.hostEndNs, vmEndNs: t.stats.vmEndNs }],
+    ['stats', { ...t.stats }],
   ];
 }
 
@@ -454,10 +458,23 @@ function readFinding(input: JsonReader, v: unknown, path: string, endNs: number)
 
 function readStats(input: JsonReader, v: unknown): TraceStats {
   const obj = input.object(v, 'stats');
-  input.onlyFields(obj, 'stats', ['events', 'hostEndNs', 'vmEndNs']);
+  input.onlyFields(obj, 'stats', ['events', 'hostEndNs', 'vmEndNs', 'eventBudget']);
   const field = (key: string): number =>
     safeInt(input, input.need(obj, key, 'stats', 'an integer'), `stats.${key}`);
-  return { events: field('events'), hostEndNs: field('hostEndNs'), vmEndNs: field('vmEndNs') };
+  const stats: TraceStats = {
+    events: field('events'),
+    hostEndNs: field('hostEndNs'),
+    vmEndNs: field('vmEndNs'),
+  };
+  if (obj.eventBudget !== undefined)
+    stats.eventBudget = input.int(
+      obj.eventBudget,
+      'stats.eventBudget',
+      1,
+      MAX_EVENT_BUDGET,
+      `an integer in [1, ${MAX_EVENT_BUDGET}]`,
+    );
+  return stats;
 }
 
 function safeInt(input: JsonReader, v: unknown, path: string): number {

@@ -283,4 +283,28 @@ describe('fuzz settings and input errors', () => {
       expect([doc.src.build, doc.dst.build]).toEqual(['qemu-9.2', 'qemu-9.2']);
     }
   });
+
+  it('--event-budget: a hang under it is shrunk and recorded under it, and replays identically', async () => {
+    const out = join(tmp, 'out-budget');
+    await runFuzz(
+      fuzzSettings(
+        ['--execs', '30', '--seed', '1', '--corpus', emptyCorpus, '--out', out, '--event-budget', '200'],
+        read,
+        0,
+      ),
+      fakeIo(),
+    );
+    const dir = join(out, 'hangs', signatureDir('hang:-:event-budget'));
+    const finding = JSON.parse(read(join(dir, 'finding.json'))) as { message: string };
+    expect(finding.message).toContain('200');
+    for (const name of ['original', 'shrunk']) {
+      const trace = decodeTrace(readFileSync(join(dir, `${name}.mpk`)));
+      expect(trace.stats.eventBudget).toBe(200);
+      expect(trace.verdict.findings.map((f) => f.signature)).toContain('hang:-:event-budget');
+      expect(replayTrace(trace).identical).toBe(true);
+    }
+    const shrunk = JSON.parse(read(join(dir, 'shrunk.json'))) as { steps: unknown[] };
+    const original = JSON.parse(read(join(dir, 'original.json'))) as { steps: unknown[] };
+    expect(shrunk.steps.length).toBeLessThanOrEqual(original.steps.length);
+  });
 });

@@ -93,7 +93,7 @@ describe('shrink', () => {
   });
 
   it('stops at maxTries', () => {
-    const r = shrink(seedFile('bug-b-serial'), BUG_B, builds, 2);
+    const r = shrink(seedFile('bug-b-serial'), BUG_B, builds, { maxTries: 2 });
     expect(r.tries).toBe(2);
     expect(shows(r.schedule, BUG_B)).toBe(true);
   });
