@@ -371,8 +371,11 @@ class PoolSource implements Source {
   private failure: Error | null = null;
   /** Queue entries seen so far (bounded), for a restarted worker to start from. */
   private readonly shared: Doc[];
-  /** Executions of workers that died (their reports are gone with them). */
+  /** Executions and finding counts of workers that died (their reports are gone with them). */
   private retiredExecs = 0;
+  private readonly retiredCounts = new Map<string, number>();
+  /** Per worker: the executions it may still run (--execs split between them), or null. */
+  private readonly shares: (number | null)[];
   restarts = 0;
   private stopping = false;
 
@@ -382,6 +385,9 @@ class PoolSource implements Source {
     imported: Doc[],
   ) {
     this.shared = [...imported];
+    this.shares = Array.from({ length: st.workers }, (_, i) =>
+      st.execs === null ? null : Math.floor(st.execs / st.workers) + (i < st.execs % st.workers ? 1 : 0),
+    );
     for (let i = 0; i < st.workers; i++) {
       this.spawn(i, (st.seed + Math.imul(i, 0x9e3779b9)) >>> 0, i === 0 ? initial : [], imported);
     }
@@ -395,6 +401,7 @@ class PoolSource implements Source {
       allowed: st.allowed,
       maxQueue: st.maxQueue,
       eventBudget: st.eventBudget,
+      maxExecs: this.shares[i]!,
       initial,
       imported,
     };
@@ -410,7 +417,12 @@ class PoolSource implements Source {
         this.wake?.();
         return;
       }
-      this.retiredExecs += this.latest[i]?.execs ?? 0;
+      const last = this.latest[i];
+      this.retiredExecs += last?.execs ?? 0;
+      for (const [sig, n] of Object.entries(last?.counts ?? {}))
+        this.retiredCounts.set(sig, (this.retiredCounts.get(sig) ?? 0) + n);
+      const share = this.shares[i]!;
+      if (share !== null) this.shares[i] = share - (last?.execs ?? 0);
       this.latest[i] = undefined;
       this.spawn(i, (seed + Math.imul(this.restarts, 0x9e3779b9)) >>> 0, [], this.shared.slice());
     });
@@ -432,7 +444,7 @@ class PoolSource implements Source {
       this.pending.findings.push({ ...f, schedule: validateSchedule(f.schedule, builds) });
       this.counts.set(f.signature, 0);
     }
-    const total = new Map<string, number>();
+    const total = new Map(this.retiredCounts);
     for (const rep of this.latest)
       for (const [sig, n] of Object.entries(rep?.counts ?? {})) total.set(sig, (total.get(sig) ?? 0) + n);
     for (const [sig, n] of total) this.counts.set(sig, n);

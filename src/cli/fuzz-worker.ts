@@ -15,6 +15,8 @@ export interface WorkerInit {
   allowed: string[];
   maxQueue: number;
   eventBudget: number;
+  /** Executions this worker may run (its share of --execs), or null: until told to stop. */
+  maxExecs: number | null;
   /** Starting inputs as schedule documents (only worker 0 runs them). */
   initial: Doc[];
   imported: Doc[];
@@ -58,6 +60,8 @@ function start(init: WorkerInit): void {
       port.close();
       return;
     }
+    const left = init.maxExecs === null ? BATCH : Math.min(BATCH, init.maxExecs - campaign.execs);
+    if (left <= 0) return; // its share is done: the last report went out; wait for 'stop'
     const report: BatchReport = {
       type: 'batch',
       execs: 0,
@@ -68,7 +72,7 @@ function start(init: WorkerInit): void {
       findings: [],
       counts: {},
     };
-    for (let i = 0; i < BATCH; i++) {
+    for (let i = 0; i < left; i++) {
       const r = campaign.step();
       // Entries taken from the others are theirs to report.
       if (r.newEntry && r.newEntry.op !== 'imported')

@@ -171,3 +171,38 @@ describe('a campaign killed with SIGKILL, then resumed', () => {
     expect(after.findings + after.incompleteFindings).toBeGreaterThanOrEqual(before.findings);
   });
 });
+
+describe('a campaign on two worker threads', () => {
+  it('runs exactly --execs executions between them, and saves the seed bugs it finds', async () => {
+    const out = join(tmp, 'workers');
+    const r = await cli([
+      'fuzz',
+      '--execs',
+      '301',
+      '--workers',
+      '2',
+      '--seed',
+      '1',
+      '--corpus',
+      CORPUS,
+      '--out',
+      out,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    const stats = JSON.parse(readFileSync(join(out, 'fuzzer_stats.json'), 'utf8')) as {
+      execs: number;
+      workers: number;
+      findings: Record<string, number>;
+    };
+    expect(stats).toMatchObject({ execs: 301, workers: 2 });
+    for (const sig of ['stuck-irq-line:vser0:remote-irr', 'migration-failed:serial0:tsr-not-empty']) {
+      expect(stats.findings[sig]).toBeGreaterThanOrEqual(1);
+      const dir = join(out, 'crashes', sig);
+      expect(readdirSync(dir).sort()).toEqual(
+        ['finding.json', 'original.json', 'original.mpk', 'shrunk.json', 'shrunk.mpk'].sort(),
+      );
+    }
+    expect(r.stdout).toContain('#301\t');
+  });
+});
