@@ -2,6 +2,7 @@ import type { EventSink } from '../model/events.js';
 import type { MachineFault } from '../model/machine.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
+import { oneLine } from '../model/schedule/validate.js';
 import { type RunEnd, World } from '../model/world.js';
 import { dataOracles } from './data.js';
 import { lostInterrupt } from './lost-interrupt.js';
@@ -91,7 +92,12 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
   const end = world.run();
   if (end.kind === 'assert') {
     report(
-      { oracle: 'model-assert', device: null, at: world.hostNow, message: end.message },
+      {
+        oracle: 'model-assert',
+        device: null,
+        at: world.hostNow,
+        message: oneLine(end.message).slice(0, 1000),
+      },
       assertKey(end.message),
     );
   } else if (end.kind === 'hang') {

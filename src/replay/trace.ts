@@ -52,7 +52,10 @@ const TOP_FIELDS = [
 ];
 const RUN_ENDS = ['horizon', 'hang', 'assert'] as const;
 const TOOL_TEXT = /^[\x20-\x7e]{1,64}$/;
-const ANY_TEXT = new RegExp(`^[\\s\\S]{0,${MAX_TEXT_CHARS}}$`);
+/** A finding's message: one line of text (it is printed as it is). */
+const LINE_TEXT = new RegExp(`^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]{0,${MAX_TEXT_CHARS}}$`);
+/** A signature: oracle:device:key in printable ASCII. */
+const SIGNATURE = /^[a-z-]+:[\x21-\x7e]{1,64}:[\x21-\x7e]{1,200}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 // ---------------------------------------------------------------------------------------
@@ -436,8 +439,6 @@ function readVerdict(input: JsonReader, v: unknown): Verdict {
 function readFinding(input: JsonReader, v: unknown, path: string, endNs: number): Finding {
   const obj: JsonObject = input.object(v, path);
   input.onlyFields(obj, path, ['oracle', 'device', 'at', 'message', 'signature']);
-  const text = (key: string, what: string): string =>
-    input.string(input.need(obj, key, path, what), `${path}.${key}`, ANY_TEXT, `${what} (a string)`);
   const oracle = input.oneOf(
     input.need(obj, 'oracle', path, 'an oracle name'),
     `${path}.oracle`,
@@ -451,8 +452,18 @@ function readFinding(input: JsonReader, v: unknown, path: string, endNs: number)
     device:
       device === null ? null : input.string(device, `${path}.device`, TOOL_TEXT, 'a device name or null'),
     at,
-    message: text('message', 'a message'),
-    signature: text('signature', 'a signature'),
+    message: input.string(
+      input.need(obj, 'message', path, 'a message'),
+      `${path}.message`,
+      LINE_TEXT,
+      'one line of text',
+    ),
+    signature: input.string(
+      input.need(obj, 'signature', path, 'a signature'),
+      `${path}.signature`,
+      SIGNATURE,
+      'oracle:device:key in printable ASCII',
+    ),
   };
 }
 

@@ -195,6 +195,15 @@ describe('decoding rejects with one clear line', () => {
       pack({ ...doc, stats: { ...stats, events: 1.5 } }),
       /stats.events: expected a non-negative integer/,
     );
+    rejects(
+      pack({ ...doc, stats: { ...stats, eventBudget: 0 } }),
+      /stats.eventBudget: expected an integer in/,
+    );
+    // Text that is printed as it is: one line, and a signature in printable ASCII.
+    const twoLines = v.findings.map((f) => ({ ...f, message: 'fine\n\u001b[2Jnot fine' }));
+    rejects(pack({ ...doc, verdict: { ...v, findings: twoLines } }), /message: expected one line of text/);
+    const badSig = v.findings.map((f) => ({ ...f, signature: 'data-loss:serial0:\u001b[31m' }));
+    rejects(pack({ ...doc, verdict: { ...v, findings: badSig } }), /signature: expected oracle:device:key/);
   });
 
   it('a digest that does not match the events or the verdict', () => {
