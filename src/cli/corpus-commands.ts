@@ -97,6 +97,7 @@ export function cmdShrink(argv: string[]): number {
           stepsBefore: r.stepsBefore,
           stepsAfter: r.stepsAfter,
           tries: r.tries,
+          minimal: r.minimal,
           events: shrunk.eventCount,
           findings: shrunk.verdict.findings.map((f) => ({ ...f, reproduce: repro })),
           reproduce: repro,
@@ -104,7 +105,7 @@ export function cmdShrink(argv: string[]): number {
       );
     } else {
       console.log(
-        `${file}: shrunk ${signature} from ${r.stepsBefore} to ${r.stepsAfter} step${r.stepsAfter === 1 ? '' : 's'} (${r.tries} candidate runs)`,
+        `${file}: shrunk ${signature} from ${r.stepsBefore} to ${r.stepsAfter} step${r.stepsAfter === 1 ? '' : 's'} (${r.tries} candidate runs${r.minimal ? '' : '; stopped at its limit, a step may still be removable'})`,
       );
       console.log(`wrote ${out} (${shrunk.eventCount} events, digest ${shrunk.digest})`);
       if (target) for (const line of findingLines(target, repro)) console.log(line);

@@ -301,6 +301,8 @@ interface Row {
   f: FindingRecord;
   seenMs: number;
   shrunkSteps: number;
+  /** The shrinker finished (false: it stopped at its limit). */
+  minimal: boolean;
   dir: string;
 }
 
@@ -601,21 +603,22 @@ function saveFinding(
   const dirName = signatureDir(f.signature);
   const sub = f.oracle === 'hang' ? 'hangs' : 'crashes';
   const dir = join(st.out, sub, dirName);
-  if (known.has(dirName)) return { f, seenMs, shrunkSteps: -1, dir };
+  if (known.has(dirName)) return { f, seenMs, shrunkSteps: -1, minimal: true, dir };
   const shrunk = shrink(f.schedule, f.signature, st.builds, { eventBudget: st.eventBudget });
   out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
     seed: st.seed,
     first_exec: f.firstExec,
     seen_ms: seenMs,
   });
-  return { f, seenMs, shrunkSteps: shrunk.stepsAfter, dir };
+  return { f, seenMs, shrunkSteps: shrunk.stepsAfter, minimal: shrunk.minimal, dir };
 }
 
 function findingTable(rows: readonly Row[], execs: number): string {
   if (rows.length === 0) return `no finding in ${execs} executions\n`;
   const lines = ['signature | oracle | device | builds | count | first seen | shrunk steps | replay'];
   for (const r of rows) {
-    const shrunk = r.shrunkSteps < 0 ? '(saved before)' : String(r.shrunkSteps);
+    const shrunk =
+      r.shrunkSteps < 0 ? '(saved before)' : `${r.shrunkSteps}${r.minimal ? '' : ' (stopped at its limit)'}`;
     lines.push(
       [
         r.f.signature,

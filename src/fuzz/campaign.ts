@@ -219,12 +219,20 @@ export class Campaign {
     } else if (imported) {
       doc = imported;
       how = 'imported';
-    } else if (this.queue.length === 0 || this.rng.below(100) < (this.cfg.freshPercent ?? 20)) {
-      doc = fc.sample(this.arb, { seed: this.rng.below(0x7fffffff), numRuns: 1 })[0] as Doc;
-      how = 'fresh';
     } else {
-      doc = cloneDoc(this.pickParent().doc);
-      how = this.mutateDoc(doc);
+      const parent =
+        this.queue.length === 0 || this.rng.below(100) < (this.cfg.freshPercent ?? 20)
+          ? null
+          : cloneDoc(this.pickParent().doc);
+      const mutated = parent === null ? null : this.mutateDoc(parent);
+      // A parent that no mutator could change is not run again: a fresh schedule instead.
+      if (parent !== null && mutated !== null) {
+        doc = parent;
+        how = mutated;
+      } else {
+        doc = fc.sample(this.arb, { seed: this.rng.below(0x7fffffff), numRuns: 1 })[0] as Doc;
+        how = 'fresh';
+      }
     }
     this.execs++;
     this.mutatorStats.tried[how] = (this.mutatorStats.tried[how] ?? 0) + 1;
@@ -253,7 +261,8 @@ export class Campaign {
     return q[this.rng.below(q.length)]!;
   }
 
-  private mutateDoc(doc: Doc): string {
+  /** Stacked mutations of `doc` in place: the first mutator's name, or null if none changed it. */
+  private mutateDoc(doc: Doc): string | null {
     const n = 1 + this.rng.below(4);
     const names: MutatorName[] = [];
     const cx = {
@@ -262,13 +271,13 @@ export class Campaign {
       allowed: this.cfg.allowed,
       other: () => this.pickParent().doc,
     };
-    // Stacked mutations; ones that change nothing do not count (the parent is not run again).
+    // Mutations that change nothing do not count.
     for (let tries = 0; names.length < n && tries < 4 * n; tries++) {
       const name = pickMutator(this.rng);
       if (mutate(doc, name, cx)) names.push(name);
     }
     fixHorizon(doc);
-    return names[0] ?? 'none';
+    return names[0] ?? null;
   }
 
   private execute(schedule: Schedule, doc: Doc, how: string): ExecResult {

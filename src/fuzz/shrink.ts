@@ -14,11 +14,15 @@ export interface ShrinkResult {
   tries: number;
   stepsBefore: number;
   stepsAfter: number;
+  /** False when a limit stopped it first: a step might still be removable. */
+  minimal: boolean;
 }
 
 export interface ShrinkOptions {
-  /** Candidate runs allowed; past them the result may not be 1-minimal. */
+  /** Candidate runs allowed, and their executed events in all (a hang costs its whole budget
+   * per try); past either, the result may not be 1-minimal. */
   maxTries?: number;
+  maxEvents?: number;
   /** The runs' event budget (a hang found under a smaller budget shrinks under it too). */
   eventBudget?: number;
 }
@@ -27,13 +31,18 @@ export function shrink(
   start: Schedule,
   signature: string,
   builds: BuildRegistry,
-  { maxTries = 5000, eventBudget }: ShrinkOptions = {},
+  { maxTries = 5000, maxEvents = 50_000_000, eventBudget }: ShrinkOptions = {},
 ): ShrinkResult {
   let tries = 0;
+  let events = 0;
+  let stopped = false;
   let best = scheduleToJson(start) as Doc;
   /** Keeps `doc` if it still shows the signature. */
   const attempt = (doc: Doc): boolean => {
-    if (tries >= maxTries) return false;
+    if (tries >= maxTries || events >= maxEvents) {
+      stopped = true;
+      return false;
+    }
     tries++;
     let s: Schedule;
     try {
@@ -42,8 +51,9 @@ export function shrink(
       if (e instanceof ScheduleError) return false;
       throw e;
     }
-    if (!judgeSafely(s, builds, undefined, eventBudget).findings.some((f) => f.signature === signature))
-      return false;
+    const run = judgeSafely(s, builds, undefined, eventBudget);
+    events += run.events;
+    if (!run.findings.some((f) => f.signature === signature)) return false;
     best = doc;
     return true;
   };
@@ -62,6 +72,7 @@ export function shrink(
     tries,
     stepsBefore: start.steps.length,
     stepsAfter: best.steps.length,
+    minimal: !stopped,
   };
 }
 

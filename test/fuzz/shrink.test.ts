@@ -92,9 +92,15 @@ describe('shrink', () => {
     expect(r.schedule.steps.length).toBeLessThan(start.steps.length);
   });
 
-  it('stops at maxTries', () => {
+  it('stops at maxTries or maxEvents, and says it may not be minimal', () => {
     const r = shrink(seedFile('bug-b-serial'), BUG_B, builds, { maxTries: 2 });
     expect(r.tries).toBe(2);
+    expect(r.minimal).toBe(false);
     expect(shows(r.schedule, BUG_B)).toBe(true);
+    // The first candidate run uses up the event allowance: no second one.
+    const e = shrink(seedFile('bug-b-serial'), BUG_B, builds, { maxEvents: 1 });
+    expect(e.tries).toBe(1);
+    expect(e.minimal).toBe(false);
+    expect(shrink(seedFile('bug-b-serial'), BUG_B, builds).minimal).toBe(true);
   });
 });
