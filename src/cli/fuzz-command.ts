@@ -222,6 +222,34 @@ export class OutDir {
     return docs;
   }
 
+  /**
+   * What an earlier campaign in this directory counted (resume): its executions, run time and
+   * finding counts, and its plot rows, so the totals and the plot go on. Unreadable: nothing.
+   */
+  earlier(): { execs: number; runTimeS: number; findings: Map<string, number>; plot: string[] } {
+    const none = { execs: 0, runTimeS: 0, findings: new Map<string, number>(), plot: [] };
+    const read = (name: string): string | null => {
+      try {
+        return readFileSync(join(this.dir, name), 'utf8');
+      } catch {
+        return null;
+      }
+    };
+    let stats: Record<string, unknown>;
+    try {
+      stats = JSON.parse(read('fuzzer_stats.json') ?? 'null') as Record<string, unknown>;
+    } catch {
+      return none;
+    }
+    const { execs, run_time_s: runTimeS, findings } = stats ?? {};
+    if (!(Number.isSafeInteger(execs) && typeof runTimeS === 'number' && runTimeS >= 0)) return none;
+    const counts = new Map<string, number>();
+    for (const [sig, n] of Object.entries(typeof findings === 'object' && findings !== null ? findings : {}))
+      if (Number.isSafeInteger(n)) counts.set(sig, n as number);
+    const plot = (read('plot_data.csv') ?? '').split('\n').filter((line) => /^[\d.]+(,\d+){5}$/.test(line));
+    return { execs: execs as number, runTimeS, findings: counts, plot };
+  }
+
   /** Signatures already saved under crashes/ (resume: not saved twice). */
   knownSignatures(): Set<string> {
     const known = new Set<string>();
@@ -520,13 +548,15 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
     );
   }
   const known = out.knownSignatures();
+  // A resumed campaign's totals and plot go on from the earlier one's.
+  const earlier = out.earlier();
   let stopped = false;
   io.onStop(() => {
     stopped = true;
   });
   const t0 = io.now();
   const rows: Row[] = [];
-  const plot: string[] = [];
+  const plot: string[] = [...earlier.plot];
   let lastStatus = Number.NEGATIVE_INFINITY;
   let lastStats = Number.NEGATIVE_INFINITY;
   io.write(
@@ -549,24 +579,28 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
     if (!force && ms - lastStats < STATS_EVERY_MS) return;
     lastStats = ms;
     const execsPerSec = source.execs / Math.max(ms / 1000, 0.001);
+    const runTimeS = earlier.runTimeS + ms / 1000;
+    const execs = earlier.execs + source.execs;
+    const findings = new Map(earlier.findings);
+    for (const [sig, n] of source.counts) findings.set(sig, (findings.get(sig) ?? 0) + n);
     plot.push(
-      `${(ms / 1000).toFixed(1)},${source.execs},${execsPerSec.toFixed(0)},${source.queueSize},${source.covered},${source.counts.size}`,
+      `${runTimeS.toFixed(1)},${execs},${execsPerSec.toFixed(0)},${source.queueSize},${source.covered},${findings.size}`,
     );
     out.writePlot(plot);
     out.writeStats({
       start_time: Math.floor(t0 / 1000),
       last_update: Math.floor(io.now() / 1000),
-      run_time_s: ms / 1000,
+      run_time_s: runTimeS,
       seed: st.seed,
       workers: st.workers,
       builds: st.allowed,
-      execs: source.execs,
+      execs,
       execs_per_sec: Math.round(execsPerSec),
       invalid: source.invalid,
       worker_restarts: source.restarts,
       corpus_size: source.queueSize,
       coverage: source.covered,
-      findings: Object.fromEntries(source.counts),
+      findings: Object.fromEntries(findings),
     });
   };
   const finished = (): boolean =>
