@@ -36,6 +36,23 @@ function views(s: Schedule): { device: boolean; guest: boolean } {
   };
 }
 
+/** qemu-9.2 on both sides, vser0 with port 1 and no backend on either side. */
+const onePort = (steps: Record<string, unknown>[], horizon: number): Schedule =>
+  validateSchedule(
+    {
+      format: 'migfuzz.schedule',
+      version: 1,
+      seed: 1,
+      machine: 'pc-i440fx-9.2',
+      src: { build: 'qemu-9.2', backends: { 'vser0.port1': 'none' } },
+      dst: { build: 'qemu-9.2', backends: { 'vser0.port1': 'none' } },
+      devices: { vser0: { kind: 'virtio-serial', irq: 'intx', ports: [{ id: 1 }] } },
+      steps,
+      horizon,
+    },
+    builds,
+  );
+
 const signatures = (s: Schedule): string[] => judge(s, { builds }).findings.map((f) => f.signature);
 
 describe('stale-guest-view', () => {
@@ -70,22 +87,12 @@ describe('stale-guest-view', () => {
     const HORIZON = 30 * MS;
     const AT = HORIZON - 1_000; // before the guest's handler can run (CPU latency)
     expect(HORIZON - AT).toBeLessThan(DEFAULT_ORACLE_PARAMS.settleNs);
-    const s = validateSchedule(
-      {
-        format: 'migfuzz.schedule',
-        version: 1,
-        seed: 1,
-        machine: 'pc-i440fx-9.2',
-        src: { build: 'qemu-9.2', backends: { 'vser0.port1': 'none' } },
-        dst: { build: 'qemu-9.2', backends: { 'vser0.port1': 'none' } },
-        devices: { vser0: { kind: 'virtio-serial', irq: 'intx', ports: [{ id: 1 }] } },
-        steps: [
-          { at: 1 * MS, do: 'guest.vport.open', dev: 'vser0', port: 1 },
-          { at: AT, do: 'host.vport.connect', dev: 'vser0', port: 1 },
-        ],
-        horizon: HORIZON,
-      },
-      builds,
+    const s = onePort(
+      [
+        { at: 1 * MS, do: 'guest.vport.open', dev: 'vser0', port: 1 },
+        { at: AT, do: 'host.vport.connect', dev: 'vser0', port: 1 },
+      ],
+      HORIZON,
     );
     // The views do disagree at the end: only the settle rule keeps the oracle quiet.
     expect(views(s)).toEqual({ device: true, guest: false });
@@ -102,24 +109,14 @@ describe('stale-guest-view', () => {
     // QEMU saves vm1's own host_connected (0), so vm0 (again without the connection it had:
     // a new process) sees no change and the guest keeps believing the host is connected.
     const pingPong = (autostart: boolean): Schedule =>
-      validateSchedule(
-        {
-          format: 'migfuzz.schedule',
-          version: 1,
-          seed: 1,
-          machine: 'pc-i440fx-9.2',
-          src: { build: 'qemu-9.2', backends: { 'vser0.port1': 'none' } },
-          dst: { build: 'qemu-9.2', backends: { 'vser0.port1': 'none' } },
-          devices: { vser0: { kind: 'virtio-serial', irq: 'intx', ports: [{ id: 1 }] } },
-          steps: [
-            { at: 1 * MS, do: 'host.vport.connect', dev: 'vser0', port: 1 },
-            { at: 5 * MS, do: 'migrate', autostart },
-            { at: 10 * MS, do: 'migrate' },
-            { at: 15 * MS, do: 'vm.cont' },
-          ],
-          horizon: 40 * MS,
-        },
-        builds,
+      onePort(
+        [
+          { at: 1 * MS, do: 'host.vport.connect', dev: 'vser0', port: 1 },
+          { at: 5 * MS, do: 'migrate', autostart },
+          { at: 10 * MS, do: 'migrate' },
+          { at: 15 * MS, do: 'vm.cont' },
+        ],
+        40 * MS,
       );
 
     it("fires, with a signature of its own (not bug A's), when the timer never ran", () => {
