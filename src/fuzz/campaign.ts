@@ -120,6 +120,13 @@ const pickMutator = (rng: Rng): MutatorName => WEIGHTED[rng.below(WEIGHTED.lengt
 
 export const DEFAULT_MAX_QUEUE = 4096;
 /**
+ * A young queue is mutated less: the share of fresh schedules is 200 - queue length percent
+ * when that is more (all fresh up to 100 entries). Measured over 20 seeds from no corpus:
+ * bug A's median 31 → 12 executions (worst 217 → 44), bug B's 117 → 76 (worst 600 → 259),
+ * the same coverage after 30,000.
+ */
+const YOUNG_QUEUE = 200;
+/**
  * Parent draws, out of 10: favoured entries, recent ones, and the rest any entry. Measured
  * over 40,000 executions (2 seeds, every build): 6/2/2 keeps runs at ~500 events and
  * 3,600-3,700 execs/s for the same coverage that recent-or-any picks reach at 3,600-5,000
@@ -220,10 +227,8 @@ export class Campaign {
       doc = imported;
       how = 'imported';
     } else {
-      const parent =
-        this.queue.length === 0 || this.rng.below(100) < (this.cfg.freshPercent ?? 20)
-          ? null
-          : cloneDoc(this.pickParent().doc);
+      const freshPercent = Math.max(this.cfg.freshPercent ?? 20, YOUNG_QUEUE - this.queue.length);
+      const parent = this.rng.below(100) < freshPercent ? null : cloneDoc(this.pickParent().doc);
       const mutated = parent === null ? null : this.mutateDoc(parent);
       // A parent that no mutator could change is not run again: a fresh schedule instead.
       if (parent !== null && mutated !== null) {
