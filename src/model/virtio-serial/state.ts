@@ -97,6 +97,13 @@ export interface PortConfig {
   console?: boolean;
 }
 
+/** One record per queue (a plain loop: Array.from over an array-like is slow per machine). */
+function makeQueues(): VqDevice[] {
+  const queues: VqDevice[] = [];
+  for (let q = 0; q < NUM_QUEUES; q++) queues.push(makeVqDevice());
+  return queues;
+}
+
 export function makeVser(
   dev: number,
   pirq: number,
@@ -113,7 +120,7 @@ export function makeVser(
     msix,
     status: 0,
     isr: 0,
-    queues: Array.from({ length: NUM_QUEUES }, makeVqDevice),
+    queues: makeQueues(),
     cols: 0,
     rows: 0,
     portsMap: portsMap >>> 0,

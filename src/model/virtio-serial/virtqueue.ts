@@ -11,10 +11,10 @@ export interface Vring {
   /** Bytes of each guest buffer. */
   bufSize: number;
   /**
-   * Descriptor table: each descriptor is one guest buffer, allocated when first touched (a
-   * guest posts few of the 128 a queue offers); read it through vqBuf.
+   * The guest buffers, one per descriptor, back to back (descriptor `id` at id * bufSize):
+   * allocated when first touched, and copied with RAM in one piece; read through vqBuf.
    */
-  buf: (Uint8Array | undefined)[];
+  data: Uint8Array | null;
   /** Bytes the driver put in an out buffer. */
   bufLen: Int32Array;
   availRing: Uint16Array;
@@ -33,41 +33,42 @@ export interface VqDevice {
 export const u16 = (n: number): number => n & 0xffff;
 
 export function makeVring(num: number, bufSize: number): Vring {
+  return ringOver(num, bufSize, null, new ArrayBuffer(RING_BYTES_PER_ENTRY * num), 0, 0);
+}
+
+/** The ring's four tables share one buffer: a copy with RAM is one allocation, not four. */
+const RING_BYTES_PER_ENTRY = 4 + 4 + 2 + 2;
+
+function ringOver(
+  num: number,
+  bufSize: number,
+  data: Uint8Array | null,
+  tables: ArrayBuffer,
+  availIdx: number,
+  usedIdx: number,
+): Vring {
   return {
     num,
     bufSize,
-    buf: new Array(num),
-    bufLen: new Int32Array(num),
-    availRing: new Uint16Array(num),
-    availIdx: 0,
-    usedId: new Uint16Array(num),
-    usedLen: new Int32Array(num),
-    usedIdx: 0,
+    data,
+    bufLen: new Int32Array(tables, 0, num),
+    usedLen: new Int32Array(tables, 4 * num, num),
+    availRing: new Uint16Array(tables, 8 * num, num),
+    usedId: new Uint16Array(tables, 10 * num, num),
+    availIdx,
+    usedIdx,
   };
 }
 
 export function cloneVring(r: Vring): Vring {
-  return {
-    num: r.num,
-    bufSize: r.bufSize,
-    buf: r.buf.map((b) => b?.slice()),
-    bufLen: r.bufLen.slice(),
-    availRing: r.availRing.slice(),
-    availIdx: r.availIdx,
-    usedId: r.usedId.slice(),
-    usedLen: r.usedLen.slice(),
-    usedIdx: r.usedIdx,
-  };
+  const tables = r.bufLen.buffer.slice(0, RING_BYTES_PER_ENTRY * r.num) as ArrayBuffer;
+  return ringOver(r.num, r.bufSize, r.data?.slice() ?? null, tables, r.availIdx, r.usedIdx);
 }
 
-/** The guest buffer behind descriptor `id`. */
+/** The guest buffer behind descriptor `id` (a view into the ring's buffers). */
 export function vqBuf(r: Vring, id: number): Uint8Array {
-  let b = r.buf[id];
-  if (!b) {
-    b = new Uint8Array(r.bufSize);
-    r.buf[id] = b;
-  }
-  return b;
+  r.data ??= new Uint8Array(r.num * r.bufSize);
+  return r.data.subarray(id * r.bufSize, (id + 1) * r.bufSize);
 }
 
 export const makeVqDevice = (): VqDevice => ({ lastAvailIdx: 0, inuse: 0 });
