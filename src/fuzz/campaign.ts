@@ -300,7 +300,8 @@ export class Campaign {
     for (const f of findings) {
       const known = this.findings.get(f.signature);
       if (known) {
-        known.count++;
+        // An input another worker ran (and counted) is not counted again here.
+        if (how !== 'imported') known.count++;
         continue;
       }
       const rec: FindingRecord = {
