@@ -41,7 +41,8 @@ export interface FuzzSettings {
   /** Executed events allowed per run before it is cut as a hang. */
   eventBudget: number;
   out: string;
-  corpus: string;
+  /** --corpus, or null: corpus/seeds if there is one. */
+  corpus: string | null;
   builds: BuildRegistry;
   allowed: string[];
   /** The --builds flag as given, for reproduce commands. */
@@ -137,7 +138,7 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
     maxQueue: positiveInt(a, '--max-queue', 1_000_000) ?? DEFAULT_MAX_QUEUE,
     eventBudget: positiveInt(a, '--event-budget', MAX_EVENT_BUDGET) ?? DEFAULT_EVENT_BUDGET,
     out: flagString(a, '--out') ?? 'out',
-    corpus: flagString(a, '--corpus') ?? DEFAULT_CORPUS,
+    corpus: flagString(a, '--corpus') ?? null,
     builds,
     allowed,
     buildsFlag: flagString(a, '--builds'),
@@ -342,7 +343,7 @@ interface Batch {
 
 /** Where executions come from: this thread's campaign, or a pool of worker threads. */
 interface Source {
-  /** Runs up to `max` executions (workers may overshoot by a batch). */
+  /** The next executions: up to `max` here; a pool's workers run their own shares. */
   next(max: number): Promise<Batch>;
   stop(): Promise<void>;
   readonly execs: number;
@@ -454,7 +455,9 @@ class PoolSource implements Source {
       const share = this.shares[i]!;
       if (share !== null) this.shares[i] = share - (last?.execs ?? 0);
       this.latest[i] = undefined;
-      this.spawn(i, (seed + Math.imul(this.restarts, 0x9e3779b9)) >>> 0, [], this.shared.slice());
+      // Starting inputs run first: the ones it had not reached yet go to its replacement.
+      const rest = initial.slice(last?.execs ?? 0);
+      this.spawn(i, (seed + Math.imul(this.restarts, 0x9e3779b9)) >>> 0, rest, this.shared.slice());
     });
     this.workers[i] = w;
   }
@@ -524,8 +527,8 @@ const STATS_EVERY_MS = 1000;
 /** Runs a campaign to its limit or a stop signal; exit 1 when something was found. */
 export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   // Outside a checkout there is no corpus/seeds: without --corpus, start from nothing.
-  const noSeeds = st.corpus === DEFAULT_CORPUS && !existsSync(st.corpus);
-  const initial = noSeeds ? [] : loadCorpus(st.corpus, st.builds, st.allowed);
+  const noSeeds = st.corpus === null && !existsSync(DEFAULT_CORPUS);
+  const initial = noSeeds ? [] : loadCorpus(st.corpus ?? DEFAULT_CORPUS, st.builds, st.allowed);
   const out = new OutDir(st.out);
   const resumed = out.resumeQueue(st.builds, st.allowed);
   let source: Source;
@@ -623,7 +626,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   status(true);
   saveStats(true);
   if (io.isTty) io.write('\n');
-  io.write(findingTable(rows, source.execs));
+  io.write(findingTable(rows, source.execs, st.buildsFlag));
   return source.counts.size > 0 ? 1 : 0;
 }
 
@@ -647,7 +650,13 @@ function saveFinding(
   return { f, seenMs, shrunkSteps: shrunk.stepsAfter, minimal: shrunk.minimal, dir };
 }
 
-function findingTable(rows: readonly Row[], execs: number): string {
+/** `run`'s --builds for a campaign's schedules: its build file, if it named one. */
+function runBuildsFlag(buildsFlag: string | undefined): string {
+  const files = (buildsFlag ?? '').split(',').filter((x) => x.endsWith('.json'));
+  return files.length === 1 ? ` --builds ${files[0]}` : '';
+}
+
+function findingTable(rows: readonly Row[], execs: number, buildsFlag: string | undefined): string {
   if (rows.length === 0) return `no finding in ${execs} executions\n`;
   const lines = ['signature | oracle | device | builds | count | first seen | shrunk steps | replay'];
   for (const r of rows) {
@@ -664,7 +673,7 @@ function findingTable(rows: readonly Row[], execs: number): string {
         shrunk,
         existsSync(join(r.dir, 'shrunk.mpk'))
           ? `npx migfuzz replay ${join(r.dir, 'shrunk.mpk')}`
-          : `npx migfuzz run ${join(r.dir, 'shrunk.json')}`,
+          : `npx migfuzz run ${join(r.dir, 'shrunk.json')}${runBuildsFlag(buildsFlag)}`,
       ].join(' | '),
     );
   }

@@ -34,7 +34,8 @@ export interface BatchReport {
   counts: Record<string, number>;
 }
 
-export type ToWorker = { type: 'import'; docs: Doc[] } | { type: 'stop' };
+/** The main thread only sends other workers' entries; it ends a worker with terminate(). */
+export type ToWorker = { type: 'import'; docs: Doc[] };
 
 const BATCH = 64;
 
@@ -50,18 +51,12 @@ function start(init: WorkerInit): void {
     initial: init.initial.map((doc) => validateSchedule(doc, builds)),
   });
   for (const doc of init.imported) campaign.importEntry(doc);
-  let stopped = false;
   port.on('message', (m: ToWorker) => {
-    if (m.type === 'stop') stopped = true;
-    else for (const doc of m.docs) campaign.importEntry(doc);
+    for (const doc of m.docs) campaign.importEntry(doc);
   });
   const loop = (): void => {
-    if (stopped) {
-      port.close();
-      return;
-    }
     const left = init.maxExecs === null ? BATCH : Math.min(BATCH, init.maxExecs - campaign.execs);
-    if (left <= 0) return; // its share is done: the last report went out; wait for 'stop'
+    if (left <= 0) return; // its share is done and reported: idle until terminated
     const report: BatchReport = {
       type: 'batch',
       execs: 0,

@@ -156,9 +156,7 @@ export function main(argv: string[]): number | Promise<number> {
         return cmdCorpus(rest);
       case 'start':
         // The default campaign: 60 s, unless a limit of its own is given.
-        return cmdFuzz(
-          rest.some((x) => x === '--time' || x === '--execs') ? rest : ['--time', '60s', ...rest],
-        );
+        return cmdFuzz(rest.some((x) => /^--(time|execs)(=|$)/.test(x)) ? rest : ['--time', '60s', ...rest]);
       case undefined:
       case '--help':
       case '-h':

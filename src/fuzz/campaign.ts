@@ -120,9 +120,9 @@ const pickMutator = (rng: Rng): MutatorName => WEIGHTED[rng.below(WEIGHTED.lengt
 
 export const DEFAULT_MAX_QUEUE = 4096;
 /**
- * A young queue is mutated less: the share of fresh schedules is 200 - queue length percent
- * when that is more (all fresh up to 100 entries). Measured over 20 seeds from no corpus:
- * bug A's median 31 → 12 executions (worst 217 → 44), bug B's 117 → 76 (worst 600 → 259),
+ * A young queue is mutated less: the share of fresh schedules is 200 (or the queue's bound,
+ * if smaller) - queue length percent when that is more (all fresh up to 100 entries). Measured over 20 seeds from no corpus:
+ * bug A's median 31 → 15.5 executions (worst 217 → 44), bug B's 117 → 57 (worst 600 → 240),
  * the same coverage after 30,000.
  */
 const YOUNG_QUEUE = 200;
@@ -135,9 +135,9 @@ const YOUNG_QUEUE = 200;
 const FAVOURED_IN_10 = 6;
 const RECENT_IN_10 = 2;
 
-/** Unfavoured entries go first, then the ones that brought the least new coverage. */
+/** The entry rated for the fewest map indices goes first, then the one that brought least. */
 const betterVictim = (a: QueueEntry, b: QueueEntry): boolean =>
-  (a.topRated === 0) !== (b.topRated === 0) ? a.topRated === 0 : a.fresh < b.fresh;
+  a.topRated !== b.topRated ? a.topRated < b.topRated : a.fresh < b.fresh;
 
 export class Campaign {
   execs = 0;
@@ -173,8 +173,8 @@ export class Campaign {
 
   /**
    * Adds to the queue and rates it against the entries reaching the same map indices. A full
-   * queue first drops, from a few entries drawn at random, one that is not favoured and
-   * brought the least new coverage (starting inputs stay). Memory stays bounded on long
+   * queue first drops, from a few entries drawn at random, the one rated cheapest for the
+   * fewest map indices (then: that brought the least new coverage; starting inputs stay). Memory stays bounded on long
    * campaigns; what was dropped remains on disk in the campaign directory.
    */
   private enqueue(e: QueueEntry, touched: readonly number[]): void {
@@ -200,7 +200,8 @@ export class Campaign {
   private drop(index: number): void {
     const [e] = this.queue.splice(index, 1);
     if (!e || e.topRated === 0) return;
-    // Rare (favoured entries are dropped last): forget its ratings so it can be collected.
+    // Forget its ratings so it can be collected; the next entries that reach those indices
+    // are rated for them (every new entry is rated on all it reaches, not only the new).
     for (let i = 0; i < MAP_SIZE; i++) if (this.topRated[i] === e) this.topRated[i] = undefined;
     e.topRated = 0;
     this.unfavour(e);
@@ -227,8 +228,12 @@ export class Campaign {
       doc = imported;
       how = 'imported';
     } else {
-      const freshPercent = Math.max(this.cfg.freshPercent ?? 20, YOUNG_QUEUE - this.queue.length);
-      const parent = this.rng.below(100) < freshPercent ? null : cloneDoc(this.pickParent().doc);
+      const young = Math.min(YOUNG_QUEUE, this.cfg.maxQueue ?? DEFAULT_MAX_QUEUE) - this.queue.length;
+      const freshPercent = Math.max(this.cfg.freshPercent ?? 20, young);
+      const parent =
+        this.queue.length === 0 || this.rng.below(100) < freshPercent
+          ? null
+          : cloneDoc(this.pickParent().doc);
       const mutated = parent === null ? null : this.mutateDoc(parent);
       // A parent that no mutator could change is not run again: a fresh schedule instead.
       if (parent !== null && mutated !== null) {
@@ -298,10 +303,11 @@ export class Campaign {
     }
     const newFindings: FindingRecord[] = [];
     for (const f of findings) {
+      // An input another worker (or an earlier campaign) ran was counted there: not here.
+      const counted = how === 'imported' ? 0 : 1;
       const known = this.findings.get(f.signature);
       if (known) {
-        // An input another worker ran (and counted) is not counted again here.
-        if (how !== 'imported') known.count++;
+        known.count += counted;
         continue;
       }
       const rec: FindingRecord = {
@@ -310,7 +316,7 @@ export class Campaign {
         device: f.device,
         message: f.message,
         builds: `${schedule.src.build}→${schedule.dst.build}`,
-        count: 1,
+        count: counted,
         firstExec: this.execs,
         schedule,
       };

@@ -215,7 +215,7 @@ describe('fuzz settings and input errors', () => {
   it('defaults: 60 s, one worker, out/, corpus/seeds, every built-in build; the seed from the clock', () => {
     const s = fuzzSettings([], read, 2 ** 32 + 5);
     expect(s).toMatchObject({ seed: 5, timeMs: 60_000, execs: null, workers: 1, out: 'out' });
-    expect(s.corpus).toBe(join('corpus', 'seeds'));
+    expect(s.corpus).toBeNull(); // corpus/seeds when there is one
     expect(s.allowed).toEqual(BUILTIN_BUILDS.map((b) => b.name));
     expect(fuzzSettings(['--execs', '9', '--seed', '4294967295'], read, 0)).toMatchObject({
       seed: 4294967295,
@@ -227,7 +227,21 @@ describe('fuzz settings and input errors', () => {
     expect(parseDuration('250ms')).toBe(250);
   });
 
-  it('a missing corpus directory is an input error (exit 3 in main)', async () => {
+  it('a missing corpus directory is an input error (exit 3 in main), even corpus/seeds named', async () => {
+    const named = fuzzSettings(
+      ['--execs', '5', '--corpus', join('corpus', 'seeds'), '--out', join(tmp, 'o')],
+      read,
+      0,
+    );
+    const cwd = process.cwd();
+    process.chdir(tmp);
+    try {
+      await expect(runFuzz(named, fakeIo())).rejects.toThrow(
+        `${join('corpus', 'seeds')}: no such corpus directory`,
+      );
+    } finally {
+      process.chdir(cwd);
+    }
     const st = fuzzSettings(
       ['--execs', '10', '--corpus', join(tmp, 'no-corpus'), '--out', join(tmp, 'out-missing')],
       read,

@@ -240,7 +240,7 @@ describe('usage errors exit 2', () => {
     const out = join(tmp, 'start-out');
     const corpus = join(tmp, 'start-corpus');
     mkdirSync(corpus);
-    const code = await main(['start', '--execs', '20', '--seed', '1', '--corpus', corpus, '--out', out]);
+    const code = await main(['start', '--execs=20', '--seed', '1', '--corpus', corpus, '--out', out]);
     expect([0, 1]).toContain(code);
     const stats = JSON.parse(readFileSync(join(out, 'fuzzer_stats.json'), 'utf8')) as { execs: number };
     expect(stats.execs).toBe(20);

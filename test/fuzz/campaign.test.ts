@@ -135,4 +135,29 @@ describe('Campaign', () => {
     const freeShare = free.queue.filter((e) => e.topRated > 0).length / free.queue.length;
     expect(favoured / 150).toBeGreaterThan(freeShare);
   });
+
+  it('a small queue bound still leaves room for mutation (the young-queue share follows the bound)', () => {
+    const c = campaign(7, { maxQueue: 50 });
+    for (let i = 0; i < 600; i++) c.step();
+    const tried = c.mutatorStats.tried;
+    const mutated = Object.entries(tried)
+      .filter(([op]) => op !== 'fresh')
+      .reduce((n, [, k]) => n + k, 0);
+    expect(mutated).toBeGreaterThan(300);
+  });
+
+  it('a finding on an input run elsewhere first (another worker, a resumed queue) counts 0 here', () => {
+    const doc = scheduleToJson(
+      parseSchedule(
+        readFileSync(new URL('../../corpus/seeds/bug-b-serial.json', import.meta.url), 'utf8'),
+        builds,
+      ),
+    ) as never;
+    const c = campaign(8);
+    c.importEntry(doc);
+    expect(c.step().newFindings.map((f) => [f.signature, f.count])).toEqual([[BUG_B, 0]]);
+    c.importEntry(doc);
+    c.step();
+    expect(c.findings.get(BUG_B)!.count).toBe(0);
+  });
 });

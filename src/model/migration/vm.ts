@@ -126,7 +126,8 @@ const pciBusSection: VmSection<PciBusImage, MigCtx> = {
 /**
  * The IOAPIC: IRR and the 24 redirection entries in their hardware layout (vector 0-7,
  * Remote-IRR bit 14, trigger mode bit 15, mask bit 16). Input levels are not IOAPIC state:
- * they come back from the i8259's edge memory (ISA) and the PCI counts, loaded before it.
+ * they come back from the i8259's edge memory (ISA) and the PCI counts once every section
+ * is loaded (settleIoapicInputs).
  */
 interface IoapicImage {
   m: Machine;

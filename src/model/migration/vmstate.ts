@@ -614,6 +614,8 @@ export function loadStream<C>(
     throw new LoadError(
       `section '${section.name}' instance ${instanceId} is missing from the migration stream`,
       'missing-section',
+      section.name,
+      instanceId,
     );
   }
 }
