@@ -14,6 +14,11 @@ const ALL = BUILTIN_BUILDS.map((b) => b.name);
 const BUG_A = 'stuck-irq-line:vser0:remote-irr';
 const BUG_B = 'migration-failed:serial0:tsr-not-empty';
 
+/** A seed schedule of corpus/seeds/, and the same as a queue document. */
+const seedSchedule = (name: string) =>
+  parseSchedule(readFileSync(new URL(`../../corpus/seeds/${name}.json`, import.meta.url), 'utf8'), builds);
+const seedDoc = (name: string) => scheduleToJson(seedSchedule(name)) as never;
+
 const campaign = (seed: number, extra: Partial<CampaignConfig> = {}): Campaign =>
   new Campaign({ seed, builds, allowed: ALL, ...extra });
 
@@ -67,9 +72,7 @@ describe('Campaign', () => {
   });
 
   it('runs its initial inputs first, keeping all of them in the queue', () => {
-    const seedFile = (n: string) =>
-      parseSchedule(readFileSync(new URL(`../../corpus/seeds/${n}.json`, import.meta.url), 'utf8'), builds);
-    const initial = [seedFile('bug-b-serial'), seedFile('uart-echo')];
+    const initial = [seedSchedule('bug-b-serial'), seedSchedule('uart-echo')];
     const c = campaign(1, { initial });
     const first = c.step();
     expect(first.newEntry).toMatchObject({ id: 0, op: 'initial', exec: 1 });
@@ -85,12 +88,7 @@ describe('Campaign', () => {
   });
 
   it('importEntry runs the input before new work, keeping it only if it reaches new coverage', () => {
-    const doc = scheduleToJson(
-      parseSchedule(
-        readFileSync(new URL('../../corpus/seeds/uart-echo.json', import.meta.url), 'utf8'),
-        builds,
-      ),
-    ) as never;
+    const doc = seedDoc('uart-echo');
     const c = campaign(4);
     c.importEntry(doc);
     expect(c.execs).toBe(0);
@@ -147,12 +145,7 @@ describe('Campaign', () => {
   });
 
   it('a finding on an input run elsewhere first (another worker, a resumed queue) counts 0 here', () => {
-    const doc = scheduleToJson(
-      parseSchedule(
-        readFileSync(new URL('../../corpus/seeds/bug-b-serial.json', import.meta.url), 'utf8'),
-        builds,
-      ),
-    ) as never;
+    const doc = seedDoc('bug-b-serial');
     const c = campaign(8);
     c.importEntry(doc);
     expect(c.step().newFindings.map((f) => [f.signature, f.count])).toEqual([[BUG_B, 0]]);
