@@ -47,7 +47,7 @@ function campaignRate(workers: number, seconds: number): number {
       empty,
     ];
     try {
-      // With the flag of the bin's shebang, as `npx migfuzz` runs.
+      // With the GC flag of `npm start` (see src/cli/bin.ts).
       execFileSync(process.execPath, ['--single-threaded-gc', BIN, ...args, '--out', join(dir, 'out')], {
         stdio: 'ignore',
       });
