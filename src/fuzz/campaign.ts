@@ -43,6 +43,8 @@ export interface QueueEntry {
   cost: number;
   /** Map indices for which it is the cheapest entry that reaches them (favoured when > 0). */
   topRated: number;
+  /** The map indices its run reached (MAP_SIZE is 2^16). */
+  reached: Uint16Array;
 }
 
 export interface FindingRecord {
@@ -174,10 +176,11 @@ export class Campaign {
   /**
    * Adds to the queue and rates it against the entries reaching the same map indices. A full
    * queue first drops, from a few entries drawn at random, the one rated cheapest for the
-   * fewest map indices (then: that brought the least new coverage; starting inputs stay). Memory stays bounded on long
-   * campaigns; what was dropped remains on disk in the campaign directory.
+   * fewest map indices (then: that brought the least new coverage; starting inputs stay).
+   * Memory stays bounded on long campaigns; what was dropped remains on disk in the campaign
+   * directory.
    */
-  private enqueue(e: QueueEntry, touched: readonly number[]): void {
+  private enqueue(e: QueueEntry): void {
     const q = this.queue;
     if (q.length >= (this.cfg.maxQueue ?? DEFAULT_MAX_QUEUE)) {
       let victim = -1;
@@ -188,7 +191,7 @@ export class Campaign {
       if (victim >= 0) this.drop(victim);
     }
     q.push(e);
-    for (const i of touched) {
+    for (const i of e.reached) {
       const best = this.topRated[i];
       if (best && best.cost <= e.cost) continue;
       if (best && --best.topRated === 0) this.unfavour(best);
@@ -202,7 +205,7 @@ export class Campaign {
     if (!e || e.topRated === 0) return;
     // Forget its ratings so it can be collected; the next entries that reach those indices
     // are rated for them (every new entry is rated on all it reaches, not only the new).
-    for (let i = 0; i < MAP_SIZE; i++) if (this.topRated[i] === e) this.topRated[i] = undefined;
+    for (const i of e.reached) if (this.topRated[i] === e) this.topRated[i] = undefined;
     e.topRated = 0;
     this.unfavour(e);
   }
@@ -297,8 +300,17 @@ export class Campaign {
     const fresh = this.virgin.merge(cov);
     let newEntry: QueueEntry | null = null;
     if (fresh > 0 || how === 'initial') {
-      newEntry = { id: this.queue.length, doc, op: how, exec: this.execs, fresh, cost: events, topRated: 0 };
-      this.enqueue(newEntry, cov.touched);
+      newEntry = {
+        id: this.queue.length,
+        doc,
+        op: how,
+        exec: this.execs,
+        fresh,
+        cost: events,
+        topRated: 0,
+        reached: Uint16Array.from(cov.touched),
+      };
+      this.enqueue(newEntry);
       this.mutatorStats.found[how] = (this.mutatorStats.found[how] ?? 0) + 1;
     }
     const newFindings: FindingRecord[] = [];
