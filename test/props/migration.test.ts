@@ -4,13 +4,14 @@
  *      finding;
  *  (b) save → load → save gives the identical stream;
  *  (c) hostile streams only ever throw LoadError, and a mutated stream that loads leaves the
- *      destination's devices within their invariants.
+ *      destination's devices within their invariants; states an honest source never saves
+ *      are refused at load.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Mutation, mutate } from '../../bench/robustness.js';
 import { Ev, type EventSink, MigPhase, RunState } from '../../src/model/events.js';
-import { NUM_PIRQS } from '../../src/model/irqchip.js';
+import { NUM_PIRQS, PCI_GSI_BASE, pciSetIrq } from '../../src/model/irqchip.js';
 import { cloneRam, Machine } from '../../src/model/machine.js';
 import { builtinRegistry, findMachine } from '../../src/model/migration/builds.js';
 import { LoadError } from '../../src/model/migration/stream.js';
@@ -511,10 +512,9 @@ function hostileLoadChecked(stopped: Stopped, bytes: Uint8Array): boolean {
   return true;
 }
 
-/** An idle machine (virtio-serial only), stopped after boot, and the offset of its stream's
- * virtio-console irq_state byte (the first field after the section header). */
-function idleVser(irq: 'intx' | 'msix'): { stopped: Stopped; irqStateAt: number } {
-  const s = validateSchedule(
+/** A qemu-9.2 schedule of these devices and steps, 2 ms long, port backends on both sides. */
+function smallSchedule(devices: Record<string, unknown>, steps: Record<string, unknown>[]): Schedule {
+  return validateSchedule(
     {
       format: 'migfuzz.schedule',
       version: 1,
@@ -522,23 +522,32 @@ function idleVser(irq: 'intx' | 'msix'): { stopped: Stopped; irqStateAt: number 
       machine: 'pc-i440fx-9.2',
       src: { build: 'qemu-9.2', backends: { 'vser0.port1': 'socket' } },
       dst: { build: 'qemu-9.2', backends: { 'vser0.port1': 'socket' } },
-      devices: { vser0: { kind: 'virtio-serial', irq, ports: [{ id: 1 }] } },
-      steps: [{ at: 500 * US, do: 'guest.vport.open', dev: 'vser0', port: 1 }],
+      devices,
+      steps,
       horizon: 2 * MS,
     },
     BUILDS,
   );
+}
+
+/** Offset of section `name`'s full-section record (its type byte) in a stream. */
+function sectionAt(stream: Uint8Array, name: string): number {
+  const bytes = [name.length, ...[...name].map((c) => c.charCodeAt(0))];
+  for (let i = 0; i < stream.length; i++) if (bytes.every((b, j) => stream[i + j] === b)) return i - 5;
+  throw new Error(`no section ${name}`);
+}
+
+/** An idle machine (virtio-serial only), stopped after boot, and the offset of its stream's
+ * virtio-console irq_state byte (the first field after the section header). */
+function idleVser(irq: 'intx' | 'msix'): { stopped: Stopped; irqStateAt: number } {
+  const s = smallSchedule({ vser0: { kind: 'virtio-serial', irq, ports: [{ id: 1 }] } }, [
+    { at: 500 * US, do: 'guest.vport.open', dev: 'vser0', port: 1 },
+  ]);
   const stopped = stopAt(s, 2 * MS);
-  const name = [...'virtio-console'].map((c) => c.charCodeAt(0));
-  const b = stopped.stream;
-  let at = -1;
-  for (let i = 0; i + name.length < b.length && at < 0; i++) {
-    if (b[i] === name.length && name.every((c, j) => b[i + 1 + j] === c)) at = i;
-  }
-  expect(at).toBeGreaterThan(0);
-  // str8 name, be32 instance id, be32 version id, then irq_state.
-  const irqStateAt = at + 1 + name.length + 4 + 4;
-  expect(b[irqStateAt]).toBe(0);
+  const name = 'virtio-console';
+  // type, be32 section id, str8 name, be32 instance id, be32 version id, then irq_state.
+  const irqStateAt = sectionAt(stopped.stream, name) + 5 + 1 + name.length + 4 + 4;
+  expect(stopped.stream[irqStateAt]).toBe(0);
   return { stopped, irqStateAt };
 }
 
@@ -624,5 +633,107 @@ describe('hostile streams', () => {
       ),
       { seed: 0x5eed_0f, numRuns: 1500 },
     );
+  });
+});
+
+/**
+ * States an honest source never saves, written by a doctored source: the destination must
+ * refuse them with a LoadError (or settle them) instead of running into a broken invariant
+ * later, once it runs or migrates again.
+ */
+describe('hostile streams: a doctored source', () => {
+  /** A stopped source with a UART in FIFO mode and a virtio-serial port the guest opened. */
+  const doctored = (): Stopped =>
+    stopAt(
+      smallSchedule(
+        {
+          uart0: { kind: 'isa-serial', irq: 4 },
+          vser0: { kind: 'virtio-serial', irq: 'intx', ports: [{ id: 1 }] },
+        },
+        [
+          { at: 500 * US, do: 'guest.uart.config', dev: 'uart0', fifo: true },
+          { at: 500 * US, do: 'guest.vport.open', dev: 'vser0', port: 1 },
+        ],
+      ),
+      2 * MS,
+    );
+  const vserOf = (m: Machine) => {
+    const d = m.devices[1]!;
+    if (d.kind !== 'vser') throw new Error('device 1 is not virtio-serial');
+    return d.s;
+  };
+  const loadError = (stopped: Stopped): LoadError => {
+    try {
+      loadVm(freshDestination(stopped), saveVm(stopped.src));
+    } catch (e) {
+      if (e instanceof LoadError) return e;
+      throw e;
+    }
+    throw new Error('the load succeeded');
+  };
+
+  it('a popped element at offset -1 (int64 all ones) is out of range', () => {
+    const stopped = doctored();
+    vserOf(stopped.src).ports[0]!.elem = { id: 0, offset: -1 };
+    expect(loadError(stopped).message).toMatch(/port 1: popped element out of range/);
+  });
+
+  it('a popped element that is not in flight (nothing popped from its queue)', () => {
+    const stopped = doctored();
+    vserOf(stopped.src).ports[0]!.elem = { id: 0, offset: 0 };
+    const e = loadError(stopped);
+    expect(e.message).toMatch(/port 1: popped element 0 is not in flight/);
+    expect(e.key).toBe('elem');
+  });
+
+  it('a TSR retry with THRE clear and an empty transmit FIFO (FIFO mode)', () => {
+    const stopped = doctored();
+    const d = stopped.src.devices[0]!;
+    if (d.kind !== 'uart') throw new Error('device 0 is not a UART');
+    expect(d.s.fcr & 1).toBe(1);
+    d.s.lsr &= ~0x60; // THRE and TEMT clear: TSR and the FIFO said to hold bytes
+    d.s.tsrRetry = 1;
+    const e = loadError(stopped);
+    expect(e.key).toBe('xmit-fifo-empty');
+    expect(e.message).toMatch(
+      /^inconsistent state in serial device \(THRE clear with an empty transmit FIFO/,
+    );
+  });
+
+  it('a vm_clock past the longest run', () => {
+    const stopped = doctored();
+    stopped.src.clock.frozenNs = Number.MAX_SAFE_INTEGER;
+    expect(loadError(stopped).message).toMatch(/^timer: field vmNs: value .* out of range/);
+  });
+
+  it('a LAPIC vector in service at rest', () => {
+    const stopped = doctored();
+    stopped.src.irq.lapic.isr[0xff] = 1;
+    expect(loadError(stopped).key).toBe('apic-isr');
+  });
+
+  it('the ioapic section before PCIBUS: input levels come from the bus however the stream is ordered', () => {
+    const stopped = doctored();
+    const { src } = stopped;
+    const vs = vserOf(src);
+    vs.isr = 1;
+    pciSetIrq(src.irq, src, 1, vs.pirq, 1);
+    const gsi = PCI_GSI_BASE + vs.pirq;
+    expect(src.irq.ioapic.level[gsi]).toBe(1);
+    const stream = saveVm(src);
+    // Records are contiguous: PCIBUS, then ioapic, then serial. Swap the first two.
+    const pci = sectionAt(stream, 'PCIBUS');
+    const io = sectionAt(stream, 'ioapic');
+    const end = sectionAt(stream, 'serial');
+    const swapped = Uint8Array.from([
+      ...stream.subarray(0, pci),
+      ...stream.subarray(io, end),
+      ...stream.subarray(pci, io),
+      ...stream.subarray(end),
+    ]);
+    const m = freshDestination(stopped);
+    loadVm(m, swapped);
+    expect(m.irq.pci.pirqCount[vs.pirq]).toBe(1);
+    expect(m.irq.ioapic.level[gsi]).toBe(1);
   });
 });
