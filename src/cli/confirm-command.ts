@@ -79,6 +79,14 @@ function printConfirm(file: string, r: ConfirmResult): void {
     console.log(`    ${f.signature}: ${f.message}`);
     for (const e of f.evidence) console.log(`      ${e}`);
   }
+  for (const p of r.ports) {
+    const g = p.guest ? `guest sees host=${p.guest.host} guest=${p.guest.guest}` : 'guest view unread';
+    const q = p.qemu ? `QEMU host ${p.qemu.host ? 'on' : 'off'} guest ${p.qemu.guest ? 'on' : 'off'}` : '';
+    console.log(`  ${p.dev} port ${p.port} at the end: ${g}; ${q}`);
+  }
+  for (const [k, c] of Object.entries(r.channels)) {
+    console.log(`  ${k}: host→guest ${c.guestRead}/${c.hostSent} bytes, guest→host ${c.hostReceived}/${c.guestWrote} bytes${c.delivered ? ', all delivered' : ''}`);
+  }
   for (const u of r.untranslatable) console.log(`  untranslatable: steps[${u.step}]: ${u.reason}`);
   console.log(`  ${r.agree ? 'agree' : 'disagree'}`);
 }

@@ -9,7 +9,7 @@ import { ensureGuest } from './guest.js';
 import { judgeReal, OBSERVABLE, type RealFinding } from './judge.js';
 import { type Plan, planConfirm } from './plan.js';
 import { chooseMachine, killAllQemu, probeQemu } from './qemu.js';
-import { RealRun } from './run.js';
+import { type Channel, RealRun } from './run.js';
 
 /**
  * `migfuzz confirm`: the model's verdict beside a real QEMU's on the same schedule. The JSON
@@ -34,7 +34,34 @@ export interface ConfirmResult {
   ran: boolean;
   agree: boolean;
   untranslatable: { step: number; reason: string }[];
+  /** What the real run saw at its end, finding or not: each port's two views, each channel's bytes. */
+  ports: { dev: string; port: number; guest?: { host: number; guest: number }; qemu?: { host: boolean; guest: boolean } }[];
+  channels: Record<string, ChannelSummary>;
   evidence: string[];
+}
+
+/** Byte counts of one channel: host → guest (sent, read) and guest → host (written, received). */
+export interface ChannelSummary {
+  hostSent: number;
+  guestRead: number;
+  guestWrote: number;
+  hostReceived: number;
+  /** Every byte sent either way arrived, in order. */
+  delivered: boolean;
+}
+
+function summarise(c: Channel): ChannelSummary {
+  const cat = (xs: readonly Uint8Array[]) => Buffer.concat(xs);
+  const sent = cat(c.hostSent.map((x) => x.data));
+  const wrote = cat(c.guestWrote);
+  const got = cat(c.hostReceived.map((x) => x.data));
+  return {
+    hostSent: sent.length,
+    guestRead: c.guestRead.length,
+    guestWrote: wrote.length,
+    hostReceived: got.length,
+    delivered: sent.equals(c.guestRead) && wrote.equals(got),
+  };
 }
 
 export async function confirm(s: Schedule, builds: BuildRegistry, o: ConfirmOptions): Promise<ConfirmResult> {
@@ -52,6 +79,8 @@ export async function confirm(s: Schedule, builds: BuildRegistry, o: ConfirmOpti
       ran: false,
       agree: false,
       untranslatable: plan.untranslatable,
+      ports: [],
+      channels: {},
       evidence: [],
     };
   }
@@ -65,10 +94,19 @@ export async function confirm(s: Schedule, builds: BuildRegistry, o: ConfirmOpti
     const obs = await run.execute();
     const real = judgeReal(obs, plan);
     const untranslatable = [...plan.untranslatable, ...obs.untranslatable].sort((a, b) => a.step - b.step);
+    const ports = obs.ports.map((p) => ({
+      dev: p.dev,
+      port: p.port,
+      ...(p.guestView ? { guest: { host: p.guestView.host, guest: p.guestView.guest } } : {}),
+      ...(p.qemu ? { qemu: { host: p.qemu.host, guest: p.qemu.guest } } : {}),
+    }));
+    const channels = Object.fromEntries([...obs.channels].map(([k, c]) => [k, summarise(c)]));
     return {
       qemu,
       model,
       real,
+      ports,
+      channels,
       ran: true,
       agree: agrees(model, real),
       untranslatable,

@@ -492,6 +492,12 @@ export class RealRun {
     const incoming = join(this.o.sockDir, `g${gen}-mig`);
     const dst = await this.start(gen, side, incoming, !autostart);
     const srcWasRunning = (await this.status(src)) === 'running';
+    // What the guest believes just before it leaves: the evidence a stale view starts from.
+    if (srcWasRunning) {
+      for (const l of await this.agentCmd(['report', ...this.reportArgs()], ps.step)) {
+        if (/ port \S+ host=/.test(l)) this.evidence.push(`step ${ps.step}: before migrating, guest (gen ${src.gen}): ${l}`);
+      }
+    }
     // A generous bandwidth keeps an idle TCG guest's precopy converging under any downtime.
     await src.qmp.cmd('migrate-set-parameters', {
       'downtime-limit': Math.max(1, Math.ceil(downtimeNs / 1e6)),
