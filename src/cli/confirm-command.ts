@@ -85,7 +85,9 @@ function printConfirm(file: string, r: ConfirmResult): void {
     console.log(`  ${p.dev} port ${p.port} at the end: ${g}; ${q}`);
   }
   for (const [k, c] of Object.entries(r.channels)) {
-    console.log(`  ${k}: host→guest ${c.guestRead}/${c.hostSent} bytes, guest→host ${c.hostReceived}/${c.guestWrote} bytes${c.delivered ? ', all delivered' : ''}`);
+    console.log(
+      `  ${k}: host→guest ${c.guestRead}/${c.hostSent} bytes, guest→host ${c.hostReceived}/${c.guestWrote} bytes${c.delivered ? ', all delivered' : ''}`,
+    );
   }
   for (const u of r.untranslatable) console.log(`  untranslatable: steps[${u.step}]: ${u.reason}`);
   console.log(`  ${r.agree ? 'agree' : 'disagree'}`);

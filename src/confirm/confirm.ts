@@ -35,7 +35,12 @@ export interface ConfirmResult {
   agree: boolean;
   untranslatable: { step: number; reason: string }[];
   /** What the real run saw at its end, finding or not: each port's two views, each channel's bytes. */
-  ports: { dev: string; port: number; guest?: { host: number; guest: number }; qemu?: { host: boolean; guest: boolean } }[];
+  ports: {
+    dev: string;
+    port: number;
+    guest?: { host: number; guest: number };
+    qemu?: { host: boolean; guest: boolean };
+  }[];
   channels: Record<string, ChannelSummary>;
   evidence: string[];
 }

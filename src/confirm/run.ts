@@ -495,7 +495,8 @@ export class RealRun {
     // What the guest believes just before it leaves: the evidence a stale view starts from.
     if (srcWasRunning) {
       for (const l of await this.agentCmd(['report', ...this.reportArgs()], ps.step)) {
-        if (/ port \S+ host=/.test(l)) this.evidence.push(`step ${ps.step}: before migrating, guest (gen ${src.gen}): ${l}`);
+        if (/ port \S+ host=/.test(l))
+          this.evidence.push(`step ${ps.step}: before migrating, guest (gen ${src.gen}): ${l}`);
       }
     }
     // A generous bandwidth keeps an idle TCG guest's precopy converging under any downtime.
