@@ -34,7 +34,7 @@ const USAGE = `usage: migfuzz <command> [options]
   shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
   corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
   corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
-  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N]
+  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N] [--confirm [--qemu PATH]]
                                                         a coverage-guided campaign
   confirm FILE [--qemu PATH] [--json] [--keep DIR] [--guest-dir DIR] [--builds FILE]
                                                         run the schedule on a real QEMU too and compare verdicts (exit 6: no QEMU)

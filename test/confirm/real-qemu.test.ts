@@ -130,6 +130,31 @@ describe.skipIf(skip)('migfuzz confirm on a real QEMU', () => {
     expect(r.json.untranslatable[0]!.reason).toMatch(/build qemu-1\.2 \(src\) has no real binary/);
   }, 60_000);
 
+  it('fuzz --confirm confirms the paused re-migration signature in its findings table', async () => {
+    const out = join(tmp, 'campaign');
+    const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const p = spawn(
+        process.execPath,
+        [BIN, 'fuzz', '--builds', 'qemu-9.2', '--execs', '4000', '--seed', '3', '--confirm', '--out', out],
+        { cwd: ROOT },
+      );
+      let stdout = '';
+      p.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      p.on('exit', (code) => resolve({ code, stdout }));
+    });
+    expect(r.code).toBe(1);
+    const sig = 'stale-guest-view:vser0:host-connected-unsent-at-save';
+    const row = r.stdout.split('\n').find((l) => l.startsWith(`${sig} |`));
+    expect(row?.split(' | ')[7]).toBe('confirmed');
+    const saved = JSON.parse(readFileSync(join(out, 'crashes', sig, 'confirm.json'), 'utf8'));
+    expect(saved.verdict).toBe('confirmed');
+    expect(JSON.parse(readFileSync(join(out, 'fuzzer_stats.json'), 'utf8')).real_qemu).toEqual({
+      [sig]: 'confirmed',
+    });
+  }, 180_000);
+
   it('a SIGINT during a confirmation leaves no QEMU behind', async () => {
     const p = spawn(
       process.execPath,
