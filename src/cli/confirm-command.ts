@@ -89,6 +89,7 @@ function printConfirm(file: string, r: ConfirmResult): void {
       `  ${k}: host→guest ${c.guestRead}/${c.hostSent} bytes, guest→host ${c.hostReceived}/${c.guestWrote} bytes${c.delivered ? ', all delivered' : ''}`,
     );
   }
+  for (const e of r.evidence) console.log(`  seen: ${e}`);
   for (const u of r.untranslatable) console.log(`  untranslatable: steps[${u.step}]: ${u.reason}`);
   console.log(`  ${r.agree ? 'agree' : 'disagree'}`);
 }
