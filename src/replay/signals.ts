@@ -27,7 +27,15 @@
  * anything set the signal during the instant (a pulse, when the value came back).
  */
 
-import { Ev, MIG_PHASE_NAMES, MigPhase, RUN_STATE_NAMES, RunState } from '../model/events.js';
+import {
+  Ev,
+  MIG_PHASE_NAMES,
+  MigPhase,
+  RUN_STATE_NAMES,
+  RunState,
+  streamDev,
+  streamToGuest,
+} from '../model/events.js';
 import { Reg } from '../model/uart16550/regs.js';
 import { VirtioPci } from '../model/virtio-serial/state.js';
 import { Describer } from './describe.js';
@@ -265,9 +273,18 @@ export function traceSignals(t: Trace): SignalSet {
     const bytes = b.scope(top, 'bytes');
     for (const st of [...streams].sort((x, y) => x - y)) {
       const name = describer.streamName(st);
+      const where =
+        describer.deviceKind(streamDev(st)) === 'virtio-serial'
+          ? 'virtqueues and port buffers'
+          : streamToGuest(st)
+            ? 'receive FIFO / RBR'
+            : 'transmit FIFO / THR and TSR';
       held.set(
         st,
-        b.add(bytes, name.replace('→', 'to_'), 32, 0, { style: 'count', title: `bytes held: ${name}` }),
+        b.add(bytes, name.replace('→', 'to_'), 32, 0, {
+          style: 'count',
+          title: `bytes held by ${name} (${where})`,
+        }),
       );
     }
   }

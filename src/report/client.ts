@@ -277,27 +277,22 @@ export function pageMain(): void {
       }
       return lo === 0 ? null : l.values[lo - 1]!;
     };
-    const maxOf = lanes.map((l) => Math.max(1, ...l.values.map((v) => v ?? 0)));
-    const level = (k: number, v: number): number => {
-      const l = lanes[k]!;
-      if (l.style === 'enum') return v / Math.max(1, (l.labels?.length ?? 2) - 1);
-      if (l.style === 'count') return v / maxOf[k]!;
-      return v === 0 ? 0 : 1;
-    };
     const base = (k: number): number => count - 1 - k;
+    // Bits are uPlot's stepped lines; the other lanes are buses drawn by drawBuses (no line).
     const series: (number | null)[][] = lanes.map((l, k) => {
+      if (l.style !== 'bit') return xsNs.map(() => null);
       const out: (number | null)[] = [];
       let j = 0;
       let v: number | null = null;
       for (const x of xsNs) {
         while (j < l.times.length && l.times[j]! <= x) v = l.values[j++]!;
-        out.push(v === null ? null : base(k) + 0.15 + 0.65 * level(k, v));
+        out.push(v === null ? null : base(k) + (v === 0 ? 0.2 : 0.8));
       }
       return out;
     });
     const text = (k: number, v: number | null): string => {
       const l = lanes[k]!;
-      if (v === null) return 'x (unknown)';
+      if (v === null) return '–';
       if (l.style === 'enum') return l.labels?.[v] ?? String(v);
       if (l.style === 'vector') return v === 0 ? 'none' : `0x${v.toString(16).padStart(2, '0')}`;
       return String(v);
@@ -347,36 +342,60 @@ export function pageMain(): void {
       range.dataset.max = String(max);
     };
 
-    /** Values of enums, counts and vectors written on their segments; pulses as ticks. */
-    const drawLabels = (u: UPlot): void => {
+    const fills: Record<string, string> = { enum: '#ddf4ff', count: '#fbefff', vector: '#fff1e5' };
+    /**
+     * Enums, counts and vectors as buses (a band per value, its value written in it, as
+     * waveform viewers draw them); pulses as ticks on any lane.
+     */
+    const drawBuses = (u: UPlot): void => {
       const ctx = u.ctx;
       const { left, top, width: bw, height: bh } = u.bbox;
+      const dpr = window.devicePixelRatio || 1;
       ctx.save();
       ctx.beginPath();
       ctx.rect(left, top, bw, bh);
       ctx.clip();
-      const dpr = window.devicePixelRatio || 1;
       ctx.font = `${11 * dpr}px ui-monospace, monospace`;
       ctx.textBaseline = 'middle';
+      ctx.textAlign = 'left';
+      ctx.lineWidth = 1.5 * dpr;
       lanes.forEach((l, k) => {
-        const y = u.valToPos(base(k) + 0.5, 'y', true);
-        ctx.fillStyle = color(k);
+        const yTop = u.valToPos(base(k) + 0.8, 'y', true);
+        const yBot = u.valToPos(base(k) + 0.2, 'y', true);
+        const yMid = (yTop + yBot) / 2;
         ctx.strokeStyle = color(k);
-        ctx.lineWidth = 2 * dpr;
         for (const t of l.pulses) {
           const x = u.valToPos(t / 1e6, 'x', true);
           ctx.beginPath();
-          ctx.moveTo(x, u.valToPos(base(k) + 0.1, 'y', true));
-          ctx.lineTo(x, u.valToPos(base(k) + 0.9, 'y', true));
+          ctx.moveTo(x, u.valToPos(base(k) + 0.05, 'y', true));
+          ctx.lineTo(x, u.valToPos(base(k) + 0.95, 'y', true));
           ctx.stroke();
         }
         if (l.style === 'bit') return;
-        ctx.fillStyle = '#1b1f24';
         l.times.forEach((t, j) => {
-          const x0 = Math.max(left, u.valToPos(t / 1e6, 'x', true));
-          const x1 = Math.min(left + bw, u.valToPos((l.times[j + 1] ?? p.endNs) / 1e6, 'x', true));
-          const label = text(k, l.values[j]!);
-          if (x1 - x0 > ctx.measureText(label).width + 8 * dpr) ctx.fillText(label, x0 + 4 * dpr, y);
+          const xa = u.valToPos(t / 1e6, 'x', true);
+          const xb = u.valToPos((l.times[j + 1] ?? p.endNs) / 1e6, 'x', true);
+          if (xb < left || xa > left + bw) return;
+          const v = l.values[j]!;
+          const slant = Math.min(3 * dpr, (xb - xa) / 2);
+          ctx.beginPath();
+          ctx.moveTo(xa, yMid);
+          ctx.lineTo(xa + slant, yTop);
+          ctx.lineTo(xb - slant, yTop);
+          ctx.lineTo(xb, yMid);
+          ctx.lineTo(xb - slant, yBot);
+          ctx.lineTo(xa + slant, yBot);
+          ctx.closePath();
+          ctx.fillStyle =
+            v === null ? '#eaeef2' : v === 0 && l.style !== 'enum' ? '#ffffff' : fills[l.style]!;
+          ctx.fill();
+          ctx.stroke();
+          const label = text(k, v);
+          const x = Math.max(xa, left) + slant + 3 * dpr;
+          if (Math.min(xb, left + bw) - x > ctx.measureText(label).width + 2 * dpr) {
+            ctx.fillStyle = '#1b1f24';
+            ctx.fillText(label, x, yMid);
+          }
         });
       });
       ctx.restore();
@@ -409,7 +428,7 @@ export function pageMain(): void {
             ticks: { show: false },
           },
         ],
-        hooks: { draw: [drawLabels], setScale: [(uu) => place(uu)], ready: [(uu) => place(uu)] },
+        hooks: { draw: [drawBuses], setScale: [(uu) => place(uu)], ready: [(uu) => place(uu)] },
       },
       [xsNs.map((ns) => ns / 1e6), ...series] as UPlot.AlignedData,
       box,
