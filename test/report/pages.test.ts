@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type FuzzIo, fuzzSettings, runFuzz } from '../../src/cli/fuzz-command.js';
 import { main } from '../../src/cli/main.js';
 import { ROOT, seedPath } from '../replay/helpers.js';
-import { type Browser, CHROMIUM, launch, REQUIRE_REAL, SHOT_DIR } from './browser.js';
+
+/** Screenshots go here (gitignored). */
+const SHOT_DIR = join(ROOT, 'test-output', 'report');
+
+import { type Browser, CHROMIUM, launch, REQUIRE_REAL } from '../../bench/chromium.js';
 
 /**
  * The pages in a real browser (headless Chromium): `report` on a real short campaign and
@@ -101,7 +105,7 @@ describe.runIf(CHROMIUM !== undefined || REQUIRE_REAL)('the HTML pages in headle
     await shortCampaign(campaign);
     pages.campaign = join(tmp, 'report.html');
     expect(run(['report', campaign, '-o', pages.campaign]).code).toBe(0);
-    browser = await launch();
+    browser = await launch(SHOT_DIR);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -3,20 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
-import { ROOT } from '../replay/helpers.js';
 
 /**
- * A real browser for the page tests: the system's Chromium (Debian's `chromium` package),
- * driven by playwright-core, which downloads nothing. Where none is installed the tests skip
- * with a printed reason, unless MIGFUZZ_REQUIRE_REAL=1 (CI) makes them fail.
+ * A real browser for the page tests (test/report) and the report benchmark: the system's
+ * Chromium (Debian's `chromium` package), driven by playwright-core, which downloads nothing.
+ * Where none is installed the tests skip with a printed reason, unless MIGFUZZ_REQUIRE_REAL=1
+ * (CI) makes them fail.
  */
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
 export const CHROMIUM = process.env.MIGFUZZ_CHROMIUM ?? CANDIDATES.find((p) => existsSync(p));
 export const REQUIRE_REAL = process.env.MIGFUZZ_REQUIRE_REAL === '1';
-
-/** Screenshots go here (gitignored). */
-export const SHOT_DIR = join(ROOT, 'test-output', 'report');
 
 /** Headless, offline and forgetful: nothing from an earlier run or from the network. */
 const ARGS = [
@@ -41,7 +38,8 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function launch(): Promise<Browser> {
+/** Launches the browser; screenshots go to `shotDir`. */
+export async function launch(shotDir: string): Promise<Browser> {
   if (!CHROMIUM) throw new Error('no Chromium installed');
   const profile = mkdtempSync(join(tmpdir(), 'migfuzz-chromium-'));
   // launchPersistentContext passes a fresh --user-data-dir (playwright refuses it in args).
@@ -51,7 +49,7 @@ export async function launch(): Promise<Browser> {
     args: ARGS,
     viewport: { width: 1400, height: 900 },
   });
-  mkdirSync(SHOT_DIR, { recursive: true });
+  mkdirSync(shotDir, { recursive: true });
   return {
     async open(file) {
       const page = await ctx.newPage();
@@ -68,7 +66,7 @@ export async function launch(): Promise<Browser> {
       return { page, problems };
     },
     async shot(page, name, selector) {
-      const path = join(SHOT_DIR, `${name}.png`);
+      const path = join(shotDir, `${name}.png`);
       if (selector) await page.locator(selector).screenshot({ path });
       else await page.screenshot({ path, fullPage: true });
       return path;
