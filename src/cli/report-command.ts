@@ -183,15 +183,16 @@ function readInstance(name: string, dir: string): Instance {
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-/** A real-QEMU verdict of `confirm` (confirm.json's `verdict`), or null where it did not run. */
+/**
+ * The real-QEMU verdict of `fuzz --confirm` (confirm.json's `verdict`: confirmed, not
+ * reproduced, untranslatable, ...), or null where it did not run.
+ */
 function confirmVerdict(dir: string): string | null {
   const file = join(dir, 'confirm.json');
   if (!existsSync(file)) return null;
-  const c = readJson(file);
-  const verdict = str(c.verdict);
+  const verdict = str(readJson(file).verdict);
   if (verdict === null) throw new CampaignInputError(`${file}: verdict: expected a string`);
-  const detail = str(c.detail);
-  return detail ? `${verdict}: ${detail}` : verdict;
+  return verdict;
 }
 
 function shrunkSteps(dir: string): number | null {

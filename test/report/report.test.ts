@@ -119,7 +119,7 @@ describe('a campaign directory', () => {
   instance(join(out, 'sec1'), { [SIG]: 5 });
   saveFinding(join(out, 'main'), SIG, 4000);
   saveFinding(join(out, 'sec1'), SIG, 1500, {
-    'confirm.json': JSON.stringify({ verdict: 'reproduced', detail: 'QEMU 7.2: the line stayed high' }),
+    'confirm.json': JSON.stringify({ signature: SIG, verdict: 'confirmed', qemu: 'qemu-system-x86_64 7.2' }),
   });
   saveFinding(join(out, 'sec1'), 'migration-failed:serial0:tsr-not-empty', 2500);
   // An incomplete finding directory (no finding.json yet) is not a finding.
@@ -137,7 +137,7 @@ describe('a campaign directory', () => {
       firstSeenS: 1.5,
       firstExec: 7,
       shrunkSteps: 3,
-      confirm: 'reproduced: QEMU 7.2: the line stayed high',
+      confirm: 'confirmed',
       page: 0,
     });
     expect(a!.reproduce).toBe(`npx migfuzz replay ${join(out, 'main', 'crashes', SIG, 'shrunk.mpk')}`);
