@@ -19,6 +19,7 @@ import { DEFAULT_EVENT_BUDGET, MAX_EVENT_BUDGET } from '../model/world.js';
 import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import { Confirmer } from './fuzz-confirm.js';
 import type { BatchReport, ToWorker, WorkerInit } from './fuzz-worker.js';
 import { ioReason, makeDirs, readTraceFile, TraceInputError, writeFileAtomic } from './replay-commands.js';
 
@@ -47,6 +48,8 @@ export interface FuzzSettings {
   allowed: string[];
   /** The --builds flag as given, for reproduce commands. */
   buildsFlag: string | undefined;
+  /** --confirm: the QEMU binary new modern-build signatures are confirmed on, or null. */
+  confirmQemu: string | null;
 }
 
 const DURATION = /^(\d+)(ms|s|m|h)?$/;
@@ -117,10 +120,12 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
       '--builds',
       '--max-queue',
       '--event-budget',
+      '--qemu',
     ],
-    [],
+    ['--confirm'],
   );
   if (a.positionals.length > 0) throw new UsageError(`fuzz takes no FILE (got ${quote(a.positionals[0]!)})`);
+  if (a.flags.has('--qemu') && !a.flags.has('--confirm')) throw new UsageError('--qemu goes with --confirm');
   if (a.flags.has('--time') && a.flags.has('--execs'))
     throw new UsageError('give --time or --execs, not both');
   const seedText = flagString(a, '--seed');
@@ -142,6 +147,7 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
     builds,
     allowed,
     buildsFlag: flagString(a, '--builds'),
+    confirmQemu: a.flags.has('--confirm') ? (flagString(a, '--qemu') ?? 'qemu-system-x86_64') : null,
   };
 }
 
@@ -551,11 +557,13 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
     );
   }
   const known = out.knownSignatures();
+  const confirmer = st.confirmQemu === null ? null : new Confirmer(st.builds, st.confirmQemu, st.eventBudget);
   // A resumed campaign's totals and plot go on from the earlier one's.
   const earlier = out.earlier();
   let stopped = false;
   io.onStop(() => {
     stopped = true;
+    confirmer?.abort();
   });
   const t0 = io.now();
   const rows: Row[] = [];
@@ -604,6 +612,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       corpus_size: source.queueSize,
       coverage: source.covered,
       findings: Object.fromEntries(findings),
+      ...(confirmer ? { real_qemu: Object.fromEntries(confirmer.verdicts) } : {}),
     });
   };
   const finished = (): boolean =>
@@ -615,7 +624,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       const batch = await source.next(st.execs === null ? BATCH : st.execs - source.execs);
       for (const e of batch.entries)
         if (e.op !== 'initial' && e.op !== 'imported') out.saveQueue(e.doc, e.exec, e.op);
-      for (const f of batch.findings) rows.push(saveFinding(st, out, f, known, io.now() - t0));
+      for (const f of batch.findings) rows.push(saveFinding(st, out, f, known, io.now() - t0, confirmer));
       status(false);
       saveStats(false);
     }
@@ -623,10 +632,16 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
     await source.stop();
   }
   for (const r of rows) r.f.count = source.counts.get(r.f.signature) ?? r.f.count;
+  if (confirmer) {
+    const pending = [...confirmer.verdicts.values()].filter((v) => v === 'pending').length;
+    if (pending > 0)
+      io.write(`${io.isTty ? '\n' : ''}migfuzz: waiting for ${pending} confirmation(s) on a real QEMU\n`);
+    await confirmer.drain();
+  }
   status(true);
   saveStats(true);
   if (io.isTty) io.write('\n');
-  io.write(findingTable(rows, source.execs, st.buildsFlag));
+  io.write(findingTable(rows, source.execs, st.buildsFlag, confirmer?.verdicts));
   return source.counts.size > 0 ? 1 : 0;
 }
 
@@ -636,17 +651,22 @@ function saveFinding(
   f: FindingRecord,
   known: Set<string>,
   seenMs: number,
+  confirmer: Confirmer | null,
 ): Row {
   const dirName = signatureDir(f.signature);
   const sub = f.oracle === 'hang' ? 'hangs' : 'crashes';
   const dir = join(st.out, sub, dirName);
-  if (known.has(dirName)) return { f, seenMs, shrunkSteps: -1, minimal: true, dir };
+  if (known.has(dirName)) {
+    confirmer?.submit(f.signature, undefined, dir);
+    return { f, seenMs, shrunkSteps: -1, minimal: true, dir };
+  }
   const shrunk = shrink(f.schedule, f.signature, st.builds, { eventBudget: st.eventBudget });
   out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
     seed: st.seed,
     first_exec: f.firstExec,
     seen_ms: seenMs,
   });
+  confirmer?.submit(f.signature, shrunk.schedule, dir);
   return { f, seenMs, shrunkSteps: shrunk.stepsAfter, minimal: shrunk.minimal, dir };
 }
 
@@ -656,9 +676,16 @@ function runBuildsFlag(buildsFlag: string | undefined): string {
   return files.length === 1 ? ` --builds ${files[0]}` : '';
 }
 
-function findingTable(rows: readonly Row[], execs: number, buildsFlag: string | undefined): string {
+function findingTable(
+  rows: readonly Row[],
+  execs: number,
+  buildsFlag: string | undefined,
+  real: ReadonlyMap<string, string> | undefined,
+): string {
   if (rows.length === 0) return `no finding in ${execs} executions\n`;
-  const lines = ['signature | oracle | device | builds | count | first seen | shrunk steps | replay'];
+  const lines = [
+    `signature | oracle | device | builds | count | first seen | shrunk steps${real ? ' | real QEMU' : ''} | replay`,
+  ];
   for (const r of rows) {
     const shrunk =
       r.shrunkSteps < 0 ? '(saved before)' : `${r.shrunkSteps}${r.minimal ? '' : ' (stopped at its limit)'}`;
@@ -671,6 +698,7 @@ function findingTable(rows: readonly Row[], execs: number, buildsFlag: string | 
         String(r.f.count),
         `${(r.seenMs / 1000).toFixed(2)} s (exec ${r.f.firstExec})`,
         shrunk,
+        ...(real ? [real.get(r.f.signature) ?? '-'] : []),
         existsSync(join(r.dir, 'shrunk.mpk'))
           ? `npx migfuzz replay ${join(r.dir, 'shrunk.mpk')}`
           : `npx migfuzz run ${join(r.dir, 'shrunk.json')}${runBuildsFlag(buildsFlag)}`,

@@ -6,6 +6,7 @@ import { oneLine, parseSchedule, quote } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
 import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import { cmdConfirm } from './confirm-command.js';
 import { cmdCorpus, cmdShrink } from './corpus-commands.js';
 import { FuzzInputError, type FuzzIo, fuzzSettings, runFuzz } from './fuzz-command.js';
 import {
@@ -35,8 +36,10 @@ const USAGE = `usage: migfuzz <command> [options]
   shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
   corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
   corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
-  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N]
+  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N] [--confirm [--qemu PATH]]
                                                         a coverage-guided campaign
+  confirm FILE [--qemu PATH] [--json] [--keep DIR] [--guest-dir DIR] [--builds FILE]
+                                                        run the schedule on a real QEMU too and compare verdicts (exit 6: no QEMU)
   start                                                 the default campaign (fuzz --time 60s)`;
 
 function readText(file: string): string {
@@ -90,16 +93,20 @@ function printFinding(f: Finding, repro: string): void {
   console.log(`    reproduce: ${repro}`);
 }
 
+/** A schedule file, or a trace (.mpk), which runs its own schedule with its recorded builds. */
+function runInput(
+  file: string,
+  a: ParsedArgs,
+): { schedule: Schedule; builds: BuildRegistry; eventBudget?: number } {
+  const registry = loadBuilds(a);
+  return traceRunInput(file, registry) ?? { schedule: loadSchedule(file, registry), builds: registry };
+}
+
 function cmdRun(argv: string[]): number {
   const a = parseArgs(argv, ['--builds', '--trace'], ['--json']);
   if (a.positionals.length !== 1) throw new UsageError('run needs exactly one FILE');
   const file = a.positionals[0]!;
-  const registry = loadBuilds(a);
-  // A trace (.mpk) runs its own schedule with its recorded builds.
-  const { schedule, builds, eventBudget } = traceRunInput(file, registry) ?? {
-    schedule: loadSchedule(file, registry),
-    builds: registry,
-  };
+  const { schedule, builds, eventBudget } = runInput(file, a);
   const out = flagString(a, '--trace');
   const v =
     out === undefined
@@ -158,6 +165,8 @@ export function main(argv: string[]): number | Promise<number> {
         return cmdShrink(rest);
       case 'corpus':
         return cmdCorpus(rest);
+      case 'confirm':
+        return cmdConfirm(rest, { load: runInput }).catch((e: unknown) => handleError(e));
       case 'start':
         // The default campaign: 60 s, unless a limit of its own is given.
         return cmdFuzz(rest.some((x) => /^--(time|execs)(=|$)/.test(x)) ? rest : ['--time', '60s', ...rest]);

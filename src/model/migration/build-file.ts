@@ -42,6 +42,7 @@ const REVISION_FIELDS: readonly (keyof Revisions)[] = [
   'serialPostLoadChecks',
   'serialGatedPre22',
   'lapicLoad',
+  'virtioSerialSaveHostConnected',
 ];
 
 export function parseBuildFile(text: string, base: BuildRegistry): BuildRegistry {
@@ -132,6 +133,13 @@ function readRevisions(input: JsonReader, v: unknown, path: string, base: Revisi
   }
   if (obj.lapicLoad !== undefined) {
     out.lapicLoad = input.oneOf(obj.lapicLoad, at('lapicLoad'), ['end-of-load', 'post-load'] as const);
+  }
+  if (obj.virtioSerialSaveHostConnected !== undefined) {
+    out.virtioSerialSaveHostConnected = input.oneOf(
+      obj.virtioSerialSaveHostConnected,
+      at('virtioSerialSaveHostConnected'),
+      ['port', 'post-load-record'] as const,
+    );
   }
   return out;
 }

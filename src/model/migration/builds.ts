@@ -34,6 +34,13 @@ export interface Revisions {
    * load; 'post-load' in the apic section's own post_load (78d6a05d onwards).
    */
   lapicLoad: 'end-of-load' | 'post-load';
+  /**
+   * The host_connected byte virtio_serial_save_device writes for each port: 'port' the port's
+   * own (every QEMU release); 'post-load-record' the value a pending post-load record holds,
+   * i.e. what the guest was last told, while the record's timer has not run (the proposed fix
+   * of the paused re-migration, docs/findings/virtio-serial-paused-remigration.md).
+   */
+  virtioSerialSaveHostConnected: 'port' | 'post-load-record';
 }
 
 export interface MachineType {
@@ -94,6 +101,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: false,
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
+      virtioSerialSaveHostConnected: 'port',
     },
     machines: machines(PC_1.slice(0, 3)),
   },
@@ -105,6 +113,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: false,
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
+      virtioSerialSaveHostConnected: 'port',
     },
     machines: machines(PC_1),
   },
@@ -116,6 +125,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: true,
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
+      virtioSerialSaveHostConnected: 'port',
     },
     machines: machines([...PC_1, ...I440FX_2.slice(0, 4).map((v) => `pc-i440fx-${v}`)]),
   },
@@ -128,6 +138,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: true,
       serialGatedPre22: SERIAL_SUBSECTIONS,
       lapicLoad: 'end-of-load',
+      virtioSerialSaveHostConnected: 'port',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
@@ -145,6 +156,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
         'serial/poll',
       ],
       lapicLoad: 'post-load',
+      virtioSerialSaveHostConnected: 'port',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },
@@ -156,6 +168,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: true,
       serialGatedPre22: NONE,
       lapicLoad: 'post-load',
+      virtioSerialSaveHostConnected: 'port',
     },
     machines: machines([...I440FX_2, ...I440FX_LATER].map((v) => `pc-i440fx-${v}`)),
   },

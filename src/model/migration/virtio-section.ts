@@ -56,9 +56,21 @@ const queues = custom<VserImage, MigCtx>('queues', {
   },
 });
 
+/**
+ * QEMU saves the port's own host_connected; the proposed fix saves what a post-load record
+ * still pending says the guest was told, so a paused destination migrated on passes it on.
+ */
+function savedHostConnected(s: VserState, p: VserState['ports'][number], ctx: MigCtx): boolean {
+  if (ctx.rev.virtioSerialSaveHostConnected === 'post-load-record' && s.postLoad) {
+    const i = s.postLoad.ids.indexOf(p.id);
+    if (i >= 0) return s.postLoad.hostConnected[i]!;
+  }
+  return p.hostConnected;
+}
+
 /** virtio_serial_save_device / virtio_serial_load_device + fetch_active_ports_list. */
 const device = custom<VserImage, MigCtx>('device', {
-  save(w, { s }) {
+  save(w, { s }, ctx) {
     w.be16(s.cols);
     w.be16(s.rows);
     w.be32(MAX_PORTS);
@@ -67,7 +79,7 @@ const device = custom<VserImage, MigCtx>('device', {
     for (const p of s.ports) {
       w.be32(p.id);
       w.u8(p.guestConnected ? 1 : 0);
-      w.u8(p.hostConnected ? 1 : 0);
+      w.u8(savedHostConnected(s, p, ctx) ? 1 : 0);
       w.be32(p.elem ? 1 : 0);
       if (p.elem) {
         w.be32(0); // iov_idx: one buffer per element
