@@ -96,8 +96,12 @@ describe.skipIf(skip)('migfuzz confirm on a real QEMU', () => {
     // hangs up before the paused re-migration (REPORT.md, scenario reverse-client).
     const r = await confirm('test/confirm/schedules/paused-remigration-reverse.json');
     expect(r.code).toBe(1);
-    expect(r.json.real.map((f) => f.signature)).toEqual(['stale-guest-view:vser0:host-connected-unsent-at-save']);
-    expect(r.json.ports).toEqual([{ dev: 'vser0', port: 3, guest: { host: 0, guest: 0 }, qemu: { host: true, guest: false } }]);
+    expect(r.json.real.map((f) => f.signature)).toEqual([
+      'stale-guest-view:vser0:host-connected-unsent-at-save',
+    ]);
+    expect(r.json.ports).toEqual([
+      { dev: 'vser0', port: 3, guest: { host: 0, guest: 0 }, qemu: { host: true, guest: false } },
+    ]);
     expect(r.json.agree).toBe(true);
   }, 120_000);
 
