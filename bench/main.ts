@@ -4,6 +4,7 @@ import type { Schedule } from '../src/model/schedule/types.js';
 import { judge } from '../src/oracles/verdict.js';
 import { fuzzBench } from './fuzz.js';
 import { replayBench } from './replay.js';
+import { reportBench } from './report.js';
 import { DECODERS, robustnessCases, SLOW_CASE_MS } from './robustness.js';
 import type { Row } from './row.js';
 import { migrationHeavy, uartHeavy, virtioHeavy } from './schedules.js';
@@ -82,6 +83,7 @@ const rows: Row[] = robustness
       eventsPerSecond('migration-heavy', migrationHeavy(quick ? 100 : 1000)),
       ...fuzzBench(quick),
       ...replayBench(quick),
+      ...(await reportBench(quick)),
     ];
 
 const fmt = (v: number): string =>

@@ -17,6 +17,7 @@ import {
   TraceInputError,
   traceRunInput,
 } from './replay-commands.js';
+import { cmdReport, cmdShowHtml, wantsHtml } from './report-command.js';
 
 /**
  * The command line: the only place that reads argv and files, prints, or exits. Exit codes
@@ -30,7 +31,8 @@ class InputError extends Error {
 const USAGE = `usage: migfuzz <command> [options]
   run FILE [--trace OUT.mpk] [--json] [--builds FILE]   run a schedule (or a trace's) and print its verdict
   replay TRACE [--json]                                 re-execute a trace and compare event by event
-  show TRACE [--all] [--vcd OUT.vcd]                    a readable timeline, or a Value Change Dump
+  show TRACE [--all] [--vcd OUT.vcd | --html OUT.html]  a readable timeline, a Value Change Dump, or an HTML page
+  report OUT_DIR [-o FILE.html] [--known DIR]           an HTML report of a campaign directory (default OUT_DIR/report.html)
   shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
   corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
   corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
@@ -156,7 +158,9 @@ export function main(argv: string[]): number | Promise<number> {
       case 'replay':
         return cmdReplay(rest);
       case 'show':
-        return cmdShow(rest);
+        return wantsHtml(rest) ? cmdShowHtml(rest) : cmdShow(rest);
+      case 'report':
+        return cmdReport(rest);
       case 'shrink':
         return cmdShrink(rest);
       case 'corpus':

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { recordRun } from '../../src/replay/record.js';
+import { traceWaves, type WaveLane } from '../../src/replay/signals.js';
 import {
   eventsUpTo,
   SHOW_ALL_UP_TO,
@@ -286,4 +287,42 @@ describe('show --vcd: a Value Change Dump', () => {
       }
     },
   );
+});
+
+describe('waveform signals (signals.ts): shared by the VCD and the HTML pages', () => {
+  const lane = (name: string, lanes: WaveLane[]): WaveLane => lanes.find((l) => l.name === name)!;
+  const valueAt = (l: WaveLane, t: number): number | null => {
+    let v: number | null = null;
+    l.times.forEach((at, i) => {
+      if (at <= t) v = l.values[i]!;
+    });
+    return v;
+  };
+
+  it('bug A: the destination delivers during load, the LAPIC push wipes it, the line stays high', () => {
+    const lanes = traceWaves(seedTrace('bug-a-virtio-serial'));
+    // The delivery to the LAPIC and its loss happen within the instant of the load: a pulse.
+    expect(lane('vm1.lapic.irr', lanes).pulses).toEqual([5_300_000]);
+    expect(lane('vm1.lapic.isr', lanes).pulses).toEqual([]);
+    for (const name of ['vm1.vser0.irq', 'vm1.ioapic.gsi19', 'vm1.ioapic.gsi19_rirr'])
+      expect(valueAt(lane(name, lanes), 50_000_000)).toBe(1);
+    // The source's handler ran: in-service pulses there.
+    expect(lane('vm0.lapic.isr', lanes).pulses.length).toBeGreaterThan(0);
+    // The destination's port has a backend from the start; the guest never heard of it.
+    expect(valueAt(lane('vm1.vser0.port1.backend', lanes), 0)).toBe(1);
+    expect(valueAt(lane('vm1.vser0.port1.host_connected', lanes), 50_000_000)).toBe(1);
+    expect(lane('guest.vser0_port1_connected', lanes).values).toEqual([0]);
+    expect(valueAt(lane('bytes.vser0_port1_to_guest', lanes), 15_000_000)).toBe(11);
+  });
+
+  it('bug B: the failed load, and the 9 bytes the UART still holds', () => {
+    const lanes = traceWaves(seedTrace('bug-b-serial'));
+    const mig = lane('vm1.migration', lanes);
+    expect(mig.labels![valueAt(mig, 4_300_000)!]).toBe('failed');
+    expect(valueAt(lane('vm1.run_state', lanes), 4_300_000)).toBe(5); // shutdown
+    expect(valueAt(lane('bytes.serial0_to_host', lanes), 4_300_000)).toBe(9);
+    expect(lane('vm0.serial0.backend', lanes).labels![valueAt(lane('vm0.serial0.backend', lanes), 0)!]).toBe(
+      'hung-up',
+    );
+  });
 });
