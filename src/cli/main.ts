@@ -16,6 +16,7 @@ import {
   TraceInputError,
   traceRunInput,
 } from './replay-commands.js';
+import { cmdStream, StreamInputError } from './stream-command.js';
 
 /**
  * The command line: the only place that reads argv and files, prints, or exits. Exit codes
@@ -35,7 +36,8 @@ const USAGE = `usage: migfuzz <command> [options]
   corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
   fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N]
                                                         a coverage-guided campaign
-  start                                                 the default campaign (fuzz --time 60s)`;
+  start                                                 the default campaign (fuzz --time 60s)
+  stream show FILE [--json]                             decode a real QEMU migration stream`;
 
 function readText(file: string): string {
   try {
@@ -154,6 +156,8 @@ export function main(argv: string[]): number | Promise<number> {
         return cmdShrink(rest);
       case 'corpus':
         return cmdCorpus(rest);
+      case 'stream':
+        return cmdStream(rest);
       case 'start':
         // The default campaign: 60 s, unless a limit of its own is given.
         return cmdFuzz(rest.some((x) => /^--(time|execs)(=|$)/.test(x)) ? rest : ['--time', '60s', ...rest]);
@@ -184,7 +188,7 @@ function handleError(e: unknown): number {
     console.error(`migfuzz: ${e.message}`);
     return 3;
   }
-  if (e instanceof TraceInputError) {
+  if (e instanceof TraceInputError || e instanceof StreamInputError) {
     console.error(`migfuzz: ${e.message}`);
     return 3;
   }
