@@ -17,6 +17,7 @@ import {
   traceRunInput,
 } from './replay-commands.js';
 import { cmdStream, StreamInputError } from './stream-command.js';
+import { cmdVmstate } from './vmstate-command.js';
 
 /**
  * The command line: the only place that reads argv and files, prints, or exits. Exit codes
@@ -37,7 +38,9 @@ const USAGE = `usage: migfuzz <command> [options]
   fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N]
                                                         a coverage-guided campaign
   start                                                 the default campaign (fuzz --time 60s)
-  stream show FILE [--json]                             decode a real QEMU migration stream`;
+  stream show FILE [--json]                             decode a real QEMU migration stream
+  vmstate dump --build B --machine M [--out FILE]       the modelled devices in QEMU's -dump-vmstate format
+  vmstate diff SRC.json DEST.json [--reverse] [--json]  what vmstate-static-checker.py reports (1 if differences)`;
 
 function readText(file: string): string {
   try {
@@ -158,6 +161,8 @@ export function main(argv: string[]): number | Promise<number> {
         return cmdCorpus(rest);
       case 'stream':
         return cmdStream(rest);
+      case 'vmstate':
+        return cmdVmstate(rest);
       case 'start':
         // The default campaign: 60 s, unless a limit of its own is given.
         return cmdFuzz(rest.some((x) => /^--(time|execs)(=|$)/.test(x)) ? rest : ['--time', '60s', ...rest]);
