@@ -12,11 +12,12 @@ import {
   cmdReplay,
   cmdShow,
   ioReason,
+  isTraceFile,
   runRecorded,
   TraceInputError,
   traceRunInput,
 } from './replay-commands.js';
-import { cmdStream, StreamInputError } from './stream-command.js';
+import { cmdStream, fromStream, StreamInputError } from './stream-command.js';
 import { cmdVmstate } from './vmstate-command.js';
 
 /**
@@ -30,6 +31,7 @@ class InputError extends Error {
 
 const USAGE = `usage: migfuzz <command> [options]
   run FILE [--trace OUT.mpk] [--json] [--builds FILE]   run a schedule (or a trace's) and print its verdict
+      [--from-stream STREAM]                            start the source from a real QEMU stream's serial/virtio-serial state
   replay TRACE [--json]                                 re-execute a trace and compare event by event
   show TRACE [--all] [--vcd OUT.vcd]                    a readable timeline, or a Value Change Dump
   shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
@@ -94,10 +96,12 @@ function printFinding(f: Finding, repro: string): void {
 }
 
 function cmdRun(argv: string[]): number {
-  const a = parseArgs(argv, ['--builds', '--trace'], ['--json']);
+  const a = parseArgs(argv, ['--builds', '--trace', '--from-stream'], ['--json']);
   if (a.positionals.length !== 1) throw new UsageError('run needs exactly one FILE');
   const file = a.positionals[0]!;
   const registry = loadBuilds(a);
+  const stream = flagString(a, '--from-stream');
+  if (stream !== undefined) return runFromStream(file, stream, registry, a);
   // A trace (.mpk) runs its own schedule with its recorded builds.
   const { schedule, builds, eventBudget } = traceRunInput(file, registry) ?? {
     schedule: loadSchedule(file, registry),
@@ -122,6 +126,26 @@ function cmdRun(argv: string[]): number {
   } else {
     printVerdict(file, schedule, v, repro);
   }
+  return v.findings.length > 0 ? 1 : 0;
+}
+
+/**
+ * `run SCHEDULE --from-stream FILE`: the source starts from a real stream's serial and
+ * virtio-serial state. A trace records a schedule only, so neither a trace input nor
+ * `--trace` goes with it.
+ */
+function runFromStream(file: string, streamFile: string, builds: BuildRegistry, a: ParsedArgs): number {
+  if (a.flags.has('--trace') || isTraceFile(file))
+    throw new UsageError('--from-stream runs a schedule (.json) and records no trace');
+  const schedule = loadSchedule(file, builds);
+  const v = judge(schedule, { builds, fromStream: fromStream(streamFile, schedule, builds) });
+  const repro = `${reproduce(file, a)} --from-stream ${streamFile}`;
+  if (a.flags.has('--json')) {
+    const findings = v.findings.map((f) => ({ ...f, reproduce: repro }));
+    console.log(
+      JSON.stringify({ file, stream: streamFile, findings, events: v.events, endNs: v.endNs, end: v.end }),
+    );
+  } else printVerdict(file, schedule, v, repro);
   return v.findings.length > 0 ? 1 : 0;
 }
 

@@ -4,8 +4,13 @@
  * the offset).
  */
 import { readFileSync, statSync } from 'node:fs';
+import type { BuildRegistry } from '../model/migration/builds.js';
+import type { SourceState } from '../model/migration/from-stream.js';
+import type { Schedule } from '../model/schedule/types.js';
+import { sourceStateMisfit } from '../model/world.js';
 import { StreamFormatError } from '../stream/cursor.js';
 import { type DecodedStream, decodeStream, type Section } from '../stream/decode.js';
+import { sourceStateOf } from '../stream/source-state.js';
 import type { VirtioConsoleState } from '../stream/virtio-console.js';
 import type { DecodedBody, DecodedSubsection, Value } from '../stream/vmdesc.js';
 import { parseArgs, UsageError } from './args.js';
@@ -36,8 +41,7 @@ export function readStream(file: string): Uint8Array {
 }
 
 /** Decodes a file or fails with one line naming the file and the offset. */
-export function loadStreamFile(file: string): DecodedStream {
-  const bytes = readStream(file);
+export function loadStreamFile(file: string, bytes = readStream(file)): DecodedStream {
   try {
     return decodeStream(bytes);
   } catch (e) {
@@ -171,4 +175,16 @@ export function streamText(file: string, d: DecodedStream): string[] {
       : 'no JSON description',
   ];
   return lines;
+}
+
+/**
+ * `run SCHEDULE --from-stream FILE`: the stream's serial and virtio-serial state for the
+ * schedule's source, or one line saying why it does not fit the schedule's devices.
+ */
+export function fromStream(file: string, schedule: Schedule, builds: BuildRegistry): SourceState {
+  const bytes = readStream(file);
+  const st = sourceStateOf(bytes, loadStreamFile(file, bytes));
+  const misfit = sourceStateMisfit(schedule, builds, st);
+  if (misfit) throw new StreamInputError(`${file}: does not fit the schedule: ${misfit.message}`);
+  return st;
 }
