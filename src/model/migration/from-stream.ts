@@ -51,8 +51,8 @@ export function applySourceState(m: Machine, st: SourceState): void {
       'virtio-console',
       0,
     );
-  uarts.forEach((d, i) => loadSerial(m, d.name, d.s, st.serials[i]!, i, st.vmClockNs));
-  vsers.forEach((d, i) => applyPorts(m, d.name, d.s, st.vsers[i]!, i));
+  for (const [i, d] of uarts.entries()) loadSerial(m, d.name, d.s, st.serials[i]!, i, st.vmClockNs);
+  for (const [i, d] of vsers.entries()) applyPorts(m, d.name, d.s, st.vsers[i]!, i);
 }
 
 function loadSerial(
