@@ -2,7 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Cursor, StreamFormatError } from '../../src/stream/cursor.js';
 import { type DecodedStream, decodeStream, type Section } from '../../src/stream/decode.js';
-import type { VirtioConsoleState } from '../../src/stream/virtio-console.js';
+import {
+  decodeVirtioConsole,
+  ELEMENT_OLD_SIZE,
+  type VirtioConsoleState,
+} from '../../src/stream/virtio-console.js';
 import { type DescDevice, walkDesc } from '../../src/stream/vmdesc.js';
 import { realStream } from './fixtures.js';
 
@@ -145,6 +149,38 @@ describe('a real stream with bytes in both FIFOs', () => {
     for (const [k, v] of Object.entries(model.fields)) expect(state[k]).toBe(v);
     const tsr = state['serial/tsr'] as Record<string, unknown>;
     expect(tsr).toEqual(model.subsections[0]!.fields);
+  });
+});
+
+describe('a popped element in the port block', () => {
+  it('is iov_idx, iov_offset and a raw host-endian VirtQueueElementOld (qemu_put_virtqueue_element)', () => {
+    const d = decodeStream(fifo);
+    const v = section(d, '0000:00:02.0/virtio-console');
+    const body = fifo.subarray(v.bodyOffset, v.bodyOffset + v.bodyLength);
+    // The one port's record ends with elem_popped at 1363 + 16 (port block head) + 6.
+    const popped = 1363 + 16 + 6;
+    const elem = new Uint8Array(4 + 8 + ELEMENT_OLD_SIZE);
+    const view = new DataView(elem.buffer);
+    view.setUint32(0, 0); // iov_idx
+    view.setBigUint64(4, 7n); // iov_offset
+    view.setUint32(12, 5, true); // index
+    view.setUint32(16, 0, true); // in_num
+    view.setUint32(20, 1, true); // out_num
+    const doctored = new Uint8Array(body.length + elem.length);
+    doctored.set(body.subarray(0, popped + 4));
+    new DataView(doctored.buffer).setUint32(popped, 1);
+    doctored.set(elem, popped + 4);
+    doctored.set(body.subarray(popped + 4), popped + 4 + elem.length);
+    const c = new Cursor(doctored);
+    const out = decodeVirtioConsole(c);
+    expect(c.pos).toBe(doctored.length);
+    expect(out.serial.ports[0]).toMatchObject({
+      id: 1,
+      elem_popped: 1,
+      elem: { iov_idx: 0, iov_offset: 7, index: 5, in_num: 0, out_num: 1 },
+    });
+    const shape = (subs: VirtioConsoleState['subsections']) => subs.map((x) => [x.name, x.fields]);
+    expect(shape(out.subsections)).toEqual(shape(virtioOf(d).subsections));
   });
 });
 
