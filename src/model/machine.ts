@@ -91,6 +91,8 @@ export const Sk = {
   MIGRATE_STOP: 6,
   MIGRATE_LOAD: 7,
   END: 8,
+  /** The rest of the stream arrives: the destination's load ends (after a yield). */
+  MIGRATE_EOF: 9,
 } as const;
 
 export const packBackend = (vm: number, dev: number, port: number): number => (vm << 10) | (dev << 5) | port;
@@ -171,7 +173,14 @@ export class Machine implements Bus, GuestIo, IrqOut {
   readonly build: Build;
   readonly machineType: MachineType;
   runState: RunState = RunState.ABSENT;
+  /** vm_clock time: advances only while the vCPUs run (cpu_enable_ticks). */
   readonly clock: VmClock = makeVmClock();
+  /**
+   * QEMU's `clock->enabled` for vm_clock: whether its timers run at all. A VM that has never
+   * run starts with the build's value (Revisions.vmClockAtCreation); vm_stop clears it and
+   * vm_start sets it. Running timers on a stopped clock fire only once due at the frozen time.
+   */
+  timersRun: boolean;
   readonly irq: Irqchip;
   readonly devices: DeviceModel[];
   ram: Ram;
@@ -199,6 +208,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.serial = host.nextSerial++;
     this.build = cfg.build;
     this.machineType = cfg.machineType;
+    this.timersRun = cfg.build.revisions.vmClockAtCreation === 'enabled';
     this.irq = makeIrqchip(cfg.devices.length);
     let slot = 1; // slot 0: the CPU's interrupt dispatch
     let pciSlot = 3; // PCI slots 0-2 hold the host bridge, ISA bridge and VGA
@@ -285,16 +295,23 @@ export class Machine implements Bus, GuestIo, IrqOut {
   powerOn(): void {
     this.setRunState(RunState.RUNNING);
     enableClock(this.clock, this.host.hostNow);
+    this.timersRun = true;
     this.programInterrupts();
     guestBoot(this.ram.guest, this);
   }
 
-  /** Created as a migration destination (-incoming): inmigrate, vm_clock disabled. */
+  /**
+   * Created as a migration destination (-incoming): inmigrate, vm_clock frozen; its timers
+   * run or not as the build's vm_clock starts (timersRun).
+   */
   startIncoming(): void {
     this.setRunState(RunState.INMIGRATE);
   }
 
-  /** do_vm_stop: run state, vm_clock disabled, then state-change handlers (backends detached). */
+  /**
+   * do_vm_stop: run state, vm_clock stopped and disabled (pause_all_vcpus), then state-change
+   * handlers. A VM that does not run only changes run state (runstate_set).
+   */
   vmStop(state: RunState): void {
     if (!this.running) {
       this.setRunState(state);
@@ -302,6 +319,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     }
     this.setRunState(state);
     disableClock(this.clock, this.host.hostNow);
+    this.timersRun = false;
     for (let slot = 0; slot < this.timerGen.length; slot++) this.timerGen[slot] = this.host.nextSerial++;
   }
 
@@ -314,6 +332,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.setRunState(RunState.RUNNING);
     this.attachBackends();
     enableClock(this.clock, this.host.hostNow);
+    this.timersRun = true;
     const armed: number[] = [];
     for (let slot = 0; slot < this.timerExpiry.length; slot++)
       if (this.timerExpiry[slot]! >= 0) armed.push(slot);
@@ -350,19 +369,28 @@ export class Machine implements Bus, GuestIo, IrqOut {
   timerMod(slot: number, expiryNs: number): void {
     this.timerExpiry[slot] = expiryNs;
     this.timerGen[slot] = this.host.nextSerial++;
-    if (expiryNs >= 0 && this.clock.enabled) this.queueTimer(slot);
+    if (expiryNs >= 0 && this.timersRun) this.queueTimer(slot);
   }
 
+  /**
+   * Queues a timer's expiry. On a frozen clock whose timers run (a never-started VM before
+   * 3fdd0ee3) only a timer already due fires, on the next main-loop pass; a later one waits
+   * for vm_start, which queues every armed timer again.
+   */
   private queueTimer(slot: number): void {
+    const expiry = this.timerExpiry[slot]!;
+    if (!this.clock.enabled && expiry > this.vmNow()) return;
     const gen = this.host.nextSerial++;
     this.timerGen[slot] = gen;
-    const at = Math.max(this.host.hostNow, hostTimeOf(this.clock, this.timerExpiry[slot]!));
+    const at = this.clock.enabled
+      ? Math.max(this.host.hostNow, hostTimeOf(this.clock, expiry))
+      : this.host.hostNow;
     schedule(this.host.q, at, Sk.TIMER, (this.vm << 10) | slot, gen);
   }
 
   /** A queued timer entry came due; stale entries (re-armed, cancelled, clock stopped) are ignored. */
   timerFire(slot: number, gen: number): void {
-    if (gen !== this.timerGen[slot] || this.timerExpiry[slot]! < 0 || !this.clock.enabled) return;
+    if (gen !== this.timerGen[slot] || this.timerExpiry[slot]! < 0 || !this.timersRun) return;
     this.timerExpiry[slot] = -1;
     this.emit(Ev.TIMER, slot, 0, 0);
     if (slot === 0) return this.cpuDispatch();

@@ -42,6 +42,7 @@ const REVISION_FIELDS: readonly (keyof Revisions)[] = [
   'serialPostLoadChecks',
   'serialGatedPre22',
   'lapicLoad',
+  'vmClockAtCreation',
 ];
 
 export function parseBuildFile(text: string, base: BuildRegistry): BuildRegistry {
@@ -132,6 +133,12 @@ function readRevisions(input: JsonReader, v: unknown, path: string, base: Revisi
   }
   if (obj.lapicLoad !== undefined) {
     out.lapicLoad = input.oneOf(obj.lapicLoad, at('lapicLoad'), ['end-of-load', 'post-load'] as const);
+  }
+  if (obj.vmClockAtCreation !== undefined) {
+    out.vmClockAtCreation = input.oneOf(obj.vmClockAtCreation, at('vmClockAtCreation'), [
+      'enabled',
+      'disabled',
+    ] as const);
   }
   return out;
 }
