@@ -227,6 +227,15 @@ describe('seed bug B: serial subsections gated on migrate_pre_2_2 (rhel-7.4)', (
   const bugB = seed('bug-b-serial');
   const TSR_NOT_EMPTY = 'inconsistent state in serial device (tsr not empty, tsr_retry=0';
 
+  it.each([
+    ['pc-i440fx-rhel7.1.0', ['migration-failed:serial0:tsr-not-empty']],
+    ['rhel6.0.0', ['migration-failed:serial0:tsr-not-empty']],
+    ['pc-i440fx-rhel7.2.0', []],
+  ])('rhel-7.4 / %s: migrate_pre_2_2 as pc_compat_rhel710 sets it decides bug B', (machine, expected) => {
+    const { verdict } = judged(validate(withBuilds(bugB, 'rhel-7.4', machine)));
+    expect(signatures(verdict)).toEqual(expected);
+  });
+
   it('rhel-7.4 / rhel6.6.0: migration-failed with the exact message, and the source resumes', () => {
     expect(bugB.src.build).toBe('rhel-7.4');
     expect(bugB.machine).toBe('rhel6.6.0');
