@@ -25,7 +25,12 @@ import {
 } from './irqchip.js';
 import type { Build, MachineType } from './migration/builds.js';
 import type { Rng } from './rng.js';
-import type { DeviceSpec, UartBackendState } from './schedule/types.js';
+import {
+  CONNECTED_AT_REALIZE,
+  type DeviceSpec,
+  type UartBackendState,
+  type VportBackendState,
+} from './schedule/types.js';
 import { type Scheduler, schedule } from './scheduler.js';
 import { makeUart, type UartState } from './uart16550/state.js';
 import {
@@ -254,7 +259,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
       if (d.kind !== 'vser') return null;
       const m = new Map<number, VportBackend>();
       for (const p of d.s.ports) {
-        const connected = cfg.backends[`${d.name}.port${p.id}`] === 'socket';
+        const backend = cfg.backends[`${d.name}.port${p.id}`] as VportBackendState | undefined;
+        const connected = backend !== undefined && CONNECTED_AT_REALIZE.includes(backend);
         m.set(p.id, {
           connected,
           input: [],
@@ -263,7 +269,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
           pumpQueued: false,
           drainQueued: false,
         });
-        // A connected backend at realize: host_connected before the guest exists.
+        // A client-mode chardev is connected at realize: virtconsole_realize's
+        // qemu_chr_fe_set_handlers delivers CHR_EVENT_OPENED, host_connected before the guest
+        // exists (on a destination, before the load: what the guest was told is not known).
         p.hostConnected = connected;
       }
       return m;

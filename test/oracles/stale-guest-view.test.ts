@@ -167,4 +167,86 @@ describe('stale-guest-view', () => {
       expect(signatures(s)).toEqual([]);
     });
   });
+
+  // realqemu/REPORT.md, scenarios `reverse` and `reverse-client` (QEMU 7.2): the source's
+  // guest was told "disconnected"; the middle VM is left paused and migrated on; the last runs.
+  describe('the other direction: a guest that believes a connected host is disconnected', () => {
+    const seedOf = (name: string): Schedule =>
+      parseSchedule(
+        readFileSync(new URL(`../../corpus/seeds/${name}.json`, import.meta.url), 'utf8'),
+        builds,
+      );
+
+    it('reverse-client: chardevs connected at realize (server=off) leave the guest stale', () => {
+      const s = seedOf('vport-reverse-client');
+      expect(views(s)).toEqual({ device: true, guest: false });
+      const v = judge(s, { builds });
+      expect(v.findings.map((f) => f.signature)).toEqual([
+        'stale-guest-view:vser0:host-connected-unsent-at-save',
+      ]);
+      expect(v.findings[0]!.message).toBe(
+        "the guest believes vser0 port 1's host is disconnected, the device says connected (the guest's writers wait for ever)",
+      );
+    });
+
+    it('reverse: a client connecting to a listening chardev while the VM is paused is announced at vm_start', () => {
+      const s = seedOf('vport-reverse-server');
+      expect(views(s)).toEqual({ device: true, guest: true });
+      expect(signatures(s)).toEqual([]);
+      const events: { at: number; vm: number; kind: number; a: number; b: number }[] = [];
+      new World(s, {
+        builds,
+        sink: { event: (at, kind, vm, _dev, a, b) => events.push({ at, vm, kind, a, b }) },
+      }).run();
+      // Held while detached: host_connected changes only at vm_start, then PORT_OPEN(1).
+      const connected = events.filter((e) => e.kind === Ev.HOST_CONNECTED && e.b === 1);
+      expect(connected.map((e) => [e.at, e.vm])).toEqual([[15 * MS, 0]]);
+      // PORT_OPEN(1) twice, as QEMU sends it: virtconsole_enable_backend's OPENED (vm_state
+      // notifiers run first), then the post-load timer, which compares the loaded 0 with 1.
+      const open = events.filter((e) => e.kind === Ev.CTRL_TO_GUEST && e.b === ((Ctrl.PORT_OPEN << 16) | 1));
+      expect(open.map((e) => [e.at, e.vm])).toEqual([
+        [15 * MS, 0],
+        [15 * MS, 0],
+      ]);
+    });
+
+    it('the difference is only when the backend connects: the server seed with clients at realize is stale', () => {
+      const s = seedOf('vport-reverse-server');
+      const atRealize: Schedule = {
+        ...s,
+        src: { ...s.src, backends: { 'vser0.port1': 'socket-client' } },
+        dst: { ...s.dst, backends: { 'vser0.port1': 'socket-client' } },
+        // The source's client leaves first, so the guest is told "disconnected" as in the seed.
+        steps: [{ at: 2 * MS, do: 'host.vport.disconnect' as const, dev: 'vser0', port: 1 }, ...s.steps].sort(
+          (x, y) => x.at - y.at,
+        ),
+      };
+      expect(signatures(atRealize)).toEqual(['stale-guest-view:vser0:host-connected-unsent-at-save']);
+    });
+
+    it('`socket` is `socket-client` and `none` is `socket-server`: the same runs, event for event', () => {
+      for (const [name, alias, explicit] of [
+        ['vport-reverse-client', 'socket', 'socket-client'],
+        ['vport-reverse-server', 'none', 'socket-server'],
+      ] as const) {
+        const s = seedOf(name);
+        const side = (b: string) => ({ 'vser0.port1': b }) as Schedule['src']['backends'];
+        const withBackend = (b: string): Schedule => ({
+          ...s,
+          src: { ...s.src, backends: side(b) },
+          dst: { ...s.dst, backends: side(b) },
+        });
+        const record = (x: Schedule): number[][] => {
+          const out: number[][] = [];
+          new World(x, {
+            builds,
+            sink: { event: (at, kind, vm, dev, a, b) => out.push([at, kind, vm, dev, a, b]) },
+          }).run();
+          return out;
+        };
+        expect(s.src.backends['vser0.port1']).toBe(explicit);
+        expect(record(withBackend(alias))).toEqual(record(s));
+      }
+    });
+  });
 });

@@ -393,7 +393,7 @@ describe('schedule errors: one line naming where and what', () => {
     [
       'vport backend state',
       (d) => (d.src.backends['vser0.port1'] = 'open'),
-      'src.backends["vser0.port1"]: expected "none" or "socket", got "open"',
+      'src.backends["vser0.port1"]: expected "none", "socket", "socket-server" or "socket-client", got "open"',
     ],
     ['steps not an array', (d) => (d.steps = {}), 'steps: expected an array of steps, got object'],
     [
@@ -833,7 +833,12 @@ const scheduleArb: fc.Arbitrary<Schedule> = fc
     ),
     msix: fc.boolean(),
     srcSerial: fc.constantFrom('open' as const, 'slow' as const),
-    dstPort: fc.constantFrom('none' as const, 'socket' as const),
+    dstPort: fc.constantFrom(
+      'none' as const,
+      'socket' as const,
+      'socket-server' as const,
+      'socket-client' as const,
+    ),
   })
   .chain((top) =>
     fc
