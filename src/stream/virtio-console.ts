@@ -1,6 +1,5 @@
 import { type Cursor, hex } from './cursor.js';
-import { nextNameHasPrefix } from './serial.js';
-import { type DecodedSubsection, subsectionHeader, type Value } from './vmdesc.js';
+import { type DecodedSubsection, nextNameHasPrefix, subsectionHeader, type Value } from './vmdesc.js';
 
 /**
  * The virtio-serial-pci section ("<pci addr>/virtio-console", version 3) in QEMU 7.2's real
