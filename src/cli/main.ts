@@ -34,15 +34,15 @@ const USAGE = `usage: migfuzz <command> [options]
       [--from-stream STREAM]                            start the source from a real QEMU stream's serial/virtio-serial state
   replay TRACE [--json]                                 re-execute a trace and compare event by event
   show TRACE [--all] [--vcd OUT.vcd]                    a readable timeline, or a Value Change Dump
-  stream show FILE [--json]                             decode a real QEMU migration stream
-  vmstate dump --build B --machine M [--out FILE]       the modelled devices in QEMU's -dump-vmstate format
-  vmstate diff SRC.json DEST.json [--reverse] [--json]  what vmstate-static-checker.py reports (1 if differences)
   shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
   corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
   corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
   fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N]
                                                         a coverage-guided campaign
-  start                                                 the default campaign (fuzz --time 60s)`;
+  start                                                 the default campaign (fuzz --time 60s)
+  stream show FILE [--json]                             decode a real QEMU migration stream
+  vmstate dump --build B --machine M [--out FILE]       the modelled devices in QEMU's -dump-vmstate format
+  vmstate diff SRC.json DEST.json [--reverse] [--json]  what vmstate-static-checker.py reports (1 if differences)`;
 
 function readText(file: string): string {
   try {
@@ -98,9 +98,10 @@ function printFinding(f: Finding, repro: string): void {
 function cmdRun(argv: string[]): number {
   const a = parseArgs(argv, ['--builds', '--trace', '--from-stream'], ['--json']);
   if (a.positionals.length !== 1) throw new UsageError('run needs exactly one FILE');
-  if (a.flags.has('--from-stream')) return runFromStream(a);
   const file = a.positionals[0]!;
   const registry = loadBuilds(a);
+  const stream = flagString(a, '--from-stream');
+  if (stream !== undefined) return runFromStream(file, stream, registry, a);
   // A trace (.mpk) runs its own schedule with its recorded builds.
   const { schedule, builds, eventBudget } = traceRunInput(file, registry) ?? {
     schedule: loadSchedule(file, registry),
@@ -133,12 +134,9 @@ function cmdRun(argv: string[]): number {
  * virtio-serial state. A trace records a schedule only, so neither a trace input nor
  * `--trace` goes with it.
  */
-function runFromStream(a: ParsedArgs): number {
-  const file = a.positionals[0]!;
-  const streamFile = flagString(a, '--from-stream')!;
+function runFromStream(file: string, streamFile: string, builds: BuildRegistry, a: ParsedArgs): number {
   if (a.flags.has('--trace') || isTraceFile(file))
     throw new UsageError('--from-stream runs a schedule (.json) and records no trace');
-  const builds = loadBuilds(a);
   const schedule = loadSchedule(file, builds);
   const v = judge(schedule, { builds, fromStream: fromStream(streamFile, schedule, builds) });
   const repro = `${reproduce(file, a)} --from-stream ${streamFile}`;
@@ -181,14 +179,14 @@ export function main(argv: string[]): number | Promise<number> {
         return cmdReplay(rest);
       case 'show':
         return cmdShow(rest);
-      case 'stream':
-        return cmdStream(rest);
-      case 'vmstate':
-        return cmdVmstate(rest);
       case 'shrink':
         return cmdShrink(rest);
       case 'corpus':
         return cmdCorpus(rest);
+      case 'stream':
+        return cmdStream(rest);
+      case 'vmstate':
+        return cmdVmstate(rest);
       case 'start':
         // The default campaign: 60 s, unless a limit of its own is given.
         return cmdFuzz(rest.some((x) => /^--(time|execs)(=|$)/.test(x)) ? rest : ['--time', '60s', ...rest]);
