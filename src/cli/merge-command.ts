@@ -46,11 +46,17 @@ function shrunkSteps(dir: string): number {
   }
 }
 
-export function cmdCorpusMerge(argv: string[], loadBuilds: (a: ParsedArgs) => BuildRegistry): number {
+/** `corpus merge`'s arguments: the campaign directories and --into (usage errors thrown). */
+export function mergeArgs(argv: readonly string[]): { a: ParsedArgs; dirs: string[]; into: string } {
   const a = parseArgs(argv, ['--into', '--builds'], ['--json']);
   const into = flagString(a, '--into');
   if (into === undefined) throw new UsageError('corpus merge needs --into DIR');
   if (a.positionals.length === 0) throw new UsageError('corpus merge needs at least one OUT_DIR');
+  return { a, dirs: a.positionals, into };
+}
+
+export function cmdCorpusMerge(argv: string[], loadBuilds: (a: ParsedArgs) => BuildRegistry): number {
+  const { a, into } = mergeArgs(argv);
   if (existsSync(join(into, 'queue')))
     throw new MergeInputError(`${into}: already holds a queue; merge into a new directory`);
   const builds = loadBuilds(a);

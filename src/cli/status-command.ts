@@ -82,18 +82,24 @@ const ago = (s: number | null): string =>
         ? `${Math.round(s / 60)} min`
         : `${Math.round(s / 3600)} h`;
 
-export function cmdStatus(argv: string[], nowMs: number): number {
+/** `status`'s arguments (usage errors thrown). */
+export function statusArgs(argv: readonly string[]): { dir: string; json: boolean } {
   const a = parseArgs(argv, [], ['--json']);
   if (a.positionals.length !== 1)
     throw new UsageError('status needs exactly one DIR (a sync dir or a campaign)');
-  const rows = syncStatus(a.positionals[0]!, nowMs);
+  return { dir: a.positionals[0]!, json: a.flags.has('--json') };
+}
+
+export function cmdStatus(argv: string[], nowMs: number): number {
+  const { dir, json } = statusArgs(argv);
+  const rows = syncStatus(dir, nowMs);
   const total = {
     instances: rows.length,
     execs: rows.reduce((n, r) => n + r.execs, 0),
     execsPerSec: rows.reduce((n, r) => n + r.execsPerSec, 0),
     coverage: Math.max(...rows.map((r) => r.coverage)),
   };
-  if (a.flags.has('--json')) {
+  if (json) {
     console.log(JSON.stringify({ instances: rows, total }));
     return 0;
   }

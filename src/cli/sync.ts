@@ -96,8 +96,11 @@ export class SyncDir {
     const saved = others.find((o) => existsSync(join(this.root, o, sub, 'finding.json')));
     if (saved !== undefined) return saved;
     const own = join(this.own, 'claims', sub);
-    makeDirs(join(own, '..'));
-    writeFileAtomic(own, '', { durable: false });
+    // A claim stands once made: writing it again would move it behind later ones.
+    if (!existsSync(own)) {
+      makeDirs(join(own, '..'));
+      writeFileAtomic(own, '', { durable: false });
+    }
     let winner = { name: this.instance, at: statSync(own).mtimeMs };
     for (const o of others) {
       const file = join(this.root, o, 'claims', sub);
