@@ -13,11 +13,14 @@ import {
   cmdReplay,
   cmdShow,
   ioReason,
+  isTraceFile,
   runRecorded,
   TraceInputError,
   traceRunInput,
 } from './replay-commands.js';
 import { cmdReport, cmdShowHtml, wantsHtml } from './report-command.js';
+import { cmdStream, fromStream, StreamInputError } from './stream-command.js';
+import { cmdVmstate } from './vmstate-command.js';
 
 /**
  * The command line: the only place that reads argv and files, prints, or exits. Exit codes
@@ -30,6 +33,7 @@ class InputError extends Error {
 
 const USAGE = `usage: migfuzz <command> [options]
   run FILE [--trace OUT.mpk] [--json] [--builds FILE]   run a schedule (or a trace's) and print its verdict
+      [--from-stream STREAM]                            start the source from a real QEMU stream's serial/virtio-serial state
   replay TRACE [--json]                                 re-execute a trace and compare event by event
   show TRACE [--all] [--vcd OUT.vcd | --html OUT.html]  a readable timeline, a Value Change Dump, or an HTML page
   report OUT_DIR [-o FILE.html] [--known DIR]           an HTML report of a campaign directory (default OUT_DIR/report.html)
@@ -40,7 +44,10 @@ const USAGE = `usage: migfuzz <command> [options]
                                                         a coverage-guided campaign
   confirm FILE [--qemu PATH] [--json] [--keep DIR] [--guest-dir DIR] [--builds FILE]
                                                         run the schedule on a real QEMU too and compare verdicts (exit 6: no QEMU)
-  start                                                 the default campaign (fuzz --time 60s)`;
+  start                                                 the default campaign (fuzz --time 60s)
+  stream show FILE [--json]                             decode a real QEMU migration stream
+  vmstate dump --build B --machine M [--out FILE]       the modelled devices in QEMU's -dump-vmstate format
+  vmstate diff SRC.json DEST.json [--reverse] [--json]  what vmstate-static-checker.py reports (1 if differences)`;
 
 function readText(file: string): string {
   try {
@@ -103,9 +110,12 @@ function runInput(
 }
 
 function cmdRun(argv: string[]): number {
-  const a = parseArgs(argv, ['--builds', '--trace'], ['--json']);
+  const a = parseArgs(argv, ['--builds', '--trace', '--from-stream'], ['--json']);
   if (a.positionals.length !== 1) throw new UsageError('run needs exactly one FILE');
   const file = a.positionals[0]!;
+  const registry = loadBuilds(a);
+  const stream = flagString(a, '--from-stream');
+  if (stream !== undefined) return runFromStream(file, stream, registry, a);
   const { schedule, builds, eventBudget } = runInput(file, a);
   const out = flagString(a, '--trace');
   const v =
@@ -126,6 +136,26 @@ function cmdRun(argv: string[]): number {
   } else {
     printVerdict(file, schedule, v, repro);
   }
+  return v.findings.length > 0 ? 1 : 0;
+}
+
+/**
+ * `run SCHEDULE --from-stream FILE`: the source starts from a real stream's serial and
+ * virtio-serial state. A trace records a schedule only, so neither a trace input nor
+ * `--trace` goes with it.
+ */
+function runFromStream(file: string, streamFile: string, builds: BuildRegistry, a: ParsedArgs): number {
+  if (a.flags.has('--trace') || isTraceFile(file))
+    throw new UsageError('--from-stream runs a schedule (.json) and records no trace');
+  const schedule = loadSchedule(file, builds);
+  const v = judge(schedule, { builds, fromStream: fromStream(streamFile, schedule, builds) });
+  const repro = `${reproduce(file, a)} --from-stream ${streamFile}`;
+  if (a.flags.has('--json')) {
+    const findings = v.findings.map((f) => ({ ...f, reproduce: repro }));
+    console.log(
+      JSON.stringify({ file, stream: streamFile, findings, events: v.events, endNs: v.endNs, end: v.end }),
+    );
+  } else printVerdict(file, schedule, v, repro);
   return v.findings.length > 0 ? 1 : 0;
 }
 
@@ -167,6 +197,10 @@ export function main(argv: string[]): number | Promise<number> {
         return cmdCorpus(rest);
       case 'confirm':
         return cmdConfirm(rest, { load: runInput }).catch((e: unknown) => handleError(e));
+      case 'stream':
+        return cmdStream(rest);
+      case 'vmstate':
+        return cmdVmstate(rest);
       case 'start':
         // The default campaign: 60 s, unless a limit of its own is given.
         return cmdFuzz(rest.some((x) => /^--(time|execs)(=|$)/.test(x)) ? rest : ['--time', '60s', ...rest]);
@@ -197,7 +231,7 @@ function handleError(e: unknown): number {
     console.error(`migfuzz: ${e.message}`);
     return 3;
   }
-  if (e instanceof TraceInputError) {
+  if (e instanceof TraceInputError || e instanceof StreamInputError) {
     console.error(`migfuzz: ${e.message}`);
     return 3;
   }

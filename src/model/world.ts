@@ -6,6 +6,7 @@ import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './gue
 import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
 import { cloneRam, type Host, Machine, type MachineFault, type Ram, Sk } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
+import { applySourceState, type SourceState } from './migration/from-stream.js';
 import { LoadError } from './migration/stream.js';
 import { loadVm, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
@@ -27,6 +28,8 @@ export interface RunOptions {
   eventBudget?: number;
   /** A fault to inject into the VM that runs the guest at the start. */
   fault?: MachineFault;
+  /** Device state from a real stream, applied to the source once it has booted. */
+  fromStream?: SourceState;
 }
 
 export interface MigrationFailure {
@@ -131,6 +134,13 @@ export class World implements Host {
     }
   }
 
+  /** Power-on of the source; a stream's device state (if any) replaces what the guest set up. */
+  boot(): void {
+    const src = this.vms[0]!;
+    src.powerOn();
+    if (this.opts.fromStream) applySourceState(src, this.opts.fromStream);
+  }
+
   /** The machine a backend event was queued by, if it still exists. */
   private backendMachine(packed: number, serial: number): Machine | undefined {
     const m = this.vms[packed >> 10];
@@ -162,7 +172,7 @@ export class World implements Host {
         this.backendMachine(a, b)?.backendDrain((a >> 5) & 31, a & 31);
         return;
       case Sk.BOOT:
-        this.vms[0]!.powerOn();
+        this.boot();
         return;
       case Sk.MIGRATE_STOP:
         this.stopForMigration(a, b === 1);
@@ -332,5 +342,24 @@ export class World implements Host {
     if (!kind) return null;
     const same = m.devices.filter((d) => d.kind === kind);
     return same[e.instanceId]?.name ?? null;
+  }
+}
+
+/**
+ * Whether a stream's device state fits a schedule's source (`run --from-stream`): the
+ * LoadError its application raises on a scratch world, or null. Checked before the run, so a
+ * misfit is an input error rather than a finding.
+ */
+export function sourceStateMisfit(
+  schedule: Schedule,
+  builds: BuildRegistry,
+  st: SourceState,
+): LoadError | null {
+  try {
+    new World(schedule, { builds, fromStream: st }).boot();
+    return null;
+  } catch (e) {
+    if (e instanceof LoadError) return e;
+    throw e;
   }
 }

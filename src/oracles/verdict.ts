@@ -1,6 +1,7 @@
 import type { EventSink } from '../model/events.js';
 import type { MachineFault } from '../model/machine.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
+import type { SourceState } from '../model/migration/from-stream.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { oneLine } from '../model/schedule/validate.js';
 import { type RunEnd, World } from '../model/world.js';
@@ -43,6 +44,8 @@ export interface JudgeOptions {
   eventBudget?: number;
   fault?: MachineFault;
   params?: Partial<OracleParams>;
+  /** Start the source from a real stream's device state (run --from-stream). */
+  fromStream?: SourceState;
 }
 
 /**
@@ -86,6 +89,7 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
     builds: opts.builds,
     eventBudget: opts.eventBudget,
     fault: opts.fault,
+    fromStream: opts.fromStream,
   });
   const oracles = ORACLES.map((make) => make({ world, params, report }));
   world.sink = new OracleSink(oracles, opts.sink);

@@ -97,7 +97,8 @@ function makeSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
     version: 3,
     minVersion: 2,
     fields: [
-      fieldAt('s.divider', 'u16'),
+      // VMSTATE_UINT16_V(divider, SerialState, 2): v1 streams had an 8-bit divider.
+      fieldAt('s.divider', 'u16', { since: 2 }),
       ...(['rbr', 'ier', 'iir', 'lcr', 'mcr', 'lsr', 'msr', 'scr'] as const).map(u8),
       fieldAt('fcrVmstate', 'u8', { since: 3 }),
     ],
