@@ -22,6 +22,7 @@ import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
 import { Confirmer } from './fuzz-confirm.js';
 import type { BatchReport, ToWorker, WorkerInit } from './fuzz-worker.js';
 import { ioReason, makeDirs, readTraceFile, TraceInputError, writeFileAtomic } from './replay-commands.js';
+import { INSTANCE_EXPECTED, SyncDir, validInstance } from './sync.js';
 
 /**
  * `migfuzz fuzz`: a campaign in an AFL-shaped directory (INTERFACE.md §5). This file holds
@@ -50,6 +51,8 @@ export interface FuzzSettings {
   buildsFlag: string | undefined;
   /** --confirm: the QEMU binary new modern-build signatures are confirmed on, or null. */
   confirmQemu: string | null;
+  /** --sync-dir DIR --instance NAME: this campaign is DIR/NAME and shares with DIR's others. */
+  sync: { dir: string; instance: string } | null;
 }
 
 const DURATION = /^(\d+)(ms|s|m|h)?$/;
@@ -121,11 +124,14 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
       '--max-queue',
       '--event-budget',
       '--qemu',
+      '--sync-dir',
+      '--instance',
     ],
     ['--confirm'],
   );
   if (a.positionals.length > 0) throw new UsageError(`fuzz takes no FILE (got ${quote(a.positionals[0]!)})`);
   if (a.flags.has('--qemu') && !a.flags.has('--confirm')) throw new UsageError('--qemu goes with --confirm');
+  const sync = syncSettings(a);
   if (a.flags.has('--time') && a.flags.has('--execs'))
     throw new UsageError('give --time or --execs, not both');
   const seedText = flagString(a, '--seed');
@@ -142,13 +148,27 @@ export function fuzzSettings(argv: string[], read: (file: string) => string, wal
     workers: positiveInt(a, '--workers', 64) ?? 1,
     maxQueue: positiveInt(a, '--max-queue', 1_000_000) ?? DEFAULT_MAX_QUEUE,
     eventBudget: positiveInt(a, '--event-budget', MAX_EVENT_BUDGET) ?? DEFAULT_EVENT_BUDGET,
-    out: flagString(a, '--out') ?? 'out',
+    out: sync ? join(sync.dir, sync.instance) : (flagString(a, '--out') ?? 'out'),
     corpus: flagString(a, '--corpus') ?? null,
     builds,
     allowed,
     buildsFlag: flagString(a, '--builds'),
     confirmQemu: a.flags.has('--confirm') ? (flagString(a, '--qemu') ?? 'qemu-system-x86_64') : null,
+    sync,
   };
+}
+
+function syncSettings(a: ParsedArgs): FuzzSettings['sync'] {
+  const dir = flagString(a, '--sync-dir');
+  const instance = flagString(a, '--instance');
+  if (dir === undefined && instance === undefined) return null;
+  if (dir === undefined || instance === undefined)
+    throw new UsageError('--sync-dir and --instance go together');
+  if (a.flags.has('--out'))
+    throw new UsageError('--out is not given with --sync-dir: the campaign is DIR/INSTANCE');
+  if (!validInstance(instance))
+    throw new UsageError(`--instance: ${quote(instance)} is not ${INSTANCE_EXPECTED}`);
+  return { dir, instance };
 }
 
 /**
@@ -360,6 +380,8 @@ interface Source {
   readonly restarts: number;
   /** Signature → times seen. */
   readonly counts: Map<string, number>;
+  /** Inputs found elsewhere (another instance of a sync dir): they run before new work. */
+  import(docs: Doc[]): void;
 }
 
 const BATCH = 64;
@@ -370,6 +392,9 @@ class LocalSource implements Source {
   readonly counts = new Map<string, number>();
   readonly restarts = 0;
   constructor(private readonly campaign: Campaign) {}
+  import(docs: Doc[]): void {
+    for (const d of docs) this.campaign.importEntry(d);
+  }
   get execs(): number {
     return this.campaign.execs;
   }
@@ -490,6 +515,13 @@ class PoolSource implements Source {
     this.wake?.();
   }
 
+  import(docs: Doc[]): void {
+    if (docs.length === 0) return;
+    this.shared.push(...docs);
+    this.shared.splice(0, Math.max(0, this.shared.length - this.st.maxQueue));
+    for (const w of this.workers) w.postMessage({ type: 'import', docs } satisfies ToWorker);
+  }
+
   private sum(pick: (r: BatchReport) => number): number {
     return this.latest.reduce((acc, r) => acc + (r ? pick(r) : 0), 0);
   }
@@ -529,6 +561,8 @@ class PoolSource implements Source {
 const STATUS_EVERY_MS = 250;
 const PLAIN_STATUS_EVERY_MS = 5000;
 const STATS_EVERY_MS = 1000;
+/** How often a synced instance looks for the others' new queue entries. */
+const SYNC_EVERY_MS = 2000;
 
 /** Runs a campaign to its limit or a stop signal; exit 1 when something was found. */
 export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
@@ -537,6 +571,10 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   const initial = noSeeds ? [] : loadCorpus(st.corpus ?? DEFAULT_CORPUS, st.builds, st.allowed);
   const out = new OutDir(st.out);
   const resumed = out.resumeQueue(st.builds, st.allowed);
+  const sync = st.sync ? new SyncDir(st.sync.dir, st.sync.instance) : null;
+  const synced = (): Doc[] => sync?.newEntries(st.builds, (s) => inCampaign(s, st.allowed)) ?? [];
+  // Other instances' entries run first, like a resumed queue's.
+  resumed.push(...synced());
   let source: Source;
   if (st.workers === 1) {
     const campaign = new Campaign({
@@ -570,6 +608,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   const plot: string[] = [...earlier.plot];
   let lastStatus = Number.NEGATIVE_INFINITY;
   let lastStats = Number.NEGATIVE_INFINITY;
+  let lastSync = io.now();
   io.write(
     `migfuzz: fuzzing ${st.allowed.join(',')} with seed ${st.seed}, ${st.workers} worker(s), into ${st.out}/\n`,
   );
@@ -624,7 +663,12 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       const batch = await source.next(st.execs === null ? BATCH : st.execs - source.execs);
       for (const e of batch.entries)
         if (e.op !== 'initial' && e.op !== 'imported') out.saveQueue(e.doc, e.exec, e.op);
-      for (const f of batch.findings) rows.push(saveFinding(st, out, f, known, io.now() - t0, confirmer));
+      for (const f of batch.findings)
+        rows.push(saveFinding(st, out, f, known, io.now() - t0, confirmer, sync));
+      if (sync && io.now() - lastSync >= SYNC_EVERY_MS) {
+        lastSync = io.now();
+        source.import(synced());
+      }
       status(false);
       saveStats(false);
     }
@@ -652,10 +696,17 @@ function saveFinding(
   known: Set<string>,
   seenMs: number,
   confirmer: Confirmer | null,
+  sync: SyncDir | null,
 ): Row {
   const dirName = signatureDir(f.signature);
   const sub = f.oracle === 'hang' ? 'hangs' : 'crashes';
   const dir = join(st.out, sub, dirName);
+  // Saved once across a sync dir: an instance that finds it later points at the first's.
+  const savedBy = known.has(dirName) ? undefined : sync?.claim(join(sub, dirName));
+  if (savedBy !== undefined) {
+    known.add(dirName);
+    return { f, seenMs, shrunkSteps: -1, minimal: true, dir: join(st.sync!.dir, savedBy, sub, dirName) };
+  }
   if (known.has(dirName)) {
     confirmer?.submit(f.signature, undefined, dir);
     return { f, seenMs, shrunkSteps: -1, minimal: true, dir };

@@ -9,6 +9,7 @@ import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
 import { cmdConfirm } from './confirm-command.js';
 import { cmdCorpus, cmdShrink } from './corpus-commands.js';
 import { FuzzInputError, type FuzzIo, fuzzSettings, runFuzz } from './fuzz-command.js';
+import { cmdCorpusMerge, MergeInputError } from './merge-command.js';
 import {
   cmdReplay,
   cmdShow,
@@ -19,6 +20,7 @@ import {
   traceRunInput,
 } from './replay-commands.js';
 import { cmdReport, cmdShowHtml, wantsHtml } from './report-command.js';
+import { cmdStatus, StatusInputError } from './status-command.js';
 import { cmdStream, fromStream, StreamInputError } from './stream-command.js';
 import { cmdVmstate } from './vmstate-command.js';
 
@@ -40,7 +42,11 @@ const USAGE = `usage: migfuzz <command> [options]
   shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
   corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
   corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
-  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N] [--confirm [--qemu PATH]]
+  corpus merge OUT_DIR... --into DIR [--builds FILE] [--json]
+                                                        the fewest queue entries keeping the union's coverage, each finding once
+  status DIR [--json]                                   every campaign of a sync dir: execs, exec/s, coverage, findings
+  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR | --sync-dir DIR --instance NAME] [--corpus DIR] [--builds LIST]
+       [--max-queue N] [--event-budget N] [--confirm [--qemu PATH]]
                                                         a coverage-guided campaign
   confirm FILE [--qemu PATH] [--json] [--keep DIR] [--guest-dir DIR] [--builds FILE]
                                                         run the schedule on a real QEMU too and compare verdicts (exit 6: no QEMU)
@@ -194,7 +200,10 @@ export function main(argv: string[]): number | Promise<number> {
       case 'shrink':
         return cmdShrink(rest);
       case 'corpus':
+        if (rest[0] === 'merge') return cmdCorpusMerge(rest.slice(1), loadBuilds);
         return cmdCorpus(rest);
+      case 'status':
+        return cmdStatus(rest, Date.now());
       case 'confirm':
         return cmdConfirm(rest, { load: runInput }).catch((e: unknown) => handleError(e));
       case 'stream':
@@ -227,7 +236,13 @@ function handleError(e: unknown): number {
     console.error(`migfuzz: ${e.message}\n${USAGE}`);
     return 2;
   }
-  if (e instanceof InputError || e instanceof FuzzInputError || e instanceof BuildFileError) {
+  if (
+    e instanceof InputError ||
+    e instanceof FuzzInputError ||
+    e instanceof BuildFileError ||
+    e instanceof MergeInputError ||
+    e instanceof StatusInputError
+  ) {
     console.error(`migfuzz: ${e.message}`);
     return 3;
   }

@@ -7,6 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { SourceState } from '../model/migration/from-stream.js';
 import type { Schedule } from '../model/schedule/types.js';
+import { quote } from '../model/schedule/validate.js';
 import { sourceStateMisfit } from '../model/world.js';
 import { StreamFormatError } from '../stream/cursor.js';
 import { type DecodedStream, decodeStream, type Section } from '../stream/decode.js';
@@ -21,10 +22,10 @@ export class StreamInputError extends Error {
   override readonly name = 'StreamInputError';
 }
 
-/** Larger files are refused before they are read (a -m 64 guest saves well under this). */
-export const MAX_STREAM_BYTES = 1 << 30;
+/** Larger files are refused before they are read (a -m 64 guest saves well under 1 MiB). */
+const MAX_STREAM_BYTES = 1 << 30;
 
-export function readStream(file: string): Uint8Array {
+function readStream(file: string): Uint8Array {
   let size: number;
   try {
     size = statSync(file).size;
@@ -32,7 +33,9 @@ export function readStream(file: string): Uint8Array {
     throw new StreamInputError(`${file}: cannot read (${ioReason(e)})`);
   }
   if (size > MAX_STREAM_BYTES)
-    throw new StreamInputError(`${file}: ${size} bytes, more than a stream may hold`);
+    throw new StreamInputError(
+      `${file}: ${size} bytes, more than the ${MAX_STREAM_BYTES} bytes migfuzz reads`,
+    );
   try {
     return readFileSync(file);
   } catch (e) {
@@ -41,7 +44,7 @@ export function readStream(file: string): Uint8Array {
 }
 
 /** Decodes a file or fails with one line naming the file and the offset. */
-export function loadStreamFile(file: string, bytes = readStream(file)): DecodedStream {
+function loadStreamFile(file: string, bytes = readStream(file)): DecodedStream {
   try {
     return decodeStream(bytes);
   } catch (e) {
@@ -54,9 +57,7 @@ export function cmdStream(argv: string[]): number {
   const [sub, ...rest] = argv;
   if (sub !== 'show')
     throw new UsageError(
-      sub === undefined
-        ? 'stream needs a subcommand: show'
-        : `unknown stream subcommand ${JSON.stringify(sub)}`,
+      sub === undefined ? 'stream needs a subcommand: show' : `unknown stream subcommand ${quote(sub)}`,
     );
   const a = parseArgs(rest, [], ['--json']);
   if (a.positionals.length !== 1) throw new UsageError('stream show needs exactly one FILE');
@@ -156,7 +157,7 @@ function sectionLines(s: Section): string[] {
   }
 }
 
-export function streamText(file: string, d: DecodedStream): string[] {
+function streamText(file: string, d: DecodedStream): string[] {
   const c = d.configuration;
   const lines = [
     `${file}: QEMU migration stream version ${d.version}, ${d.size} bytes, ${d.sections.length} section records`,

@@ -1,5 +1,11 @@
 import type { Build, BuildRegistry } from '../model/migration/builds.js';
-import type { Schedule, SideSpec, Step } from '../model/schedule/types.js';
+import {
+  CONNECTED_AT_REALIZE,
+  type Schedule,
+  type SideSpec,
+  type Step,
+  type VportBackendState,
+} from '../model/schedule/types.js';
 
 /**
  * Translation of a schedule into what happens on real QEMU processes (README, "Confirming a
@@ -84,8 +90,8 @@ export function realBuild(b: Build | undefined, registry: BuildRegistry): boolea
  * On a real QEMU the two differ across a paused re-migration (reverse / reverse-client).
  */
 export function portChardev(side: SideSpec, dev: string, port: number): PortChardev {
-  const b = side.backends[`${dev}.port${port}`] as string | undefined;
-  return b === 'socket' || b === 'socket-client' ? 'client' : 'server';
+  const b = side.backends[`${dev}.port${port}`] as VportBackendState | undefined;
+  return b !== undefined && CONNECTED_AT_REALIZE.includes(b) ? 'client' : 'server';
 }
 
 export function planConfirm(s: Schedule, registry: BuildRegistry): Plan {

@@ -132,7 +132,8 @@ const NEAR = [-5 * MS, -MS, -100_000, -10_000, -1000, 0, 1, 1000, 2000, 3000, 31
 function backendsArb(shape: Shape): fc.Arbitrary<Record<string, string>> {
   const parts: Record<string, fc.Arbitrary<string>> = {};
   if (shape.serial) parts[SERIAL] = fc.constantFrom('open', 'open', 'hung-up', 'slow', 'closed');
-  for (const p of shape.vser?.ports ?? []) parts[`${VSER}.port${p}`] = fc.constantFrom('none', 'socket');
+  for (const p of shape.vser?.ports ?? [])
+    parts[`${VSER}.port${p}`] = fc.constantFrom('socket-server', 'socket-client');
   return fc.record(parts);
 }
 

@@ -34,7 +34,7 @@ export const MUTATORS = [
 export type MutatorName = (typeof MUTATORS)[number];
 
 const TIME_NUDGES = [1, 10, 1000, 2000, 10_000, 100_000, 300_000, 1_000_000, 5_000_000];
-const BACKENDS = { uart: ['open', 'hung-up', 'closed', 'slow'], vport: ['none', 'socket'] };
+const BACKENDS = { uart: ['open', 'hung-up', 'closed', 'slow'], vport: ['socket-server', 'socket-client'] };
 
 const encoder = new TextEncoder();
 const bytesOf = (d: unknown): number[] =>

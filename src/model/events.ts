@@ -109,8 +109,21 @@ export const MigPhase = {
   FAILED: 4,
   /** The guest now runs on the destination. */
   COMPLETED: 5,
+  /**
+   * The destination read every section but the stream's end has not arrived: the incoming
+   * coroutine yields and the main loop runs once before the load ends.
+   */
+  STREAM_WAIT: 6,
 } as const;
-export const MIG_PHASE_NAMES = ['saved', 'dst-created', 'loaded', 'lapic-push', 'failed', 'completed'];
+export const MIG_PHASE_NAMES = [
+  'saved',
+  'dst-created',
+  'loaded',
+  'lapic-push',
+  'failed',
+  'completed',
+  'stream-wait',
+];
 
 /** A byte stream of a device: UART streams use port 0. */
 export function streamId(dev: number, port: number, toGuest: boolean): number {

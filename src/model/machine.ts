@@ -25,7 +25,12 @@ import {
 } from './irqchip.js';
 import type { Build, MachineType } from './migration/builds.js';
 import type { Rng } from './rng.js';
-import type { DeviceSpec, UartBackendState } from './schedule/types.js';
+import {
+  CONNECTED_AT_REALIZE,
+  type DeviceSpec,
+  type UartBackendState,
+  type VportBackendState,
+} from './schedule/types.js';
 import { type Scheduler, schedule } from './scheduler.js';
 import { makeUart, type UartState } from './uart16550/state.js';
 import {
@@ -91,6 +96,8 @@ export const Sk = {
   MIGRATE_STOP: 6,
   MIGRATE_LOAD: 7,
   END: 8,
+  /** The rest of the stream arrives: the destination's load ends (after a yield). */
+  MIGRATE_EOF: 9,
 } as const;
 
 export const packBackend = (vm: number, dev: number, port: number): number => (vm << 10) | (dev << 5) | port;
@@ -171,7 +178,14 @@ export class Machine implements Bus, GuestIo, IrqOut {
   readonly build: Build;
   readonly machineType: MachineType;
   runState: RunState = RunState.ABSENT;
+  /** vm_clock time: advances only while the vCPUs run (cpu_enable_ticks). */
   readonly clock: VmClock = makeVmClock();
+  /**
+   * QEMU's `clock->enabled` for vm_clock: whether its timers run at all. A VM that has never
+   * run starts with the build's value (Revisions.vmClockAtCreation); vm_stop clears it and
+   * vm_start sets it. Running timers on a stopped clock fire only once due at the frozen time.
+   */
+  timersRun: boolean;
   readonly irq: Irqchip;
   readonly devices: DeviceModel[];
   ram: Ram;
@@ -199,6 +213,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.serial = host.nextSerial++;
     this.build = cfg.build;
     this.machineType = cfg.machineType;
+    this.timersRun = cfg.build.revisions.vmClockAtCreation === 'enabled';
     this.irq = makeIrqchip(cfg.devices.length);
     let slot = 1; // slot 0: the CPU's interrupt dispatch
     let pciSlot = 3; // PCI slots 0-2 hold the host bridge, ISA bridge and VGA
@@ -244,7 +259,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
       if (d.kind !== 'vser') return null;
       const m = new Map<number, VportBackend>();
       for (const p of d.s.ports) {
-        const connected = cfg.backends[`${d.name}.port${p.id}`] === 'socket';
+        const backend = cfg.backends[`${d.name}.port${p.id}`] as VportBackendState | undefined;
+        const connected = backend !== undefined && CONNECTED_AT_REALIZE.includes(backend);
         m.set(p.id, {
           connected,
           input: [],
@@ -253,7 +269,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
           pumpQueued: false,
           drainQueued: false,
         });
-        // A connected backend at realize: host_connected before the guest exists.
+        // A client-mode chardev is connected at realize: virtconsole_realize's
+        // qemu_chr_fe_set_handlers delivers CHR_EVENT_OPENED, host_connected before the guest
+        // exists (on a destination, before the load: what the guest was told is not known).
         p.hostConnected = connected;
       }
       return m;
@@ -285,16 +303,23 @@ export class Machine implements Bus, GuestIo, IrqOut {
   powerOn(): void {
     this.setRunState(RunState.RUNNING);
     enableClock(this.clock, this.host.hostNow);
+    this.timersRun = true;
     this.programInterrupts();
     guestBoot(this.ram.guest, this);
   }
 
-  /** Created as a migration destination (-incoming): inmigrate, vm_clock disabled. */
+  /**
+   * Created as a migration destination (-incoming): inmigrate, vm_clock frozen; its timers
+   * run or not as the build's vm_clock starts (timersRun).
+   */
   startIncoming(): void {
     this.setRunState(RunState.INMIGRATE);
   }
 
-  /** do_vm_stop: run state, vm_clock disabled, then state-change handlers (backends detached). */
+  /**
+   * do_vm_stop: run state, vm_clock stopped and disabled (pause_all_vcpus), then state-change
+   * handlers. A VM that does not run only changes run state (runstate_set).
+   */
   vmStop(state: RunState): void {
     if (!this.running) {
       this.setRunState(state);
@@ -302,6 +327,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     }
     this.setRunState(state);
     disableClock(this.clock, this.host.hostNow);
+    this.timersRun = false;
     for (let slot = 0; slot < this.timerGen.length; slot++) this.timerGen[slot] = this.host.nextSerial++;
   }
 
@@ -314,6 +340,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.setRunState(RunState.RUNNING);
     this.attachBackends();
     enableClock(this.clock, this.host.hostNow);
+    this.timersRun = true;
     const armed: number[] = [];
     for (let slot = 0; slot < this.timerExpiry.length; slot++)
       if (this.timerExpiry[slot]! >= 0) armed.push(slot);
@@ -350,19 +377,28 @@ export class Machine implements Bus, GuestIo, IrqOut {
   timerMod(slot: number, expiryNs: number): void {
     this.timerExpiry[slot] = expiryNs;
     this.timerGen[slot] = this.host.nextSerial++;
-    if (expiryNs >= 0 && this.clock.enabled) this.queueTimer(slot);
+    if (expiryNs >= 0 && this.timersRun) this.queueTimer(slot);
   }
 
+  /**
+   * Queues a timer's expiry. On a frozen clock whose timers run (a never-started VM before
+   * 3fdd0ee3) only a timer already due fires, on the next main-loop pass; a later one waits
+   * for vm_start, which queues every armed timer again.
+   */
   private queueTimer(slot: number): void {
+    const expiry = this.timerExpiry[slot]!;
+    if (!this.clock.enabled && expiry > this.vmNow()) return;
     const gen = this.host.nextSerial++;
     this.timerGen[slot] = gen;
-    const at = Math.max(this.host.hostNow, hostTimeOf(this.clock, this.timerExpiry[slot]!));
+    const at = this.clock.enabled
+      ? Math.max(this.host.hostNow, hostTimeOf(this.clock, expiry))
+      : this.host.hostNow;
     schedule(this.host.q, at, Sk.TIMER, (this.vm << 10) | slot, gen);
   }
 
   /** A queued timer entry came due; stale entries (re-armed, cancelled, clock stopped) are ignored. */
   timerFire(slot: number, gen: number): void {
-    if (gen !== this.timerGen[slot] || this.timerExpiry[slot]! < 0 || !this.clock.enabled) return;
+    if (gen !== this.timerGen[slot] || this.timerExpiry[slot]! < 0 || !this.timersRun) return;
     this.timerExpiry[slot] = -1;
     this.emit(Ev.TIMER, slot, 0, 0);
     if (slot === 0) return this.cpuDispatch();

@@ -8,7 +8,7 @@ import { cloneRam, type Host, Machine, type MachineFault, type Ram, Sk } from '.
 import { type BuildRegistry, findMachine } from './migration/builds.js';
 import { applySourceState, type SourceState } from './migration/from-stream.js';
 import { LoadError } from './migration/stream.js';
-import { loadVm, saveVm } from './migration/vm.js';
+import { finishLoad, loadSections, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
 import type { Schedule, Step } from './schedule/types.js';
 import { makeScheduler, pop, type Scheduler, schedule } from './scheduler.js';
@@ -20,6 +20,16 @@ import { makeScheduler, pop, type Scheduler, schedule } from './scheduler.js';
 
 export const DEFAULT_EVENT_BUDGET = 2_000_000;
 export const MAX_EVENT_BUDGET = 1_000_000_000;
+const STREAM_RNG_SALT = 0x5eed_e0f;
+
+/**
+ * For the first `n` loads of a run with this seed, whether the stream's end arrives after the
+ * sections (MigPhase.STREAM_WAIT): a load that fails in its sections draws nothing.
+ */
+export function streamWaits(seed: number, n: number): boolean[] {
+  const rng = makeRng((seed ^ STREAM_RNG_SALT) >>> 0);
+  return Array.from({ length: n }, () => rng.below(2) === 1);
+}
 
 export interface RunOptions {
   builds: BuildRegistry;
@@ -54,6 +64,12 @@ const NO_SINK: EventSink = { event() {} };
 export class World implements Host {
   readonly q: Scheduler = makeScheduler();
   readonly rng: Rng;
+  /**
+   * Whether an incoming stream's end arrives after the destination has read its sections
+   * (the incoming coroutine yields on EAGAIN): drawn per migration from its own generator,
+   * so the draws of backends are the same with and without it.
+   */
+  private readonly streamRng: Rng;
   hostNow = 0;
   nextSerial = 1;
   eventCount = 0;
@@ -76,6 +92,7 @@ export class World implements Host {
     private readonly opts: RunOptions,
   ) {
     this.rng = makeRng(schedule.seed);
+    this.streamRng = makeRng((schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     this.sink = opts.sink ?? NO_SINK;
     this.budget = opts.eventBudget ?? DEFAULT_EVENT_BUDGET;
     this.deviceNames = Object.keys(schedule.devices);
@@ -178,6 +195,9 @@ export class World implements Host {
         this.stopForMigration(a, b === 1);
         return;
       case Sk.MIGRATE_LOAD:
+        this.loadMigration();
+        return;
+      case Sk.MIGRATE_EOF:
         this.completeMigration();
         return;
     }
@@ -303,16 +323,51 @@ export class World implements Host {
     schedule(this.q, this.hostNow + downtimeNs, Sk.MIGRATE_LOAD, 0, 0);
   }
 
+  /**
+   * The destination reads the stream's sections. When the stream's end has not arrived yet,
+   * the incoming coroutine yields (qemu_fill_buffer gets EAGAIN) and the main loop runs once
+   * before the load ends: whatever is due then (vm_clock timers on builds whose clock runs
+   * before vm_start, chardev handlers) runs between the sections and the end-of-load LAPIC
+   * push. 3fdd0ee3's message names this window.
+   */
+  private loadMigration(): void {
+    const mig = this.migration!;
+    const dst = this.vms[1 - mig.from]!;
+    if (!this.tryLoad(mig, () => loadSections(dst, mig.stream))) return;
+    if (this.streamRng.below(2) === 1) {
+      this.emit(Ev.MIGRATION, 1 - mig.from, -1, MigPhase.STREAM_WAIT, 0);
+      schedule(this.q, this.hostNow, Sk.MIGRATE_EOF, 0, 0);
+    } else {
+      this.completeMigration();
+    }
+  }
+
   private completeMigration(): void {
     const mig = this.migration!;
+    const to = 1 - mig.from;
+    const dst = this.vms[to]!;
+    if (!this.tryLoad(mig, () => finishLoad(dst))) return;
     this.migration = null;
+    const src = this.vms[mig.from]!;
+    this.emit(Ev.MIGRATION, to, -1, MigPhase.LOADED, 0);
+    src.vmStop(RunState.POSTMIGRATE);
+    this.active = to;
+    this.emit(Ev.MIGRATION, to, -1, MigPhase.COMPLETED, 0);
+    if (mig.srcWasRunning && mig.autostart) this.startGuestVm(dst);
+    else dst.vmStop(RunState.PAUSED);
+  }
+
+  /** Runs a step of the load; a LoadError fails the migration: the source resumes (if it ran). */
+  private tryLoad(mig: Migration, load: () => void): boolean {
     const src = this.vms[mig.from]!;
     const to = 1 - mig.from;
     const dst = this.vms[to]!;
     try {
-      loadVm(dst, mig.stream);
+      load();
+      return true;
     } catch (e) {
       if (!(e instanceof LoadError)) throw e;
+      this.migration = null;
       this.failures.push({
         at: this.hostNow,
         device: this.sectionDevice(dst, e),
@@ -325,14 +380,8 @@ export class World implements Host {
       this.vms[to] = null;
       if (mig.srcWasRunning) this.startGuestVm(src);
       else src.vmStop(RunState.PAUSED);
-      return;
+      return false;
     }
-    this.emit(Ev.MIGRATION, to, -1, MigPhase.LOADED, 0);
-    src.vmStop(RunState.POSTMIGRATE);
-    this.active = to;
-    this.emit(Ev.MIGRATION, to, -1, MigPhase.COMPLETED, 0);
-    if (mig.srcWasRunning && mig.autostart) this.startGuestVm(dst);
-    else dst.vmStop(RunState.PAUSED);
   }
 
   /** The schedule device behind a failed section (by section name and instance). */

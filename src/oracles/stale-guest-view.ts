@@ -13,6 +13,13 @@ import type { Oracle, OracleContext } from './types.js';
  * destination was migrated on before its post-load timer ran. QEMU saves the port's own
  * host_connected; the post-load record of what the guest was last told is not migration
  * state, so the next destination compares against the wrong value (virtio_serial_save_device).
+ *
+ * Both directions are stale. A guest that believes a disconnected host is connected has its
+ * writes discarded (handle_output); one that believes a connected host is disconnected blocks
+ * its writers for ever (Linux will_write_block). The second needs the next destinations'
+ * chardevs connected at realize (`socket-client`, QEMU's server=off): a client that connects
+ * to a listening chardev (`socket-server`) while the VM does not run is announced at vm_start
+ * (virtconsole_enable_backend), and the guest is told.
  */
 export function staleGuestView({ world, params, report }: OracleContext): Oracle {
   /** Guest vm time of the last change that the guest could still be catching up with. */
@@ -53,7 +60,9 @@ export function staleGuestView({ world, params, report }: OracleContext): Oracle
                 oracle: 'stale-guest-view',
                 device: d.name,
                 at: world.hostNow,
-                message: `the guest believes ${d.name} port ${p.id}'s host is ${view.hostConnected ? 'connected' : 'disconnected'}, the device says ${p.hostConnected ? 'connected' : 'disconnected'}`,
+                message: view.hostConnected
+                  ? `the guest believes ${d.name} port ${p.id}'s host is connected, the device says disconnected (the guest's writes are discarded)`
+                  : `the guest believes ${d.name} port ${p.id}'s host is disconnected, the device says connected (the guest's writers wait for ever)`,
               },
               unsent.has(`${dev}:${p.id}`) ? 'host-connected-unsent-at-save' : 'host-connected',
             );

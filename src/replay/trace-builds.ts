@@ -14,6 +14,7 @@ import type { Schedule } from '../model/schedule/types.js';
 import { indexPath, type JsonReader, quote } from '../model/schedule/validate.js';
 import { MAX_TRACE_BUILDS, type TraceBuild, TraceFormatError } from './format.js';
 
+/** The switches every recorded user build carries (traces written before later switches lack those). */
 const REVISION_KEYS = [
   'virtioSerialPortOpen',
   'serialSubsections',
@@ -21,6 +22,8 @@ const REVISION_KEYS = [
   'serialGatedPre22',
   'lapicLoad',
 ] as const;
+/** Switches added later, and what a trace without them ran with. */
+const LATER_REVISIONS = { vmClockAtCreation: 'disabled' } as const;
 
 /** The builds `schedule` names (src, then dst if different), as the trace records them. */
 export function traceBuilds(schedule: Schedule, registry: BuildRegistry): TraceBuild[] {
@@ -51,6 +54,7 @@ function revisionsJson(b: Build): object {
     serialPostLoadChecks: r.serialPostLoadChecks,
     serialGatedPre22: [...r.serialGatedPre22],
     lapicLoad: r.lapicLoad,
+    vmClockAtCreation: r.vmClockAtCreation,
   };
 }
 
@@ -99,7 +103,7 @@ export function readTraceBuilds(input: JsonReader, v: unknown): TraceBuild[] {
     );
     for (const key of REVISION_KEYS) input.need(revisions, key, `${path}.revisions`, 'a value');
     input.need(obj, 'machines', path, 'the machine types');
-    out.push(readUserBuild(name, obj.revisions, obj.machines, path));
+    out.push(readUserBuild(name, { ...LATER_REVISIONS, ...revisions }, obj.machines, path));
   });
   return out;
 }

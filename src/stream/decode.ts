@@ -153,15 +153,17 @@ function configurationSubsection(c: Cursor, name: string, at: number): DecodedSu
  */
 function decodeRam(c: Cursor, ram: DecodedStream['ram'], state: { block: RamBlock | null }): RamPart {
   const part: RamPart = { zeroPages: 0, pages: 0 };
-  const mask = BigInt(ram.pageSize - 1);
+  // The page size is at most 2^31 here, so the flags sit in the low word (no bigint per page).
+  const mask = ram.pageSize - 1;
   const byName = (name: string, at: number): RamBlock =>
     ram.blocks.find((b) => b.name === name) ?? c.fail(`RAM page for unknown block ${name}`, at);
   for (;;) {
     const at = c.pos;
-    const word = c.be64('RAM address and flags');
-    let flags = Number(word & mask);
+    const hi = c.be32('RAM address and flags');
+    const lo = c.be32('RAM address and flags');
+    let flags = lo & mask;
     if (flags & Ram.MEM_SIZE) {
-      part.totalBytes = Number(word & ~mask);
+      part.totalBytes = hi * 2 ** 32 + (lo - flags);
       // Block list: counted name, be64 used_length; a zero length byte starts the next word.
       while (c.peek() > 0) {
         const name = c.str8('RAM block name');
@@ -270,7 +272,12 @@ export function decodeStream(buf: Uint8Array): DecodedStream {
   }
   const ram: DecodedStream['ram'] = { pageSize: vm?.page_size ?? 4096, blocks: [] };
   if (
-    !(Number.isSafeInteger(ram.pageSize) && ram.pageSize >= 512 && (ram.pageSize & (ram.pageSize - 1)) === 0)
+    !(
+      Number.isSafeInteger(ram.pageSize) &&
+      ram.pageSize >= 512 &&
+      ram.pageSize <= 1 << 30 &&
+      (ram.pageSize & (ram.pageSize - 1)) === 0
+    )
   )
     c.fail(`JSON description: bad page_size ${ram.pageSize}`, where?.at ?? 0);
   const desc = new Map((vm?.devices ?? []).map((d) => [`${d.name}#${d.instance_id}`, d]));

@@ -1,10 +1,11 @@
-import { builtinRegistry } from '../model/migration/builds.js';
+import { BUILTIN_BUILDS, SERIAL_SUBSECTIONS } from '../model/migration/builds.js';
 import { serialSection } from '../model/migration/serial-section.js';
 import type { VmField } from '../model/migration/vmstate.js';
 import { beInt, type Cursor, hex } from './cursor.js';
 import {
   type DecodedBody,
   type DecodedSubsection,
+  nextNameHasPrefix,
   QEMU_VM_SUBSECTION,
   subsectionHeader,
   type Value,
@@ -19,8 +20,11 @@ import {
  */
 const INNER_VERSION = 3;
 
-/** The modern build's description: the one with every serial subsection. */
-const section = serialSection(builtinRegistry().get('qemu-9.2')!.revisions);
+/** The newest built-in build that knows every serial subsection describes the section. */
+const modern = [...BUILTIN_BUILDS]
+  .reverse()
+  .find((b) => b.revisions.serialSubsections.length === SERIAL_SUBSECTIONS.length)!;
+const section = serialSection(modern.revisions);
 
 /** QEMU's name for a model field: `s.recvFifo.head` → `recv_fifo.head`, `fcrVmstate` → `fcr_vmstate`. */
 export function qemuFieldName(name: string): string {
@@ -78,12 +82,4 @@ export function decodeSerial(c: Cursor): DecodedBody {
     });
   }
   return { fields, subsections };
-}
-
-/** Peeks the counted name after a QEMU_VM_SUBSECTION byte. */
-export function nextNameHasPrefix(c: Cursor, prefix: string): boolean {
-  const len = c.buf[c.pos + 1];
-  if (len === undefined || c.pos + 2 + len > c.buf.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (c.buf[c.pos + 2 + i] !== prefix.charCodeAt(i)) return false;
-  return len >= prefix.length;
 }

@@ -1,6 +1,5 @@
 import { type Cursor, hex } from './cursor.js';
-import { nextNameHasPrefix } from './serial.js';
-import { type DecodedSubsection, subsectionHeader, type Value } from './vmdesc.js';
+import { type DecodedSubsection, nextNameHasPrefix, subsectionHeader, type Value } from './vmdesc.js';
 
 /**
  * The virtio-serial-pci section ("<pci addr>/virtio-console", version 3) in QEMU 7.2's real
@@ -139,12 +138,12 @@ function decodeSerialDevice(c: Cursor): VirtioConsoleState['serial'] {
 /** Fixed-size element arrays of the vmstate_virtio subsections, shown for the set-up queues only. */
 function queueArray(c: Cursor, size: number, shown: number, read: (c: Cursor) => Value): Value[] {
   const out: Value[] = [];
-  for (let i = 0; i < VIRTIO_QUEUE_MAX; i++) {
-    const start = c.pos;
-    const v = read(c);
-    c.pos = start + size;
-    if (i < shown) out.push(v);
+  const start = c.pos;
+  for (let i = 0; i < shown; i++) {
+    c.pos = start + i * size;
+    out.push(read(c));
   }
+  c.pos = start + VIRTIO_QUEUE_MAX * size;
   return out;
 }
 

@@ -113,6 +113,17 @@ export function subsectionHeader(c: Cursor): { name: string; version: number; of
   return { name: c.str8('subsection name'), version: c.be32('subsection version'), offset };
 }
 
+/**
+ * Whether the next subsection's name starts with `prefix`: vmstate_subsection_load ends a
+ * description's subsections at the first name without it. Peeks only.
+ */
+export function nextNameHasPrefix(c: Cursor, prefix: string): boolean {
+  const len = c.buf[c.pos + 1];
+  if (len === undefined || c.pos + 2 + len > c.buf.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (c.buf[c.pos + 2 + i] !== prefix.charCodeAt(i)) return false;
+  return len >= prefix.length;
+}
+
 /** Decodes one description's fields and listed subsections (VMSDFieldStruct.read). */
 export function walkDesc(c: Cursor, d: Desc, where: string): DecodedBody {
   const fields: Record<string, Value> = {};

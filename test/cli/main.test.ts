@@ -130,7 +130,11 @@ describe('migfuzz run', () => {
     const buildsFile = tempFile(
       JSON.stringify({
         builds: [
-          { name: 'qemu-1.2-fixed', base: 'qemu-1.2', revisions: { virtioSerialPortOpen: 'timer' } },
+          {
+            name: 'qemu-1.2-fixed',
+            base: 'qemu-1.2',
+            revisions: { virtioSerialPortOpen: 'timer', vmClockAtCreation: 'disabled' },
+          },
           { name: 'qemu-1.3-regressed', base: 'qemu-1.3', revisions: { virtioSerialPortOpen: 'in-load' } },
         ],
       }),

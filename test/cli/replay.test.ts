@@ -48,7 +48,7 @@ describe('migfuzz replay', () => {
     const file = traceFile(encodeTrace(seedTrace('bug-a-virtio-serial')));
     const r = cli(cmdReplay, [file]);
     expect(r.code).toBe(0);
-    expect(r.out[0]).toMatch(/: identical: 75 events replayed event by event, 3 findings/);
+    expect(r.out[0]).toMatch(/: identical: 76 events replayed event by event, 3 findings/);
     expect(r.out.filter((l) => l.includes(`reproduce: npx migfuzz replay ${file}`))).toHaveLength(3);
     expect(r.err).toEqual([]);
   });
@@ -79,7 +79,7 @@ describe('migfuzz replay', () => {
     const r = cli(cmdReplay, [file]);
     expect(r.code).toBe(4);
     expect(r.out[0]).toMatch(
-      /: DIVERGED at event #52 \(host time 5\.000000 ms; 75 events recorded, 75 replayed\)/,
+      /: DIVERGED at event #52 \(host time 5\.000000 ms; 76 events recorded, 76 replayed\)/,
     );
     expect(r.out[1]).toBe('  before it (identical):');
     expect(r.out.slice(2, 7).map((l) => l.trim().split(/\s+/)[0])).toEqual([
@@ -126,7 +126,7 @@ describe('migfuzz replay', () => {
     const file = traceFile(encodeTrace(makeTraceFromLog(t.schedule, traceRegistry(t), t.events, verdict)));
     const r = cli(cmdReplay, [file]);
     expect(r.code).toBe(4);
-    expect(r.out[0]).toMatch(/DIVERGED in the verdict: all 75 events identical/);
+    expect(r.out[0]).toMatch(/DIVERGED in the verdict: all 76 events identical/);
     expect(r.out).toContain('recorded verdict: 1 finding (horizon, 50.000000 ms)');
     expect(r.out).toContain('replayed verdict: 3 findings (horizon, 50.000000 ms)');
   });

@@ -133,7 +133,7 @@ describe('determinism of recording and replay', () => {
     expect(cli(['run', seedPath('bug-a-virtio-serial'), '--trace', a]).status).toBe(1);
     const ok = cli(['replay', a]);
     expect(ok.status).toBe(0);
-    expect(ok.stdout).toMatch(/: identical: 75 events replayed/);
+    expect(ok.stdout).toMatch(/: identical: 76 events replayed/);
     const bytes = readFileSync(a);
     // A byte inside the events' bin (near the end of the data, before verdict/digest/stats).
     const at = bytes.indexOf(Buffer.from('verdict')) - 3;

@@ -102,7 +102,13 @@ describe('trace documents', () => {
   it('records a user build in full, so the trace replays without --builds', () => {
     const registry = validateBuildFile(
       {
-        builds: [{ name: 'qemu-1.2-fixed', base: 'qemu-1.2', revisions: { virtioSerialPortOpen: 'timer' } }],
+        builds: [
+          {
+            name: 'qemu-1.2-fixed',
+            base: 'qemu-1.2',
+            revisions: { virtioSerialPortOpen: 'timer', vmClockAtCreation: 'disabled' },
+          },
+        ],
       },
       builds,
     );

@@ -8,7 +8,7 @@ import {
   type VirtioConsoleState,
 } from '../../src/stream/virtio-console.js';
 import { type DescDevice, walkDesc } from '../../src/stream/vmdesc.js';
-import { realStream } from './fixtures.js';
+import { PORT_BLOCK, realStream } from './fixtures.js';
 
 /** The real QEMU 7.2 streams of test/fixtures/streams, decoded whole. */
 
@@ -157,8 +157,7 @@ describe('a popped element in the port block', () => {
     const d = decodeStream(fifo);
     const v = section(d, '0000:00:02.0/virtio-console');
     const body = fifo.subarray(v.bodyOffset, v.bodyOffset + v.bodyLength);
-    // The one port's record ends with elem_popped at 1363 + 16 (port block head) + 6.
-    const popped = 1363 + 16 + 6;
+    const popped = PORT_BLOCK + 16 + 6; // the one port's elem_popped
     const elem = new Uint8Array(4 + 8 + ELEMENT_OLD_SIZE);
     const view = new DataView(elem.buffer);
     view.setUint32(0, 0); // iov_idx
@@ -244,9 +243,8 @@ describe('bad input: one StreamFormatError naming the offset', () => {
   it('a hostile port count or ports_map size is refused without allocating', () => {
     const d = decodeStream(paused);
     const v = section(d, '0000:00:02.0/virtio-console');
-    // virtio_serial_save_device starts after PCI (276), MSI-X (35), common state (28) and 64 queues (16 each).
     const body = paused.slice();
-    const dev = v.bodyOffset + 1363;
+    const dev = v.bodyOffset + PORT_BLOCK;
     new DataView(body.buffer).setUint32(dev + 4, 0xffffffff); // max_nr_ports
     expect(expectFormatError(body).message).toMatch(/max_nr_ports 4294967295/);
     const body2 = paused.slice();

@@ -10,7 +10,7 @@ import { judge } from '../../src/oracles/verdict.js';
 import { decodeStream } from '../../src/stream/decode.js';
 import { sourceStateOf } from '../../src/stream/source-state.js';
 import { captureCli } from '../cli/capture.js';
-import { realStream } from './fixtures.js';
+import { PORT_BLOCK, realStream } from './fixtures.js';
 
 /** `run SCHEDULE --from-stream FILE`: a run whose source starts from a real 7.2 stream's state. */
 
@@ -87,8 +87,7 @@ describe('the source takes the stream state', () => {
     const bytes = fifo.slice();
     const d = decodeStream(bytes);
     const v = d.sections.find((s) => s.body.kind === 'virtio-console')!;
-    // guest_connected of port 1: after PCI, MSI-X, common state, 64 queues and cols..nr_active_ports.
-    const at = v.bodyOffset + 1363 + 16 + 4;
+    const at = v.bodyOffset + PORT_BLOCK + 16 + 4; // guest_connected of port 1
     expect(bytes[at]).toBe(0);
     bytes[at] = 1;
     const s = schedule({ src: 'qemu-9.2', dst: 'qemu-9.2', machine: 'pc-i440fx-7.2' });

@@ -42,9 +42,14 @@ export class Qemu {
     this.proc.stderr!.on('data', (b: Buffer) => {
       this.stderr += b.toString();
     });
+    // A binary that cannot be started reports here (then it has no pid and no exit).
+    this.proc.on('error', (e) => {
+      this.stderr += String(e);
+    });
   }
 
   async connect(socket: string): Promise<void> {
+    if (this.proc.pid === undefined) throw new Error(`${QEMU} did not start: ${this.stderr}`);
     await waitFor(socket, 10_000);
     const s = createConnection(socket);
     this.qmp = s;
@@ -90,7 +95,7 @@ export class Qemu {
   /** Kills the process by its pid and waits for it to be gone. */
   async kill(): Promise<void> {
     this.qmp?.destroy();
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    if (this.proc.pid === undefined || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const gone = new Promise((r) => this.proc.once('exit', r));
     this.proc.kill('SIGKILL');
     await gone;

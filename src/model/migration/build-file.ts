@@ -43,6 +43,7 @@ const REVISION_FIELDS: readonly (keyof Revisions)[] = [
   'serialGatedPre22',
   'lapicLoad',
   'virtioSerialSaveHostConnected',
+  'vmClockAtCreation',
 ];
 
 export function parseBuildFile(text: string, base: BuildRegistry): BuildRegistry {
@@ -140,6 +141,12 @@ function readRevisions(input: JsonReader, v: unknown, path: string, base: Revisi
       at('virtioSerialSaveHostConnected'),
       ['port', 'post-load-record'] as const,
     );
+  }
+  if (obj.vmClockAtCreation !== undefined) {
+    out.vmClockAtCreation = input.oneOf(obj.vmClockAtCreation, at('vmClockAtCreation'), [
+      'enabled',
+      'disabled',
+    ] as const);
   }
   return out;
 }

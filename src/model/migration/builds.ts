@@ -41,6 +41,14 @@ export interface Revisions {
    * of the paused re-migration, docs/findings/virtio-serial-paused-remigration.md).
    */
   virtioSerialSaveHostConnected: 'port' | 'post-load-record';
+  /**
+   * QEMU_CLOCK_VIRTUAL on a VM that has never run (an -incoming destination): 'enabled' before
+   * 3fdd0ee3 ("timer: set vm_clock disabled default", QEMU 2.7, 2016), so vm_clock timers that
+   * are due at the loaded clock value (80dcfb8532's post-load timer at 1 ns) run on the next
+   * main-loop pass even while paused or mid-load; 'disabled' from 3fdd0ee3 on: they wait
+   * for vm_start (qemu_clock_init, resume_all_vcpus).
+   */
+  vmClockAtCreation: 'enabled' | 'disabled';
 }
 
 export interface MachineType {
@@ -59,38 +67,29 @@ const NONE: readonly SerialSubsection[] = [];
 const machines = (names: readonly string[], pre22: readonly string[] = []): MachineType[] =>
   names.map((name) => ({ name, migratePre22: pre22.includes(name) }));
 
-const PC_1 = ['pc-1.0', 'pc-1.1', 'pc-1.2', 'pc-1.3'];
-const I440FX_2 = [
-  '2.0',
-  '2.1',
-  '2.2',
-  '2.3',
-  '2.4',
-  '2.5',
-  '2.6',
-  '2.7',
-  '2.8',
-  '2.9',
-  '2.10',
-  '2.11',
-  '2.12',
-];
-const I440FX_LATER = ['3.0', '3.1', '4.0', '4.1', '4.2', '5.0', '5.1', '5.2', '6.0', '6.1', '6.2'].concat([
-  '7.0',
-  '7.1',
-  '7.2',
-  '8.0',
-  '8.1',
-  '8.2',
-  '9.0',
-  '9.1',
-  '9.2',
-]);
-const RHEL74 = [
-  'rhel6.6.0',
-  ...['7.0.0', '7.1.0', '7.2.0', '7.3.0', '7.4.0'].map((v) => `pc-i440fx-rhel${v}`),
-];
-const RHEL_PRE22 = ['rhel6.6.0', 'pc-i440fx-rhel7.0.0'];
+const range = (prefix: string, versions: readonly string[]): string[] => versions.map((v) => prefix + v);
+/** pc-0.10 … pc-0.15 (pc-0.10/0.11 removed in 4.0, cc425b5d; the rest in 5.0). */
+const PC_0 = range('pc-0.', ['10', '11', '12', '13', '14', '15']);
+/** pc-1.0 … pc-1.3 (removed in 6.0). */
+const PC_1 = range('pc-', ['1.0', '1.1', '1.2', '1.3']);
+/** pc-i440fx-1.4 … 1.7 (deprecated in 7.2 -M help, removed in 8.2). */
+const I440FX_1 = range('pc-i440fx-', ['1.4', '1.5', '1.6', '1.7']);
+/** pc-i440fx-2.0 … 2.3 (deprecated in 8.2, removed in 9.1). */
+const I440FX_2_0 = range('pc-i440fx-', ['2.0', '2.1', '2.2', '2.3']);
+/** pc-i440fx-2.4 … 2.12 (deprecated in 9.1 under the 3-years/6-years policy). */
+const I440FX_2_4 = range('pc-i440fx-', ['2.4', '2.5', '2.6', '2.7', '2.8', '2.9', '2.10', '2.11', '2.12']);
+const I440FX_3_TO_7_2 = range('pc-i440fx-', ['3.0', '3.1', '4.0', '4.1', '4.2', '5.0', '5.1', '5.2']).concat(
+  range('pc-i440fx-', ['6.0', '6.1', '6.2', '7.0', '7.1', '7.2']),
+);
+const I440FX_8_TO_9_2 = range('pc-i440fx-', ['8.0', '8.1', '8.2', '9.0', '9.1', '9.2']);
+/**
+ * RHEL 7's qemu-kvm-rhev (hw/i386/pc_piix.c): rhel6.0.0 … rhel6.6.0 and pc-i440fx-rhel7.x.0.
+ * pc_compat_rhel710 sets migrate_pre_2_2 ("Disable all the extra subsections that were added
+ * in 2.2"); pc_compat_rhel700 and every rhel6 compat function call it in turn.
+ */
+const RHEL6 = range('rhel6.', ['0.0', '1.0', '2.0', '3.0', '4.0', '5.0', '6.0']);
+const RHEL74 = [...RHEL6, ...range('pc-i440fx-rhel', ['7.0.0', '7.1.0', '7.2.0', '7.3.0', '7.4.0'])];
+const RHEL_PRE22 = [...RHEL6, 'pc-i440fx-rhel7.0.0', 'pc-i440fx-rhel7.1.0'];
 
 export const BUILTIN_BUILDS: readonly Build[] = [
   {
@@ -102,8 +101,9 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
       virtioSerialSaveHostConnected: 'port',
+      vmClockAtCreation: 'enabled',
     },
-    machines: machines(PC_1.slice(0, 3)),
+    machines: machines([...PC_0, ...PC_1.slice(0, 3)]),
   },
   {
     name: 'qemu-1.3',
@@ -114,8 +114,9 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
       virtioSerialSaveHostConnected: 'port',
+      vmClockAtCreation: 'enabled',
     },
-    machines: machines(PC_1),
+    machines: machines([...PC_0, ...PC_1]),
   },
   {
     name: 'qemu-2.3',
@@ -126,8 +127,9 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
       virtioSerialSaveHostConnected: 'port',
+      vmClockAtCreation: 'enabled',
     },
-    machines: machines([...PC_1, ...I440FX_2.slice(0, 4).map((v) => `pc-i440fx-${v}`)]),
+    machines: machines([...PC_0, ...PC_1, ...I440FX_1, ...I440FX_2_0]),
   },
   {
     // qemu-kvm-rhev 2.9: every serial subsection disabled on pre-2.2 machine types.
@@ -139,6 +141,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: SERIAL_SUBSECTIONS,
       lapicLoad: 'end-of-load',
       virtioSerialSaveHostConnected: 'port',
+      vmClockAtCreation: 'disabled',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
@@ -157,6 +160,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       ],
       lapicLoad: 'post-load',
       virtioSerialSaveHostConnected: 'port',
+      vmClockAtCreation: 'disabled',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },
@@ -169,8 +173,24 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: NONE,
       lapicLoad: 'post-load',
       virtioSerialSaveHostConnected: 'port',
+      vmClockAtCreation: 'disabled',
     },
-    machines: machines([...I440FX_2, ...I440FX_LATER].map((v) => `pc-i440fx-${v}`)),
+    machines: machines([...I440FX_2_4, ...I440FX_3_TO_7_2, ...I440FX_8_TO_9_2]),
+  },
+  {
+    // Debian 12's QEMU (7.2), the binary real-QEMU confirmation runs: the same device
+    // revisions as 9.2 for the modelled devices, and the machine types of `-M help`.
+    name: 'qemu-7.2',
+    revisions: {
+      virtioSerialPortOpen: 'timer',
+      serialSubsections: SERIAL_SUBSECTIONS,
+      serialPostLoadChecks: true,
+      serialGatedPre22: NONE,
+      lapicLoad: 'post-load',
+      virtioSerialSaveHostConnected: 'port',
+      vmClockAtCreation: 'disabled',
+    },
+    machines: machines([...I440FX_1, ...I440FX_2_0, ...I440FX_2_4, ...I440FX_3_TO_7_2]),
   },
 ];
 

@@ -1,8 +1,9 @@
 import { virtioConsoleOpen } from '../guest/virtio-console.js';
 import type { Machine } from '../machine.js';
 import { Fcr } from '../uart16550/regs.js';
+import type { UartState } from '../uart16550/state.js';
 import { uartUpdateIrq } from '../uart16550/uart.js';
-import { MAX_PORTS } from '../virtio-serial/state.js';
+import { MAX_PORTS, type VserState } from '../virtio-serial/state.js';
 import { type SerialImage, serialSection } from './serial-section.js';
 import { LoadError, StreamReader } from './stream.js';
 import { loadSection } from './vmstate.js';
@@ -58,7 +59,7 @@ export function applySourceState(m: Machine, st: SourceState): void {
 function loadSerial(
   m: Machine,
   name: string,
-  s: SerialImage['s'],
+  s: UartState,
   body: Uint8Array,
   instance: number,
   savedAtNs: number | null,
@@ -99,7 +100,7 @@ function loadSerial(
 function applyPorts(
   m: Machine,
   name: string,
-  s: Extract<Machine['devices'][number], { kind: 'vser' }>['s'],
+  s: VserState,
   v: SourceState['vsers'][number],
   instance: number,
 ): void {

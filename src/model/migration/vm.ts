@@ -226,12 +226,25 @@ export function saveVm(m: Machine): Uint8Array {
 }
 
 /**
- * qemu_loadvm_state on an incoming destination: every section, then cross-section checks,
- * then (pre-2017 builds) the LAPIC from the stream is pushed, overwriting whatever was
- * delivered to the CPU during load. Throws LoadError; the caller discards the destination.
+ * qemu_loadvm_state on an incoming destination: every section (loadSections), then the end of
+ * the load (finishLoad). Throws LoadError; the caller discards the destination.
  */
 export function loadVm(m: Machine, stream: Uint8Array): void {
+  loadSections(m, stream);
+  finishLoad(m);
+}
+
+/** The sections of the stream, up to its end marker. Throws LoadError. */
+export function loadSections(m: Machine, stream: Uint8Array): void {
   loadStream(stream, entries(m), ctxOf(m), m.machineType.name);
+}
+
+/**
+ * The end of the load: cross-section checks, then (pre-2017 builds) the LAPIC from the stream
+ * is pushed (cpu_synchronize_all_post_init), overwriting whatever was delivered to the CPU
+ * during the load. Throws LoadError.
+ */
+export function finishLoad(m: Machine): void {
   checkPciCounts(m);
   settleIoapicInputs(m);
   const staged = m.stagedLapic;

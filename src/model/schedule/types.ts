@@ -8,7 +8,19 @@ export const SCHEDULE_FORMAT = 'migfuzz.schedule';
 export const SCHEDULE_VERSION = 1;
 
 export type UartBackendState = 'open' | 'hung-up' | 'closed' | 'slow';
-export type VportBackendState = 'none' | 'socket';
+/**
+ * A virtio-serial port's chardev, as QEMU's socket chardev has it:
+ * - `socket-client` (`server=off`): QEMU connects out at its start, so the port is connected at
+ *   realize (host_connected before the guest exists, and on a destination before any load);
+ * - `socket-server` (a listening socket): no client until `host.vport.connect`; a client that
+ *   connects while the VM does not run is announced at vm_start (the held CHR_EVENT_OPENED);
+ * - `socket`: the name `socket-client` had before; the same backend;
+ * - `none`: the name `socket-server` had before; the same backend (no peer until a connect).
+ */
+export type VportBackendState = 'none' | 'socket' | 'socket-server' | 'socket-client';
+
+/** The port backends connected at realize (QEMU's client-mode socket chardev). */
+export const CONNECTED_AT_REALIZE: readonly VportBackendState[] = ['socket', 'socket-client'];
 
 export interface IsaSerialDevice {
   kind: 'isa-serial';

@@ -185,7 +185,7 @@ const PORT_NAME = /^[\x20-\x7e]{1,64}$/;
 const PORT_KEY = /^(.*)\.port(\d+)$/;
 
 const UART_STATES: readonly UartBackendState[] = ['open', 'hung-up', 'closed', 'slow'];
-const VPORT_STATES: readonly VportBackendState[] = ['none', 'socket'];
+const VPORT_STATES: readonly VportBackendState[] = ['none', 'socket', 'socket-server', 'socket-client'];
 const TRIGGERS = [1, 4, 8, 14] as const;
 
 const TOP_FIELDS = ['format', 'version', 'seed', 'machine', 'src', 'dst', 'devices', 'steps', 'horizon'];

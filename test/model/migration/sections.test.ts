@@ -24,6 +24,7 @@ import { updateParameters } from '../../../src/model/uart16550/uart.js';
 import { Ctrl, type VserState } from '../../../src/model/virtio-serial/state.js';
 import { World } from '../../../src/model/world.js';
 import { judge } from '../../../src/oracles/verdict.js';
+import { seedWithStreamWaits } from '../stream-waits.js';
 
 const BUILDS = builtinRegistry();
 const ALL_SUBSECTIONS = [
@@ -395,7 +396,7 @@ describe('serial subsections per build and machine type', () => {
     },
     { build: 'rhel-7.5', machine: 'pc-i440fx-rhel7.5.0', expect: ALL_SUBSECTIONS },
     { build: 'qemu-9.2', machine: 'pc-i440fx-9.2', expect: ALL_SUBSECTIONS },
-    { build: 'qemu-9.2', machine: 'pc-i440fx-2.0', expect: ALL_SUBSECTIONS },
+    { build: 'qemu-9.2', machine: 'pc-i440fx-2.4', expect: ALL_SUBSECTIONS },
   ];
   for (const c of cases) {
     it(`${c.build} on ${c.machine} sends ${c.expect.length === 7 ? 'all 7' : c.expect.length ? c.expect.join(', ') : 'none'}`, () => {
@@ -758,8 +759,8 @@ describe('virtio-console section', () => {
     expect(judge(s, { builds: BUILDS }).findings).toEqual([]);
   });
 
-  it('on timer builds with autostart PORT_OPEN comes right after vm_start, not during load', () => {
-    const { events } = run(bugASchedule('qemu-1.3', 'pc-1.2'));
+  it('on timer builds with autostart PORT_OPEN comes right after vm_start, not during load (a load that ends at once)', () => {
+    const { events } = run({ ...bugASchedule('qemu-1.3', 'pc-1.2'), seed: seedWithStreamWaits(false) });
     const loaded = migrationPhase(events, MigPhase.LOADED)[0]!;
     const opens = portOpenEvents(events, 1, 1);
     expect(opens).toHaveLength(1);
@@ -830,7 +831,8 @@ describe('LAPIC load time', () => {
       ],
       horizon: 30 * MS,
     });
-    const { events } = run(s);
+    // A load that ends at once: qemu-1.3's post-load timer waits for the next main-loop pass.
+    const { events } = run({ ...s, seed: seedWithStreamWaits(false) });
     const push = migrationPhase(events, MigPhase.LAPIC_PUSH);
     expect(push).toHaveLength(1);
     expect(push[0]!.b).toBe(0);

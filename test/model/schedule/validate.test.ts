@@ -280,12 +280,12 @@ describe('schedule errors: one line naming where and what', () => {
     [
       'machine not on both',
       (d) => Object.assign(d, { machine: 'pc-1.3' }),
-      'machine: "pc-1.3" is not offered by both builds (qemu-1.2 offers pc-1.0, pc-1.1, pc-1.2)',
+      'machine: "pc-1.3" is not offered by both builds (qemu-1.2 offers pc-0.10, pc-0.11, pc-0.12, pc-0.13, pc-0.14, pc-0.15, pc-1.0, pc-1.1, pc-1.2)',
     ],
     [
       'machine on neither',
       (d) => Object.assign(d, { machine: 'pc-1.3', src: { build: 'qemu-1.2' }, dst: { build: 'qemu-1.2' } }),
-      'machine: "pc-1.3" is not offered by both builds (qemu-1.2 offers pc-1.0, pc-1.1, pc-1.2)',
+      'machine: "pc-1.3" is not offered by both builds (qemu-1.2 offers pc-0.10, pc-0.11, pc-0.12, pc-0.13, pc-0.14, pc-0.15, pc-1.0, pc-1.1, pc-1.2)',
     ],
     [
       'bad device name',
@@ -393,7 +393,7 @@ describe('schedule errors: one line naming where and what', () => {
     [
       'vport backend state',
       (d) => (d.src.backends['vser0.port1'] = 'open'),
-      'src.backends["vser0.port1"]: expected "none" or "socket", got "open"',
+      'src.backends["vser0.port1"]: expected "none", "socket", "socket-server" or "socket-client", got "open"',
     ],
     ['steps not an array', (d) => (d.steps = {}), 'steps: expected an array of steps, got object'],
     [
@@ -833,7 +833,12 @@ const scheduleArb: fc.Arbitrary<Schedule> = fc
     ),
     msix: fc.boolean(),
     srcSerial: fc.constantFrom('open' as const, 'slow' as const),
-    dstPort: fc.constantFrom('none' as const, 'socket' as const),
+    dstPort: fc.constantFrom(
+      'none' as const,
+      'socket' as const,
+      'socket-server' as const,
+      'socket-client' as const,
+    ),
   })
   .chain((top) =>
     fc
