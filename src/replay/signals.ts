@@ -41,6 +41,7 @@ import {
   streamDev,
   streamToGuest,
 } from '../model/events.js';
+import { CONNECTED_AT_REALIZE, type VportBackendState } from '../model/schedule/types.js';
 import { Reg } from '../model/uart16550/regs.js';
 import { VirtioPci } from '../model/virtio-serial/state.js';
 import { Describer } from './describe.js';
@@ -225,7 +226,8 @@ export function traceSignals(t: Trace): SignalSet {
       } else {
         for (const p of spec.ports) {
           const ps = b.scope(ds, `port${p.id}`);
-          const connected = side.backends[`${name}.port${p.id}`] === 'socket' ? 1 : 0;
+          const backend = side.backends[`${name}.port${p.id}`] as VportBackendState | undefined;
+          const connected = backend !== undefined && CONNECTED_AT_REALIZE.includes(backend) ? 1 : 0;
           d.ports.set(p.id, {
             backend: b.add(ps, 'backend', 1, connected, {
               style: 'bit',
