@@ -22,6 +22,11 @@
  * (+1) and BYTE_DELIVER/BYTE_DISCARD (-1); across a migration the count follows the bytes.
  * `findings[7:0]` counts the findings fired so far.
  *
+ * Loading is not in the event log: a destination's signals start as a new machine's when it
+ * is created (its side's backends, lines low, registers unknown) and take what the stream
+ * carries (device lines and registers, IOAPIC, LAPIC requests) from the source's values at
+ * its save when the load completes, except where an event of the load itself changed them.
+ *
  * The signals are played instant by instant (each distinct event or finding time): after an
  * instant's changes, `value` is the value after the last of them, and `touched` says whether
  * anything set the signal during the instant (a pulse, when the value came back).
@@ -36,6 +41,7 @@ import {
   streamDev,
   streamToGuest,
 } from '../model/events.js';
+import { CONNECTED_AT_REALIZE, type VportBackendState } from '../model/schedule/types.js';
 import { Reg } from '../model/uart16550/regs.js';
 import { VirtioPci } from '../model/virtio-serial/state.js';
 import { Describer } from './describe.js';
@@ -130,7 +136,7 @@ class Builder {
 }
 
 /** A change: `touched` marks a signal that moved during the instant, even if it came back. */
-function set(s: Signal | undefined, value: number): void {
+function set(s: Signal | undefined, value: number | null): void {
   if (!s || s.value === value) return;
   s.value = value;
   s.touched = true;
@@ -155,6 +161,10 @@ interface VmSignals {
   lapicIsr: Signal;
   /** Vectors requested at the LAPIC (its IRR), as far as the events tell. */
   requested: Set<number>;
+  /** What the migration stream carries (device lines and registers, IOAPIC), in one order for every VM. */
+  migrated: Signal[];
+  /** Every signal of a VM but its run state and phase, with its value on a newly created VM. */
+  fresh: [Signal, number | null][];
 }
 
 const UART_BACKENDS = ['open', 'hung-up', 'closed', 'slow'];
@@ -216,7 +226,8 @@ export function traceSignals(t: Trace): SignalSet {
       } else {
         for (const p of spec.ports) {
           const ps = b.scope(ds, `port${p.id}`);
-          const connected = side.backends[`${name}.port${p.id}`] === 'socket' ? 1 : 0;
+          const backend = side.backends[`${name}.port${p.id}`] as VportBackendState | undefined;
+          const connected = backend !== undefined && CONNECTED_AT_REALIZE.includes(backend) ? 1 : 0;
           d.ports.set(p.id, {
             backend: b.add(ps, 'backend', 1, connected, {
               style: 'bit',
@@ -250,7 +261,35 @@ export function traceSignals(t: Trace): SignalSet {
       style: 'vector',
       title: `vm${vm} LAPIC in-service vector (ISR)`,
     });
-    vms[vm] = { runState, migration, devices, pins, rirr, lapicIrr, lapicIsr, requested: new Set() };
+    const migrated = [
+      ...devices.flatMap((d) => [d.irq, ...d.regs.values()]),
+      ...pins.values(),
+      ...rirr.values(),
+    ];
+    const fresh: [Signal, number | null][] = [
+      ...migrated.map((sig): [Signal, number | null] => [sig, sig.value]),
+      [lapicIrr, 0],
+      [lapicIsr, 0],
+      ...devices.flatMap((d) => [
+        ...(d.backend ? [[d.backend, d.backend.value] as [Signal, number | null]] : []),
+        ...[...d.ports.values()].flatMap((p): [Signal, number | null][] => [
+          [p.backend, p.backend.value],
+          [p.hostConnected, p.hostConnected.value],
+        ]),
+      ]),
+    ];
+    vms[vm] = {
+      runState,
+      migration,
+      devices,
+      pins,
+      rirr,
+      lapicIrr,
+      lapicIsr,
+      requested: new Set(),
+      migrated,
+      fresh,
+    };
   }
 
   const guestScope = b.scope(top, 'guest');
@@ -289,8 +328,9 @@ export function traceSignals(t: Trace): SignalSet {
     }
   }
 
-  /** The LAPIC requests the source held when it saved (the stream carries them). */
+  /** The LAPIC requests and the migrated values the source held when it saved. */
   let savedRequests = new Set<number>();
+  let savedValues: (number | null)[] = [];
   const lapicRequests = (v: VmSignals, vectors: Set<number>): void => {
     v.requested = vectors;
     set(v.lapicIrr, highest(vectors));
@@ -309,11 +349,24 @@ export function traceSignals(t: Trace): SignalSet {
       case Ev.MIGRATION:
         if (!v) return;
         set(v.migration, a);
-        if (a === MigPhase.SAVED) savedRequests = new Set(v.requested);
-        else if (a === MigPhase.DST_CREATED) lapicRequests(v, new Set());
-        // The end-of-load push replaces whatever was delivered during the load.
-        else if (a === MigPhase.LAPIC_PUSH) lapicRequests(v, new Set(savedRequests));
-        else if (a === MigPhase.LOADED) lapicRequests(v, new Set([...v.requested, ...savedRequests]));
+        if (a === MigPhase.SAVED) {
+          savedRequests = new Set(v.requested);
+          savedValues = v.migrated.map((sig) => sig.value);
+        } else if (a === MigPhase.DST_CREATED) {
+          // A new machine with its side's backends (world.ts makeMachine), nothing loaded yet.
+          for (const [sig, value] of v.fresh) sig.value = value;
+          v.requested = new Set();
+        } else if (a === MigPhase.LAPIC_PUSH) {
+          // The end-of-load push replaces whatever was delivered during the load.
+          lapicRequests(v, new Set(savedRequests));
+        } else if (a === MigPhase.LOADED) {
+          // Loading sets what the stream carries; a change an event made during the load (a
+          // line raised in a post-load, say) came after its section and stands.
+          v.migrated.forEach((sig, j) => {
+            if (!sig.touched) set(sig, savedValues[j] ?? null);
+          });
+          lapicRequests(v, new Set([...v.requested, ...savedRequests]));
+        }
         return;
       case Ev.DEV_IRQ:
         return set(v?.devices[dev]?.irq, a);

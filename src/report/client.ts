@@ -28,6 +28,14 @@ export function pageMain(): void {
     for (const c of children) if (c !== null) e.append(c);
     return e;
   }
+  /** A table with a header row; `body` is its tbody's rows, or the tbody itself. */
+  const table = (id: string, headers: string[], body: HTMLElement | HTMLElement[]): HTMLElement =>
+    h(
+      'table',
+      { id },
+      h('thead', {}, h('tr', {}, ...headers.map((x) => h('th', { scope: 'col' }, x)))),
+      Array.isArray(body) ? h('tbody', {}, ...body) : body,
+    );
   const ms = (ns: number): string => `${(ns / 1e6).toFixed(3)} ms`;
   const COLORS = ['#0969da', '#cf222e', '#1a7f37', '#8250df', '#bc4c00', '#0a7a87', '#6e7781'];
   const width = (e: HTMLElement): number => Math.max(360, e.clientWidth - 12);
@@ -69,32 +77,27 @@ export function pageMain(): void {
       'builds',
       'plot',
     ];
-    const stats = h(
-      'table',
-      { id: 'instances' },
-      h('thead', {}, h('tr', {}, ...head.map((x) => h('th', { scope: 'col' }, x)))),
-      h(
-        'tbody',
-        {},
-        ...c.instances.map((i) =>
+    const stats = table(
+      'instances',
+      head,
+      c.instances.map((i) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, i.name),
+          h('td', {}, stat(i, 'execs')),
+          h('td', {}, stat(i, 'execs_per_sec')),
+          h('td', {}, typeof i.stats?.run_time_s === 'number' ? i.stats.run_time_s.toFixed(1) : '–'),
+          h('td', {}, stat(i, 'coverage')),
+          h('td', {}, stat(i, 'corpus_size')),
+          h('td', {}, stat(i, 'workers')),
+          h('td', {}, stat(i, 'builds')),
           h(
-            'tr',
+            'td',
             {},
-            h('td', {}, i.name),
-            h('td', {}, stat(i, 'execs')),
-            h('td', {}, stat(i, 'execs_per_sec')),
-            h('td', {}, typeof i.stats?.run_time_s === 'number' ? i.stats.run_time_s.toFixed(1) : '–'),
-            h('td', {}, stat(i, 'coverage')),
-            h('td', {}, stat(i, 'corpus_size')),
-            h('td', {}, stat(i, 'workers')),
-            h('td', {}, stat(i, 'builds')),
-            h(
-              'td',
-              {},
-              i.plot.time.length < i.rows
-                ? `${i.plot.time.length} of ${i.rows} rows drawn (downsampled)`
-                : `${i.rows} rows`,
-            ),
+            i.plot.time.length < i.rows
+              ? `${i.plot.time.length} of ${i.rows} rows drawn (downsampled)`
+              : `${i.rows} rows`,
           ),
         ),
       ),
@@ -158,37 +161,32 @@ export function pageMain(): void {
       h(
         'div',
         { class: 'timeline-wrap' },
-        h(
-          'table',
-          { id: 'findings' },
-          h('thead', {}, h('tr', {}, ...cols.map((x) => h('th', { scope: 'col' }, x)))),
-          h(
-            'tbody',
-            {},
-            ...c.findings.map((f) =>
+        table(
+          'findings',
+          cols,
+          c.findings.map((f) =>
+            h(
+              'tr',
+              {},
               h(
-                'tr',
-                {},
-                h(
-                  'td',
-                  { class: 'mono' },
-                  f.page === null ? f.signature : h('a', { href: `#finding-${f.page}` }, f.signature),
-                ),
-                h('td', { class: f.known ? 'known' : 'new' }, f.known ? `known (${f.known})` : 'new'),
-                h('td', {}, f.oracle),
-                h('td', {}, f.builds),
-                h(
-                  'td',
-                  {},
-                  f.firstSeenS === null
-                    ? '–'
-                    : `${f.firstSeenS.toFixed(2)} s${f.firstExec === null ? '' : ` (exec ${f.firstExec})`}`,
-                ),
-                h('td', {}, f.count === null ? '–' : String(f.count)),
-                h('td', {}, f.shrunkSteps === null ? '–' : String(f.shrunkSteps)),
-                h('td', { class: 'confirm' }, f.confirm ?? 'not run'),
-                h('td', {}, h('code', {}, f.reproduce)),
+                'td',
+                { class: 'mono' },
+                f.page === null ? f.signature : h('a', { href: `#finding-${f.page}` }, f.signature),
               ),
+              h('td', { class: f.known ? 'known' : 'new' }, f.known ? `known (${f.known})` : 'new'),
+              h('td', {}, f.oracle),
+              h('td', {}, f.builds),
+              h(
+                'td',
+                {},
+                f.firstSeenS === null
+                  ? '–'
+                  : `${f.firstSeenS.toFixed(2)} s${f.firstExec === null ? '' : ` (exec ${f.firstExec})`}`,
+              ),
+              h('td', {}, f.count === null ? '–' : String(f.count)),
+              h('td', {}, f.shrunkSteps === null ? '–' : String(f.shrunkSteps)),
+              h('td', { class: 'confirm' }, f.confirm ?? 'not run'),
+              h('td', {}, h('code', {}, f.reproduce)),
             ),
           ),
         ),
@@ -531,16 +529,7 @@ export function pageMain(): void {
 
     app.append(
       h('h2', {}, 'Values at the cursor (', h('span', { id: 'values-at' }), ')'),
-      h(
-        'div',
-        { class: 'timeline-wrap' },
-        h(
-          'table',
-          { id: 'wave-values' },
-          h('thead', {}, h('tr', {}, h('th', {}, 'signal'), h('th', {}, 'meaning'), h('th', {}, 'value'))),
-          values,
-        ),
-      ),
+      h('div', { class: 'timeline-wrap' }, table('wave-values', ['signal', 'meaning', 'value'], values)),
     );
     moveCursor(cursorNs);
     return moveCursor;
@@ -591,20 +580,7 @@ export function pageMain(): void {
       h(
         'div',
         { class: 'timeline-wrap' },
-        h(
-          'table',
-          { id: 'timeline' },
-          h(
-            'thead',
-            {},
-            h(
-              'tr',
-              {},
-              ...['#', 'host time', 'vm', 'target', 'kind', 'event'].map((x) => h('th', { scope: 'col' }, x)),
-            ),
-          ),
-          body,
-        ),
+        table('timeline', ['#', 'host time', 'vm', 'target', 'kind', 'event'], body),
       ),
     );
     const findings = [...p.findings].sort((x, y) => x.atNs - y.atNs);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,8 +13,9 @@ import {
   WINDOW_BEFORE,
   windows,
 } from '../../src/replay/timeline.js';
+import { decodeTrace } from '../../src/replay/trace.js';
 import { traceToVcd } from '../../src/replay/vcd.js';
-import { builds, longUartSchedule, SEEDS, seedTrace } from './helpers.js';
+import { builds, longUartSchedule, ROOT, SEEDS, seedTrace } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'migfuzz-show-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -313,6 +314,21 @@ describe('waveform signals (signals.ts): shared by the VCD and the HTML pages', 
     expect(valueAt(lane('vm1.vser0.port1.host_connected', lanes), 50_000_000)).toBe(1);
     expect(lane('guest.vser0_port1_connected', lanes).values).toEqual([0]);
     expect(valueAt(lane('bytes.vser0_port1_to_guest', lanes), 15_000_000)).toBe(11);
+  });
+
+  it('a destination is a new machine with its own backends, and takes what the stream carries', () => {
+    // qemu-9.2's paused re-migration: vm0 connects port 3, migrates paused to vm1 (no backend)
+    // and back; the new vm0 has no backend, while the guest still believes the host is there.
+    const t = decodeTrace(readFileSync(`${ROOT}corpus/regressions/qemu-9.2-paused-remigration.mpk`));
+    const lanes = traceWaves(t);
+    expect(valueAt(lane('vm0.vser0.port3.host_connected', lanes), 5_000_000)).toBe(1);
+    expect(valueAt(lane('vm0.vser0.port3.host_connected', lanes), 45_000_000)).toBe(0);
+    expect(valueAt(lane('vm0.vser0.port3.backend', lanes), 45_000_000)).toBe(0);
+    expect(valueAt(lane('guest.vser0_port3_connected', lanes), 45_000_000)).toBe(1);
+    // The line vm0 raised before its first save is high again on the new vm0 after the load.
+    const irq = lane('vm0.vser0.irq', lanes);
+    expect(valueAt(irq, 10_000_000)).toBe(0);
+    expect(valueAt(irq, 20_000_000)).toBe(1);
   });
 
   it('bug B: the failed load, and the 9 bytes the UART still holds', () => {
