@@ -364,7 +364,7 @@ describe('serial section on qemu-9.2', () => {
     expect(dst.timerExpiry[d.timerSlot]).toBe(s.fifoTimeoutNs);
     expect(dst.timerExpiry[d.timerSlot + 1]).toBe(s.pollNs);
     // The chardev watch is not migrated: post_load re-adds it.
-    expect(dst.uartBackends[0]!.watch).toBe(true);
+    expect(dst.chardevs.uart[0]!.watch).toBe(true);
   });
 
   it('post_load clamps tsr_retry to MAX_XMIT_RETRY', () => {
@@ -709,7 +709,7 @@ describe('virtio-console section', () => {
       expect(sv.isr).toBe(1);
       expect({ ...dv, postLoad: null }).toEqual(sv);
       expect(dv.ports[0]!.throttled).toBe(true);
-      expect(dst.vportBackends[0]!.get(1)!.watch).toBe(true);
+      expect(dst.chardevs.vport[0]!.get(1)!.watch).toBe(true);
       expect(dst.irq.pci).toEqual(src.irq.pci);
       expect(dst.irq.msix).toEqual(src.irq.msix);
       expect(dst.irq.ioapic).toEqual(src.irq.ioapic);
