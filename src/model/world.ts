@@ -64,9 +64,10 @@ export class World implements Host {
   /**
    * Whether an incoming stream's end arrives after the destination has read its sections
    * (the incoming coroutine yields on EAGAIN): drawn per migration from its own generator,
-   * so the draws of backends are the same with and without it.
+   * so the draws of backends are the same with and without it. Made at the first load: a run
+   * without a migration pays nothing for it.
    */
-  private readonly streamRng: Rng;
+  private streamRng: Rng | null = null;
   hostNow = 0;
   nextSerial = 1;
   eventCount = 0;
@@ -89,7 +90,6 @@ export class World implements Host {
     private readonly opts: RunOptions,
   ) {
     this.rng = makeRng(schedule.seed);
-    this.streamRng = makeRng((schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     this.sink = opts.sink ?? NO_SINK;
     this.budget = opts.eventBudget ?? DEFAULT_EVENT_BUDGET;
     this.deviceNames = Object.keys(schedule.devices);
@@ -324,6 +324,7 @@ export class World implements Host {
     const mig = this.migration!;
     const dst = this.vms[1 - mig.from]!;
     if (!this.tryLoad(mig, () => loadSections(dst, mig.stream))) return;
+    this.streamRng ??= makeRng((this.schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     if (this.streamRng.below(2) === 1) {
       this.emit(Ev.MIGRATION, 1 - mig.from, -1, MigPhase.STREAM_WAIT, 0);
       schedule(this.q, this.hostNow, Sk.MIGRATE_EOF, 0, 0);
