@@ -1,6 +1,7 @@
+import { Chardevs } from './backends.js';
 import type { Bus } from './bus.js';
 import { disableClock, enableClock, hostTimeOf, makeVmClock, type VmClock, vmNow } from './clock.js';
-import { Ev, RunState, streamId } from './events.js';
+import { Ev, RunState } from './events.js';
 import { cloneGuest, type GuestState, guestBoot, guestInterrupt, makeGuest } from './guest/guest.js';
 import type { GuestIo } from './guest/io.js';
 import {
@@ -25,34 +26,11 @@ import {
 } from './irqchip.js';
 import type { Build, MachineType } from './migration/builds.js';
 import type { Rng } from './rng.js';
-import {
-  CONNECTED_AT_REALIZE,
-  type DeviceSpec,
-  type UartBackendState,
-  type VportBackendState,
-} from './schedule/types.js';
-import { type Scheduler, schedule } from './scheduler.js';
+import type { DeviceSpec } from './schedule/types.js';
+import { type Scheduler, Sk, schedule } from './scheduler.js';
 import { makeUart, type UartState } from './uart16550/state.js';
-import {
-  type UartTimer,
-  uartCanReceive,
-  uartRead,
-  uartReceive,
-  uartTimer,
-  uartWatch,
-  uartWrite,
-} from './uart16550/uart.js';
-import {
-  vserCanReceive,
-  vserHostClose,
-  vserHostOpen,
-  vserKick,
-  vserPostLoadTimer,
-  vserReadIsr,
-  vserSetStatus,
-  vserUnthrottle,
-  vserWrite,
-} from './virtio-serial/device.js';
+import { type UartTimer, uartRead, uartTimer, uartWrite } from './uart16550/uart.js';
+import { vserKick, vserPostLoadTimer, vserReadIsr, vserSetStatus } from './virtio-serial/device.js';
 import { makeVser, makeVserMem, VirtioPci, type VserMem, type VserState } from './virtio-serial/state.js';
 import { cloneVring } from './virtio-serial/virtqueue.js';
 
@@ -67,40 +45,8 @@ const NO_DEVICES: readonly number[] = [];
 
 /** Model parameters. */
 export const CPU_LATENCY_NS = 2_000;
-/** A `slow` backend's writability watch fires this long (host time) after an EAGAIN. */
-export const SLOW_WATCH_NS = 50_000;
-/**
- * A `slow` backend answers EAGAIN for a stall of 0..6 write attempts, drawn whenever no stall
- * is under way; a stall outlasts a byte the UART gives up on (the reader is still slow).
- */
-export const SLOW_MAX_STALLS = 6;
-/** A socket backend buffers this many bytes; its peer drains them every SOCKET_DRAIN_NS. */
-export const SOCKET_BUF = 256;
-export const SOCKET_DRAIN_NS = 100_000;
 /** Bytes of each guest buffer of a virtio-serial port. */
 export const PORT_BUF_SIZE = 64;
-
-/** Scheduler event kinds (host-time queue). */
-export const Sk = {
-  STEP: 0,
-  /** a = vm << 10 | slot, b = generation. */
-  TIMER: 1,
-  /** A backend watch fires: a = vm << 10 | dev << 5 | port. */
-  WATCH: 2,
-  /** A backend pushes input: a = vm << 10 | dev << 5 | port. */
-  PUMP: 3,
-  /** A socket's peer drains its buffer: a = vm << 10 | dev << 5 | port. */
-  DRAIN: 4,
-  BOOT: 5,
-  /** A migration's source stops and saves: a = downtime (ns), b = autostart. */
-  MIGRATE_STOP: 6,
-  MIGRATE_LOAD: 7,
-  END: 8,
-  /** The rest of the stream arrives: the destination's load ends (after a yield). */
-  MIGRATE_EOF: 9,
-} as const;
-
-export const packBackend = (vm: number, dev: number, port: number): number => (vm << 10) | (dev << 5) | port;
 
 /** What a machine needs from the run around it. */
 export interface Host {
@@ -118,26 +64,6 @@ export interface Host {
 export type DeviceModel =
   | { kind: 'uart'; name: string; s: UartState; gsi: number }
   | { kind: 'vser'; name: string; s: VserState; gsi: number };
-
-export interface UartBackend {
-  state: UartBackendState;
-  /** Bytes the host sent that the UART has not taken yet. */
-  input: number[];
-  /** slow: EAGAINs left for the byte being written; -1 = not drawn yet. */
-  stallsLeft: number;
-  watch: boolean;
-  pumpQueued: boolean;
-}
-
-export interface VportBackend {
-  connected: boolean;
-  input: number[];
-  /** Bytes in the socket buffer not yet read by the peer. */
-  buffered: number;
-  watch: boolean;
-  pumpQueued: boolean;
-  drainQueued: boolean;
-}
 
 export interface Ram {
   guest: GuestState;
@@ -189,9 +115,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
   readonly irq: Irqchip;
   readonly devices: DeviceModel[];
   ram: Ram;
-  readonly uartBackends: (UartBackend | null)[];
-  /** Per device, per port id. */
-  readonly vportBackends: (Map<number, VportBackend> | null)[];
+  /** The host side of the devices: chardevs and their front ends. */
+  readonly chardevs: Chardevs;
   /** vm_clock timers: absolute expiry (-1 idle) and a generation that retires stale queue entries. */
   readonly timerExpiry: Float64Array;
   readonly timerGen: Int32Array;
@@ -244,38 +169,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
         spec.kind === 'virtio-serial' ? makeVserMem(spec.ports, PORT_BUF_SIZE) : null,
       ),
     };
-    this.uartBackends = this.devices.map((d) =>
-      d.kind === 'uart'
-        ? {
-            state: (cfg.backends[d.name] as UartBackendState) ?? 'open',
-            input: [],
-            stallsLeft: -1,
-            watch: false,
-            pumpQueued: false,
-          }
-        : null,
-    );
-    this.vportBackends = this.devices.map((d) => {
-      if (d.kind !== 'vser') return null;
-      const m = new Map<number, VportBackend>();
-      for (const p of d.s.ports) {
-        const backend = cfg.backends[`${d.name}.port${p.id}`] as VportBackendState | undefined;
-        const connected = backend !== undefined && CONNECTED_AT_REALIZE.includes(backend);
-        m.set(p.id, {
-          connected,
-          input: [],
-          buffered: 0,
-          watch: false,
-          pumpQueued: false,
-          drainQueued: false,
-        });
-        // A client-mode chardev is connected at realize: virtconsole_realize's
-        // qemu_chr_fe_set_handlers delivers CHR_EVENT_OPENED, host_connected before the guest
-        // exists (on a destination, before the load: what the guest was told is not known).
-        p.hostConnected = connected;
-      }
-      return m;
-    });
+    this.chardevs = new Chardevs(this, cfg.backends);
     for (const [dev, d] of this.devices.entries()) {
       const vectors =
         d.kind === 'vser' && d.s.msix ? [vectorOfMsix(dev, 0), vectorOfMsix(dev, 1)] : [vectorOfGsi(d.gsi)];
@@ -338,7 +232,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
    */
   vmStart(): void {
     this.setRunState(RunState.RUNNING);
-    this.attachBackends();
+    this.chardevs.attach();
     enableClock(this.clock, this.host.hostNow);
     this.timersRun = true;
     const armed: number[] = [];
@@ -347,24 +241,6 @@ export class Machine implements Bus, GuestIo, IrqOut {
     armed.sort((x, y) => this.timerExpiry[x]! - this.timerExpiry[y]! || x - y);
     for (const slot of armed) this.queueTimer(slot);
     this.cpuKick();
-  }
-
-  private attachBackends(): void {
-    for (const [dev, d] of this.devices.entries()) {
-      if (d.kind === 'uart') {
-        const b = this.uartBackends[dev]!;
-        if (b.watch && b.state !== 'hung-up') this.queueBackend(Sk.WATCH, dev, 0, 0);
-        this.queueBackend(Sk.PUMP, dev, 0, 0);
-        continue;
-      }
-      for (const [port, b] of this.vportBackends[dev]!) {
-        // qemu_chr_fe_set_handlers delivers CHR_EVENT_OPENED for an open backend; a close
-        // that happened while detached is not replayed (QEMU loses it too).
-        if (b.connected) vserHostOpen(d.s, this, this.rings(dev), port);
-        if (b.watch) this.queueBackend(Sk.WATCH, dev, port, 0);
-        this.queueBackend(Sk.PUMP, dev, port, 0);
-      }
-    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -516,176 +392,17 @@ export class Machine implements Bus, GuestIo, IrqOut {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Host-side backends (chardevs)
-
-  private queueBackend(kind: number, dev: number, port: number, delayNs: number): void {
-    schedule(this.host.q, this.host.hostNow + delayNs, kind, packBackend(this.vm, dev, port), this.serial);
-  }
+  // Chardev front ends (Bus), in backends.ts
 
   chrWrite(dev: number, port: number, byte: number): number {
-    const d = this.devices[dev]!;
-    const stream = streamId(dev, port, false);
-    if (d.kind === 'uart') {
-      const b = this.uartBackends[dev]!;
-      switch (b.state) {
-        case 'hung-up':
-          return 0;
-        case 'closed':
-          // No reader: the write "succeeds" and the byte is gone, as documented.
-          this.emit(Ev.BYTE_DISCARD, stream, byte, 0);
-          return 1;
-        case 'slow':
-          if (b.stallsLeft < 0) b.stallsLeft = this.host.rng.below(SLOW_MAX_STALLS + 1);
-          if (b.stallsLeft > 0) {
-            b.stallsLeft--;
-            return 0;
-          }
-          b.stallsLeft = -1;
-          break;
-        case 'open':
-          break;
-      }
-      this.emit(Ev.BYTE_DELIVER, stream, byte, 0);
-      return 1;
-    }
-    const b = this.vportBackends[dev]!.get(port)!;
-    if (!b.connected) {
-      // A write to a chardev with no peer is discarded.
-      this.emit(Ev.BYTE_DISCARD, stream, byte, 0);
-      return 1;
-    }
-    if (b.buffered >= SOCKET_BUF) return 0;
-    b.buffered++;
-    if (!b.drainQueued) {
-      b.drainQueued = true;
-      this.queueBackend(Sk.DRAIN, dev, port, SOCKET_DRAIN_NS);
-    }
-    this.emit(Ev.BYTE_DELIVER, stream, byte, 0);
-    return 1;
+    return this.chardevs.write(dev, port, byte);
   }
 
   chrAddWatch(dev: number, port: number): void {
-    const d = this.devices[dev]!;
-    if (d.kind === 'vser') {
-      this.vportBackends[dev]!.get(port)!.watch = true;
-      return; // fires when the peer drains the socket
-    }
-    const b = this.uartBackends[dev]!;
-    b.watch = true;
-    if (b.state === 'slow') this.queueBackend(Sk.WATCH, dev, 0, SLOW_WATCH_NS);
-    else if (b.state !== 'hung-up') this.queueBackend(Sk.WATCH, dev, 0, 0);
-    // hung-up: the watch never fires until the state changes.
+    this.chardevs.addWatch(dev, port);
   }
 
   chrAcceptInput(dev: number, port: number): void {
-    const b =
-      this.devices[dev]!.kind === 'uart' ? this.uartBackends[dev]! : this.vportBackends[dev]!.get(port)!;
-    if (b.pumpQueued || b.input.length === 0) return;
-    b.pumpQueued = true;
-    // qemu_chr_fe_accept_input: the main loop polls the chardev again; not inside this access.
-    this.queueBackend(Sk.PUMP, dev, port, 0);
-  }
-
-  /** A backend watch came due (G_IO_OUT): the device retries, if the VM runs. */
-  backendWatch(dev: number, port: number): void {
-    const d = this.devices[dev]!;
-    if (!this.running) return; // detached: re-examined by attachBackends at vm_start
-    if (d.kind === 'uart') {
-      const b = this.uartBackends[dev]!;
-      if (!b.watch || b.state === 'hung-up') return;
-      b.watch = false;
-      uartWatch(d.s, this);
-      return;
-    }
-    const b = this.vportBackends[dev]!.get(port)!;
-    if (!b.watch) return;
-    b.watch = false;
-    vserUnthrottle(d.s, this, this.rings(dev), port);
-  }
-
-  /** The backend offers its pending input, as much as the device can take. */
-  backendPump(dev: number, port: number): void {
-    const d = this.devices[dev]!;
-    if (d.kind === 'uart') {
-      const b = this.uartBackends[dev]!;
-      b.pumpQueued = false;
-      if (!this.running) return;
-      // qemu_chr_be_write: up to can_receive bytes per call, until it says 0.
-      let head = 0;
-      for (let n = uartCanReceive(d.s); n > 0 && head < b.input.length; n = uartCanReceive(d.s)) {
-        const end = Math.min(b.input.length, head + n);
-        for (; head < end; head++) {
-          const byte = b.input[head]!;
-          if (this.fault?.kind === 'forget-byte' && this.fault.dev === dev && this.fault.count-- === 1) {
-            this.emit(Ev.BYTE_ACCEPT, streamId(dev, 0, true), byte, 0);
-            this.emit(Ev.FAULT, dev, byte, 0);
-            continue;
-          }
-          uartReceive(d.s, this, byte);
-        }
-      }
-      if (head > 0) b.input.splice(0, head);
-      return;
-    }
-    const b = this.vportBackends[dev]!.get(port)!;
-    b.pumpQueued = false;
-    if (!this.running || !b.connected || b.input.length === 0) return;
-    const mem = this.rings(dev);
-    const n = Math.min(vserCanReceive(d.s, mem, port), b.input.length);
-    if (n === 0) return;
-    const data = Uint8Array.from(b.input.splice(0, n));
-    const taken = vserWrite(d.s, this, mem, port, data, 0, n);
-    // What the guest's buffers did not take stays with the backend.
-    if (taken < n) b.input.unshift(...data.subarray(taken));
-  }
-
-  /** The socket's peer read everything buffered: writable again. */
-  backendDrain(dev: number, port: number): void {
-    const b = this.vportBackends[dev]!.get(port)!;
-    b.drainQueued = false;
-    b.buffered = 0;
-    if (b.watch) this.queueBackend(Sk.WATCH, dev, port, 0);
-  }
-
-  hostUartSend(dev: number, data: Uint8Array): void {
-    const b = this.uartBackends[dev]!;
-    for (const byte of data) b.input.push(byte);
-    this.chrAcceptInput(dev, 0);
-  }
-
-  hostUartBackend(dev: number, state: UartBackendState): void {
-    const b = this.uartBackends[dev]!;
-    b.state = state;
-    b.stallsLeft = -1;
-    this.emit(Ev.BACKEND, dev, 0, ['open', 'hung-up', 'closed', 'slow'].indexOf(state));
-    // G_IO_OUT|G_IO_HUP: anything but a hung-up reader wakes a waiting transmitter.
-    if (b.watch && state !== 'hung-up')
-      this.queueBackend(Sk.WATCH, dev, 0, state === 'slow' ? SLOW_WATCH_NS : 0);
-  }
-
-  hostVportConnect(dev: number, port: number, connected: boolean): void {
-    const b = this.vportBackends[dev]!.get(port)!;
-    if (b.connected === connected) return;
-    b.connected = connected;
-    this.emit(Ev.BACKEND, dev, port, connected ? 1 : 0);
-    if (!connected) {
-      b.buffered = 0;
-      b.input.length = 0; // the peer that would have sent it is gone
-    }
-    if (!this.running) return; // detached: an open is delivered at vm_start
-    const d = this.devices[dev]!;
-    if (d.kind !== 'vser') return;
-    if (connected) {
-      vserHostOpen(d.s, this, this.rings(dev), port);
-      this.chrAcceptInput(dev, port);
-    } else {
-      vserHostClose(d.s, this, this.rings(dev), port);
-    }
-  }
-
-  hostVportSend(dev: number, port: number, data: Uint8Array): void {
-    const b = this.vportBackends[dev]!.get(port)!;
-    for (const byte of data) b.input.push(byte);
-    this.chrAcceptInput(dev, port);
+    this.chardevs.acceptInput(dev, port);
   }
 }

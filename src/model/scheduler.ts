@@ -115,3 +115,25 @@ export function pop(q: Scheduler): void {
   q.a[i] = a;
   q.b[i] = b;
 }
+
+/** Scheduler event kinds (host-time queue). */
+export const Sk = {
+  STEP: 0,
+  /** a = vm << 10 | slot, b = generation. */
+  TIMER: 1,
+  /** A backend watch fires, or a flush bottom half runs: a = vm << 10 | dev << 5 | port. */
+  WATCH: 2,
+  /** A backend pushes input: a = vm << 10 | dev << 5 | port. */
+  PUMP: 3,
+  /** A socket's peer drains its buffer: a = vm << 10 | dev << 5 | port. */
+  DRAIN: 4,
+  BOOT: 5,
+  /** A migration's source stops and saves: a = downtime (ns), b = autostart. */
+  MIGRATE_STOP: 6,
+  MIGRATE_LOAD: 7,
+  END: 8,
+  /** The rest of the stream arrives: the destination's load ends (after a yield). */
+  MIGRATE_EOF: 9,
+} as const;
+
+export const packBackend = (vm: number, dev: number, port: number): number => (vm << 10) | (dev << 5) | port;

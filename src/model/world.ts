@@ -4,14 +4,14 @@ import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
 import { uart8250Config, uart8250Write } from './guest/serial8250.js';
 import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './guest/virtio-console.js';
 import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
-import { cloneRam, type Host, Machine, type MachineFault, type Ram, Sk } from './machine.js';
+import { cloneRam, type Host, Machine, type MachineFault, type Ram } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
 import { applySourceState, type SourceState } from './migration/from-stream.js';
 import { LoadError } from './migration/stream.js';
 import { finishLoad, loadSections, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
 import type { Schedule, Step } from './schedule/types.js';
-import { makeScheduler, pop, type Scheduler, schedule } from './scheduler.js';
+import { makeScheduler, pop, type Scheduler, Sk, schedule } from './scheduler.js';
 
 /**
  * One run of a schedule: the host clock, the event queue, the two VMs (index 0 starts as the
@@ -67,9 +67,10 @@ export class World implements Host {
   /**
    * Whether an incoming stream's end arrives after the destination has read its sections
    * (the incoming coroutine yields on EAGAIN): drawn per migration from its own generator,
-   * so the draws of backends are the same with and without it.
+   * so the draws of backends are the same with and without it. Made at the first load: a run
+   * without a migration pays nothing for it.
    */
-  private readonly streamRng: Rng;
+  private streamRng: Rng | null = null;
   hostNow = 0;
   nextSerial = 1;
   eventCount = 0;
@@ -92,7 +93,6 @@ export class World implements Host {
     private readonly opts: RunOptions,
   ) {
     this.rng = makeRng(schedule.seed);
-    this.streamRng = makeRng((schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     this.sink = opts.sink ?? NO_SINK;
     this.budget = opts.eventBudget ?? DEFAULT_EVENT_BUDGET;
     this.deviceNames = Object.keys(schedule.devices);
@@ -180,13 +180,13 @@ export class World implements Host {
         this.step(this.schedule.steps[a]!);
         return;
       case Sk.WATCH:
-        this.backendMachine(a, b)?.backendWatch((a >> 5) & 31, a & 31);
+        this.backendMachine(a, b)?.chardevs.watch((a >> 5) & 31, a & 31);
         return;
       case Sk.PUMP:
-        this.backendMachine(a, b)?.backendPump((a >> 5) & 31, a & 31);
+        this.backendMachine(a, b)?.chardevs.pump((a >> 5) & 31, a & 31);
         return;
       case Sk.DRAIN:
-        this.backendMachine(a, b)?.backendDrain((a >> 5) & 31, a & 31);
+        this.backendMachine(a, b)?.chardevs.drain((a >> 5) & 31, a & 31);
         return;
       case Sk.BOOT:
         this.boot();
@@ -213,14 +213,14 @@ export class World implements Host {
     const m = this.guestVm;
     switch (s.do) {
       case 'host.uart.send':
-        return m.hostUartSend(this.devIndex(s.dev), s.data);
+        return m.chardevs.hostUartSend(this.devIndex(s.dev), s.data);
       case 'host.uart.backend':
-        return m.hostUartBackend(this.devIndex(s.dev), s.state);
+        return m.chardevs.hostUartBackend(this.devIndex(s.dev), s.state);
       case 'host.vport.connect':
       case 'host.vport.disconnect':
-        return m.hostVportConnect(this.devIndex(s.dev), s.port, s.do === 'host.vport.connect');
+        return m.chardevs.hostVportConnect(this.devIndex(s.dev), s.port, s.do === 'host.vport.connect');
       case 'host.vport.send':
-        return m.hostVportSend(this.devIndex(s.dev), s.port, s.data);
+        return m.chardevs.hostVportSend(this.devIndex(s.dev), s.port, s.data);
       case 'vm.stop':
         if (m.running) m.vmStop(RunState.PAUSED);
         return;
@@ -334,6 +334,7 @@ export class World implements Host {
     const mig = this.migration!;
     const dst = this.vms[1 - mig.from]!;
     if (!this.tryLoad(mig, () => loadSections(dst, mig.stream))) return;
+    this.streamRng ??= makeRng((this.schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     if (this.streamRng.below(2) === 1) {
       this.emit(Ev.MIGRATION, 1 - mig.from, -1, MigPhase.STREAM_WAIT, 0);
       schedule(this.q, this.hostNow, Sk.MIGRATE_EOF, 0, 0);

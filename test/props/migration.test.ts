@@ -221,8 +221,8 @@ function examine(s: Schedule): { stranded: boolean; inFlight: boolean } {
       if (a !== MigPhase.COMPLETED) return;
       const src = world.vms[1 - vm];
       if (!src) return;
-      for (const b of src.uartBackends) if (b && b.input.length > 0) stranded = true;
-      for (const p of src.vportBackends) {
+      for (const b of src.chardevs.uart) if (b && b.input.length > 0) stranded = true;
+      for (const p of src.chardevs.vport) {
         if (p) for (const b of p.values()) if (b.input.length > 0) stranded = true;
       }
     },

@@ -126,11 +126,10 @@ const device = custom<VserImage, MigCtx>('device', {
         if (ring.availRing[u16(lastAvailIdx - k) % ring.num] === desc) inFlight = true;
       if (!inFlight) fail(`port ${id}: popped element ${desc} is not in flight`, 'elem');
       port.elem = { id: desc, offset };
-      // virtio_serial_throttle_port(port, false) schedules the flush: here it runs at vm_start,
-      // when the backend is attached (the port stays throttled until then).
+      // virtio_serial_throttle_port(port, false): the flush bottom half runs on the next
+      // main-loop pass, even while the VM is paused or still loading.
       port.throttled = true;
-      const backend = m.vportBackends[s.dev]?.get(id);
-      if (backend) backend.watch = true;
+      m.chardevs.scheduleFlush(s.dev, id);
     }
     afterLoad(m, s, ctx, ids, hostConnected);
   },

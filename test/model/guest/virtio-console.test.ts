@@ -8,11 +8,11 @@ import {
   virtioConsolePending,
   virtioConsoleWrite,
 } from '../../../src/model/guest/virtio-console.js';
-import { type Host, Machine, Sk } from '../../../src/model/machine.js';
+import { type Host, Machine } from '../../../src/model/machine.js';
 import { builtinRegistry } from '../../../src/model/migration/builds.js';
 import { makeRng } from '../../../src/model/rng.js';
 import type { DeviceSpec } from '../../../src/model/schedule/types.js';
-import { makeScheduler, peekTime, pop, type Scheduler } from '../../../src/model/scheduler.js';
+import { makeScheduler, peekTime, pop, type Scheduler, Sk } from '../../../src/model/scheduler.js';
 import { Ctrl } from '../../../src/model/virtio-serial/state.js';
 
 interface Event {
@@ -47,13 +47,13 @@ class TestHost implements Host {
           this.m.timerFire(a & 1023, b);
           break;
         case Sk.WATCH:
-          this.m.backendWatch((a >> 5) & 31, a & 31);
+          this.m.chardevs.watch((a >> 5) & 31, a & 31);
           break;
         case Sk.PUMP:
-          this.m.backendPump((a >> 5) & 31, a & 31);
+          this.m.chardevs.pump((a >> 5) & 31, a & 31);
           break;
         case Sk.DRAIN:
-          this.m.backendDrain((a >> 5) & 31, a & 31);
+          this.m.chardevs.drain((a >> 5) & 31, a & 31);
           break;
         default:
           throw new Error(`unexpected event kind ${this.q.kind[i]}`);
@@ -165,7 +165,7 @@ describe.each(['intx', 'msix'] as const)('virtio-console handshake against the d
     expect(bytes(h, Ev.BYTE_DISCARD, streamId(0, 3, false))).toEqual([]);
 
     h.hostNow = 2 * MS;
-    m.hostVportConnect(0, 3, true);
+    m.chardevs.hostVportConnect(0, 3, true);
     h.runUntil(3 * MS);
     expect(d.ports[2]!.hostConnected).toBe(true);
     expect(virtioConsolePending(d, 3)).toBe(0);
@@ -196,7 +196,7 @@ describe.each(['intx', 'msix'] as const)('virtio-console handshake against the d
     h.runUntil(2 * MS);
     const data = Uint8Array.from({ length: 1500 }, (_, i) => (i * 7 + 3) & 0xff);
     h.hostNow = 2 * MS;
-    m.hostVportSend(0, 1, data);
+    m.chardevs.hostVportSend(0, 1, data);
     h.runUntil(10 * MS);
     expect(d.ports[0]!.rx).toEqual([...data]);
     expect(bytes(h, Ev.BYTE_DELIVER, streamId(0, 1, true))).toEqual([...data]);
@@ -207,11 +207,11 @@ describe.each(['intx', 'msix'] as const)('virtio-console handshake against the d
     const { h, m } = boot([['vser0', vser(irq)]], { 'vser0.port1': 'socket' });
     const d = driver(m);
     h.hostNow = 2 * MS;
-    m.hostVportConnect(0, 1, false);
+    m.chardevs.hostVportConnect(0, 1, false);
     h.runUntil(3 * MS);
     expect(d.ports[0]!.hostConnected).toBe(false);
     expect(devicePorts(m)[0]!.hostConnected).toBe(false);
-    m.hostVportConnect(0, 1, true);
+    m.chardevs.hostVportConnect(0, 1, true);
     h.runUntil(4 * MS);
     expect(d.ports[0]!.hostConnected).toBe(true);
     expect(h.of(Ev.GUEST_VIEW).map((e) => [e.a, e.b])).toEqual([
@@ -227,7 +227,7 @@ describe('virtio-console: data for a port no application has open', () => {
     const { h, m } = boot([['vser0', vser('intx')]], { 'vser0.port1': 'socket' });
     const d = driver(m);
     h.hostNow = 2 * MS;
-    m.hostVportSend(0, 1, Uint8Array.from([9, 8, 7]));
+    m.chardevs.hostVportSend(0, 1, Uint8Array.from([9, 8, 7]));
     h.runUntil(3 * MS);
     expect(d.ports[0]!.rx).toEqual([]);
     expect(bytes(h, Ev.BYTE_ACCEPT, streamId(0, 1, true))).toEqual([]);

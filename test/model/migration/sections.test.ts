@@ -364,7 +364,7 @@ describe('serial section on qemu-9.2', () => {
     expect(dst.timerExpiry[d.timerSlot]).toBe(s.fifoTimeoutNs);
     expect(dst.timerExpiry[d.timerSlot + 1]).toBe(s.pollNs);
     // The chardev watch is not migrated: post_load re-adds it.
-    expect(dst.uartBackends[0]!.watch).toBe(true);
+    expect(dst.chardevs.uart[0]!.watch).toBe(true);
   });
 
   it('post_load clamps tsr_retry to MAX_XMIT_RETRY', () => {
@@ -377,6 +377,33 @@ describe('serial section on qemu-9.2', () => {
     const dst = freshDestination(world, src);
     loadVm(dst, saveVm(src));
     expect(uartOf(dst).tsrRetry).toBe(MAX_XMIT_RETRY);
+  });
+});
+
+describe('a destination UART receives before its section loads (serial.c has no vm-state handler)', () => {
+  it("the incoming UART takes bytes from its chardev; vmstate_serial then overwrites them with the source's state", () => {
+    const world = uartWorld(
+      'qemu-9.2',
+      'pc-i440fx-9.2',
+      [
+        { at: 500_000, do: 'guest.uart.config', dev: 'serial0', fifo: true, trigger: 14, ier: 1 },
+        { at: 1 * MS, do: 'host.uart.send', dev: 'serial0', data: 'ab' },
+      ],
+      2 * MS,
+    );
+    const { src, stream } = stopAndSave(world);
+    const dst = freshDestination(world, src);
+    // The destination's chardev handlers are attached at realize: input is taken while incoming.
+    dst.chardevs.hostUartSend(0, Uint8Array.from([0x58, 0x59]));
+    dst.chardevs.pump(0, 0);
+    // A fresh UART has no FIFO: can_receive allows one byte, 'X' sits in RBR, 'Y' waits.
+    expect(uartOf(dst).lsr & Lsr.DR).toBe(Lsr.DR);
+    expect(uartOf(dst).rbr).toBe(0x58);
+    expect(dst.chardevs.uart[0]!.input).toEqual([0x59]);
+    loadVm(dst, stream);
+    // The load replaced what the destination had received: only the source's bytes are left.
+    expect(fifoBytes(uartOf(dst).recvFifo)).toEqual([0x61, 0x62]);
+    expect(uartOf(dst).rbr).toBe(uartOf(src).rbr);
   });
 });
 
@@ -709,7 +736,7 @@ describe('virtio-console section', () => {
       expect(sv.isr).toBe(1);
       expect({ ...dv, postLoad: null }).toEqual(sv);
       expect(dv.ports[0]!.throttled).toBe(true);
-      expect(dst.vportBackends[0]!.get(1)!.watch).toBe(true);
+      expect(dst.chardevs.vport[0]!.get(1)!.watch).toBe(true);
       expect(dst.irq.pci).toEqual(src.irq.pci);
       expect(dst.irq.msix).toEqual(src.irq.msix);
       expect(dst.irq.ioapic).toEqual(src.irq.ioapic);
