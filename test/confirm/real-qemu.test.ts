@@ -1,8 +1,18 @@
 import { execFileSync, execSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scheduleToJson } from '../../src/model/schedule/validate.js';
+import { decodeTrace } from '../../src/replay/trace.js';
 import { ROOT } from '../replay/helpers.js';
 
 /**
@@ -146,10 +156,29 @@ describe.skipIf(skip)('migfuzz confirm on a real QEMU', () => {
 
   it('fuzz --confirm confirms the paused re-migration signature in its findings table', async () => {
     const out = join(tmp, 'campaign');
+    // Starting from the regression seed's schedule, the campaign meets the signature at once.
+    const corpus = join(tmp, 'corpus');
+    mkdirSync(corpus);
+    const seed = decodeTrace(readFileSync(join(ROOT, 'corpus/regressions/qemu-9.2-paused-remigration.mpk')));
+    writeFileSync(join(corpus, 'paused.json'), JSON.stringify(scheduleToJson(seed.schedule)));
     const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const p = spawn(
         process.execPath,
-        [BIN, 'fuzz', '--builds', 'qemu-9.2', '--execs', '4000', '--seed', '3', '--confirm', '--out', out],
+        [
+          BIN,
+          'fuzz',
+          '--builds',
+          'qemu-9.2',
+          '--execs',
+          '300',
+          '--seed',
+          '3',
+          '--corpus',
+          corpus,
+          '--confirm',
+          '--out',
+          out,
+        ],
         { cwd: ROOT },
       );
       let stdout = '';

@@ -118,7 +118,7 @@ function applyPorts(
       s.ports.find((x) => x.id === p.id) ?? fail(`the stream's port ${p.id} is not in the schedule`);
     if (p.elemPopped)
       fail(`port ${p.id} has a popped element; its buffer is guest RAM, which a run does not take`);
-    const backend = m.vportBackends[s.dev]!.get(p.id)!;
+    const backend = m.chardevs.vport[s.dev]!.get(p.id)!;
     // virtio_serial_load_device compares the raw byte: any non-zero value is "connected".
     if ((p.hostConnected !== 0) !== backend.connected) {
       const state = backend.connected ? 'socket' : 'none';
