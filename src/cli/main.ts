@@ -1,41 +1,32 @@
 import { readFileSync } from 'node:fs';
 import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
+import { didYouMean } from '../model/schedule/suggest.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { oneLine, parseSchedule, quote } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
-import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
-import { cmdCorpus, cmdShrink } from './corpus-commands.js';
-import { FuzzInputError, type FuzzIo, fuzzSettings, runFuzz } from './fuzz-command.js';
+import { UsageError } from './args.js';
+import { completionScript, SHELLS } from './completion.js';
 import {
-  cmdReplay,
-  cmdShow,
-  ioReason,
-  runRecorded,
-  TraceInputError,
-  traceRunInput,
-} from './replay-commands.js';
+  CORPUS_ADD,
+  CORPUS_CHECK,
+  cmdCorpusAdd,
+  cmdCorpusCheck,
+  cmdShrink,
+  SHRINK,
+} from './corpus-commands.js';
+import { Exit, InputError } from './exit-codes.js';
+import { bool, type Command, type CommandSpec, helpText, parseFlags, text, usageLine } from './flags.js';
+import { FUZZ, type FuzzIo, fuzzSettings, runFuzz, START } from './fuzz-command.js';
+import { cmdReplay, cmdShow, ioReason, REPLAY, runRecorded, SHOW, traceRunInput } from './replay-commands.js';
+import { packageVersion } from './version.js';
 
 /**
- * The command line: the only place that reads argv and files, prints, or exits. Exit codes
- * (INTERFACE.md §4): 0 nothing found, 1 findings, 2 usage error, 3 invalid input file.
+ * The command line: the only place that reads argv and files, prints, or exits. Every
+ * command is one entry of COMMANDS (its flag table and the function that runs it): help,
+ * usage lines and shell completion come from there. Exit codes: src/cli/exit-codes.ts.
  */
-
-class InputError extends Error {
-  override readonly name = 'InputError';
-}
-
-const USAGE = `usage: migfuzz <command> [options]
-  run FILE [--trace OUT.mpk] [--json] [--builds FILE]   run a schedule (or a trace's) and print its verdict
-  replay TRACE [--json]                                 re-execute a trace and compare event by event
-  show TRACE [--all] [--vcd OUT.vcd]                    a readable timeline, or a Value Change Dump
-  shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
-  corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
-  corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
-  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR] [--corpus DIR] [--builds LIST] [--max-queue N] [--event-budget N]
-                                                        a coverage-guided campaign
-  start                                                 the default campaign (fuzz --time 60s)`;
 
 function readText(file: string): string {
   try {
@@ -45,8 +36,7 @@ function readText(file: string): string {
   }
 }
 
-function loadBuilds(a: ParsedArgs): BuildRegistry {
-  const file = flagString(a, '--builds');
+function loadBuilds(file: string | undefined): BuildRegistry {
   if (!file) return builtinRegistry();
   try {
     return parseBuildFile(readText(file), builtinRegistry());
@@ -56,17 +46,21 @@ function loadBuilds(a: ParsedArgs): BuildRegistry {
   }
 }
 
-function loadSchedule(file: string, builds: BuildRegistry): Schedule {
+function loadSchedule(file: string, builds: BuildRegistry, buildsFile: string | undefined): Schedule {
   try {
     return parseSchedule(readText(file), builds);
   } catch (e) {
-    if (e instanceof ScheduleError) throw new InputError(`${file}: ${e.message}`);
-    throw e;
+    if (!(e instanceof ScheduleError)) throw e;
+    // A schedule a campaign with a build file wrote needs that file again.
+    const hint =
+      buildsFile === undefined && /\.build: unknown build/.test(e.message)
+        ? ': is it from a build file? give it with --builds FILE'
+        : '';
+    throw new InputError(`${file}: ${e.message}${hint}`);
   }
 }
 
-function reproduce(file: string, a: ParsedArgs): string {
-  const builds = flagString(a, '--builds');
+function reproduce(file: string, builds: string | undefined): string {
   return `npx migfuzz run ${file}${builds ? ` --builds ${builds}` : ''}`;
 }
 
@@ -88,23 +82,43 @@ function printFinding(f: Finding, repro: string): void {
   console.log(`    reproduce: ${repro}`);
 }
 
+const RUN_FLAGS = {
+  trace: text('OUT.mpk', 'also record every executed event into a trace'),
+  json: bool('print one JSON object (the findings, each with its reproduce command) instead of text'),
+  builds: text('FILE', 'a build file adding builds of your own (a base build plus revision switches)'),
+};
+
+const RUN: CommandSpec<typeof RUN_FLAGS> = {
+  name: 'run',
+  args: 'FILE',
+  summary:
+    "run a schedule (.json), or a trace's schedule (.mpk) with its recorded builds, and print its verdict",
+  flags: RUN_FLAGS,
+  examples: [
+    'npx migfuzz run corpus/seeds/bug-a-virtio-serial.json',
+    'npx migfuzz run corpus/seeds/bug-b-serial.json --json',
+    'npx migfuzz run my-schedule.json --builds my-builds.json --trace a.mpk',
+  ],
+  notes: ['exit: 0 no finding, 1 findings, 3 the file cannot be used'],
+};
+
 function cmdRun(argv: string[]): number {
-  const a = parseArgs(argv, ['--builds', '--trace'], ['--json']);
+  const a = parseFlags(argv, RUN.flags);
   if (a.positionals.length !== 1) throw new UsageError('run needs exactly one FILE');
   const file = a.positionals[0]!;
-  const registry = loadBuilds(a);
+  const registry = loadBuilds(a.flags.builds);
   // A trace (.mpk) runs its own schedule with its recorded builds.
   const { schedule, builds, eventBudget } = traceRunInput(file, registry) ?? {
-    schedule: loadSchedule(file, registry),
+    schedule: loadSchedule(file, registry, a.flags.builds),
     builds: registry,
   };
-  const out = flagString(a, '--trace');
+  const out = a.flags.trace;
   const v =
     out === undefined
       ? judge(schedule, { builds, eventBudget })
       : runRecorded(schedule, builds, out, eventBudget);
-  const repro = reproduce(file, a);
-  if (a.flags.has('--json')) {
+  const repro = reproduce(file, a.flags.builds);
+  if (a.flags.json) {
     console.log(
       JSON.stringify({
         file,
@@ -117,7 +131,7 @@ function cmdRun(argv: string[]): number {
   } else {
     printVerdict(file, schedule, v, repro);
   }
-  return v.findings.length > 0 ? 1 : 0;
+  return v.findings.length > 0 ? Exit.FOUND : Exit.OK;
 }
 
 function fuzzIo(): FuzzIo {
@@ -133,64 +147,160 @@ function fuzzIo(): FuzzIo {
   };
 }
 
-function cmdFuzz(argv: string[]): Promise<number> | number {
-  const settings = fuzzSettings(argv, (file) => readText(file), Date.now());
-  return runFuzz(settings, fuzzIo()).catch((e: unknown) => handleError(e));
+function cmdFuzz(argv: string[], start = false): Promise<number> | number {
+  const settings = fuzzSettings(argv, (file) => readText(file), Date.now(), { start });
+  return runFuzz(settings, fuzzIo());
 }
 
+const HELP: CommandSpec = {
+  name: 'help',
+  args: '[COMMAND]',
+  summary: 'the list of commands, or the help of one (the same as COMMAND --help)',
+  flags: {},
+  examples: ['npx migfuzz help fuzz'],
+};
+
+const COMPLETION: CommandSpec = {
+  name: 'completion',
+  args: SHELLS.join('|'),
+  summary: 'print a shell completion script for commands and flags',
+  flags: {},
+  examples: ['source <(npx migfuzz completion bash)', 'npx migfuzz completion zsh > ~/.zfunc/_migfuzz'],
+};
+
+/**
+ * Every command: its spec (flags, help, usage) and what runs it. A new command is one more
+ * entry here, its flag table next to its code.
+ */
+export const COMMANDS: readonly Command[] = [
+  { spec: RUN, run: cmdRun },
+  { spec: REPLAY, run: cmdReplay },
+  { spec: SHOW, run: cmdShow },
+  { spec: SHRINK, run: cmdShrink },
+  { spec: CORPUS_ADD, run: cmdCorpusAdd },
+  { spec: CORPUS_CHECK, run: cmdCorpusCheck },
+  { spec: FUZZ, run: (argv) => cmdFuzz(argv) },
+  // The default campaign: 60 s (fuzz's default limit), known findings exit 0.
+  { spec: START, run: (argv) => cmdFuzz(argv, true) },
+  { spec: HELP, run: cmdHelp },
+  { spec: COMPLETION, run: cmdCompletion },
+];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => `${c.spec.name} ${c.spec.args}`.length)) + 2;
+  return [
+    'usage: migfuzz <command> [options]   (migfuzz <command> --help for its options)',
+    '',
+    ...COMMANDS.map(
+      (c) => `  ${`${c.spec.name} ${c.spec.args}`.padEnd(width)}${firstClause(c.spec.summary)}`,
+    ),
+    `${'  --version'.padEnd(width + 2)}print the version`,
+    '',
+    'docs: docs/README.md in the repository (schedules, oracles, signatures, builds, findings)',
+  ].join('\n');
+}
+
+/** A summary up to its first `;` or `,` clause break that keeps it short. */
+const firstClause = (summary: string): string => {
+  const cut = summary.search(/[;(]/);
+  return (cut > 0 ? summary.slice(0, cut) : summary).trim();
+};
+
+function commandOf(argv: readonly string[]): { command: Command; rest: string[] } | null {
+  for (const n of [2, 1]) {
+    const name = argv.slice(0, n).join(' ');
+    const command = COMMANDS.find((c) => c.spec.name === name);
+    if (command && argv.length >= n) return { command, rest: argv.slice(n) };
+  }
+  return null;
+}
+
+function cmdHelp(argv: string[]): number {
+  parseFlags(argv, HELP.flags);
+  if (argv.length === 0) {
+    console.log(overview());
+    return Exit.OK;
+  }
+  const found = commandOf(argv);
+  if (!found || found.rest.length > 0)
+    throw new UsageError(`no command ${quote(argv.join(' '))}${suggestCommand(argv[0]!)}`);
+  console.log(helpText(found.command.spec));
+  return Exit.OK;
+}
+
+function cmdCompletion(argv: string[]): number {
+  const a = parseFlags(argv, COMPLETION.flags);
+  const shell = a.positionals[0];
+  if (a.positionals.length !== 1 || !SHELLS.includes(shell as (typeof SHELLS)[number]))
+    throw new UsageError(`completion needs one shell: ${SHELLS.join(' or ')}`);
+  console.log(
+    completionScript(
+      shell as (typeof SHELLS)[number],
+      COMMANDS.map((c) => c.spec),
+    ),
+  );
+  return Exit.OK;
+}
+
+const suggestCommand = (word: string): string =>
+  didYouMean(word, new Set(COMMANDS.map((c) => c.spec.name.split(' ')[0]!)));
+
 export function main(argv: string[]): number | Promise<number> {
-  const [cmd, ...rest] = argv;
+  const [cmd] = argv;
+  if (cmd === undefined) {
+    console.error(overview());
+    return Exit.USAGE;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    console.log(`migfuzz ${packageVersion()}`);
+    return Exit.OK;
+  }
+  if (cmd === '--help' || cmd === '-h') return cmdHelp([]);
+  const found = commandOf(argv);
+  const spec = found?.command.spec;
   try {
-    switch (cmd) {
-      case 'run':
-        return cmdRun(rest);
-      case 'fuzz':
-        return cmdFuzz(rest);
-      case 'replay':
-        return cmdReplay(rest);
-      case 'show':
-        return cmdShow(rest);
-      case 'shrink':
-        return cmdShrink(rest);
-      case 'corpus':
-        return cmdCorpus(rest);
-      case 'start':
-        // The default campaign: 60 s, unless a limit of its own is given.
-        return cmdFuzz(rest.some((x) => /^--(time|execs)(=|$)/.test(x)) ? rest : ['--time', '60s', ...rest]);
-      case undefined:
-      case '--help':
-      case '-h':
-      case 'help':
-        console.log(USAGE);
-        return cmd === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown command ${quote(cmd)}`);
+    if (!found) {
+      if (cmd === 'corpus')
+        throw new UsageError(
+          argv[1] === undefined
+            ? 'corpus needs a subcommand: add TRACE | check [DIR]'
+            : `unknown corpus subcommand ${quote(argv[1])} (add, check)`,
+        );
+      throw new UsageError(`unknown command ${quote(cmd)}${suggestCommand(cmd)}`);
     }
+    // `--help` anywhere before `--` asks for help, whatever else is given.
+    const beforeDashes =
+      found.rest.indexOf('--') < 0 ? found.rest : found.rest.slice(0, found.rest.indexOf('--'));
+    if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) {
+      console.log(helpText(found.command.spec));
+      return Exit.OK;
+    }
+    const code = found.command.run(found.rest);
+    return typeof code === 'number' ? code : code.catch((e: unknown) => handleError(e, spec));
   } catch (e) {
-    return handleError(e);
+    return handleError(e, spec);
   }
 }
 
 /** Exit code of an internal error (sysexits EX_SOFTWARE): never a finding's 1 or an input's 3. */
-export const EXIT_INTERNAL = 70;
+export const EXIT_INTERNAL = Exit.INTERNAL;
 
-/** Usage errors exit 2, bad input files 3, each with one line; anything else is a bug (70). */
-function handleError(e: unknown): number {
+/**
+ * A usage error prints its line and that command's usage (exit 2); a bad input its line only
+ * (3); anything else is a bug of migfuzz (70), still one line.
+ */
+function handleError(e: unknown, spec: CommandSpec | undefined): number {
   if (e instanceof UsageError) {
-    console.error(`migfuzz: ${e.message}\n${USAGE}`);
-    return 2;
+    const usage = spec ? `${usageLine(spec)}\n(migfuzz ${spec.name} --help for more)` : overview();
+    console.error(`migfuzz: ${oneLine(e.message)}\n${usage}`);
+    return Exit.USAGE;
   }
-  if (e instanceof InputError || e instanceof FuzzInputError || e instanceof BuildFileError) {
-    console.error(`migfuzz: ${e.message}`);
-    return 3;
+  if (e instanceof InputError || e instanceof BuildFileError) {
+    console.error(`migfuzz: ${oneLine(e.message)}`);
+    return Exit.INPUT;
   }
-  if (e instanceof TraceInputError) {
-    console.error(`migfuzz: ${e.message}`);
-    return 3;
-  }
-  // A bug of migfuzz itself: still one line, and an exit code of its own.
   console.error(
     oneLine(`migfuzz: internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`),
   );
-  return EXIT_INTERNAL;
+  return Exit.INTERNAL;
 }

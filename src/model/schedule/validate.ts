@@ -8,6 +8,7 @@
  */
 
 import { type Build, type BuildRegistry, findMachine } from '../migration/builds.js';
+import { didYouMean } from './suggest.js';
 import {
   DEFAULT_DOWNTIME_NS,
   type DeviceSpec,
@@ -276,7 +277,7 @@ function readBuild(input: JsonReader, side: JsonObject, path: string, builds: Bu
   const p = fieldPath(path, 'build');
   if (typeof name !== 'string') input.fail(p, `expected a build name, got ${typeName(name)}`);
   const build = builds.get(name);
-  if (build === undefined) input.fail(p, `unknown build ${quote(name)}`);
+  if (build === undefined) input.fail(p, `unknown build ${quote(name)}${didYouMean(name, builds.keys())}`);
   return build;
 }
 
@@ -284,6 +285,13 @@ function readMachine(input: JsonReader, obj: JsonObject, src: Build, dst: Build)
   const name = input.need(obj, 'machine', '', 'a machine type');
   if (typeof name !== 'string') input.fail('machine', `expected a machine type, got ${typeName(name)}`);
   const lacking = (src === dst ? [src] : [src, dst]).filter((b) => findMachine(b, name) === undefined);
+  const common = src.machines.filter((m) => findMachine(dst, m.name) !== undefined);
+  if (lacking.length > 0 && common.length === 0) {
+    input.fail(
+      'machine',
+      `${src.name} and ${dst.name} have no machine type in common: no migration between them`,
+    );
+  }
   if (lacking.length > 0) {
     const offers = lacking.map((b) => `${b.name} offers ${b.machines.map((m) => m.name).join(', ')}`);
     input.fail('machine', `${quote(name)} is not offered by both builds (${offers.join('; ')})`);
@@ -425,7 +433,8 @@ function backendKind(input: JsonReader, key: string, path: string, devices: Devi
   if (m === null) input.fail(path, `no device ${quote(key)}`);
   const [, devName = '', id = ''] = m;
   const owner = devices.get(devName);
-  if (owner === undefined) input.fail(path, `no device ${quote(devName)}`);
+  if (owner === undefined)
+    input.fail(path, `no device ${quote(devName)}${didYouMean(devName, devices.keys())}`);
   if (owner.kind === 'isa-serial') input.fail(path, `${devName} is an isa-serial device and has no ports`);
   if (!owner.ports.some((p) => String(p.id) === id)) input.fail(path, `no port ${id} on ${devName}`);
   return 'vport';
@@ -517,7 +526,8 @@ function readStep(input: JsonReader, v: unknown, path: string, horizon: number, 
     input.fail(fieldPath(path, 'do'), `expected a step kind, got ${typeName(kind)}`);
   }
   const shape = STEP_SHAPES.get(kind);
-  if (shape === undefined) input.fail(path, `unknown step ${quote(kind)}`);
+  if (shape === undefined)
+    input.fail(path, `unknown step ${quote(kind)}${didYouMean(kind, STEP_SHAPES.keys())}`);
   const allowed = ['at', 'do', ...(shape.dev ? ['dev'] : []), ...shape.required, ...shape.optional];
   input.onlyFields(obj, path, allowed);
   const atExpected = `an integer number of ns in [0, ${horizon}]`;
@@ -562,7 +572,7 @@ function readDev(
   if (device === undefined) {
     const known =
       devices.size === 0 ? 'no devices are declared' : `devices: ${[...devices.keys()].join(', ')}`;
-    input.fail(p, `no device ${quote(name)} (${known})`);
+    input.fail(p, `no device ${quote(name)}${didYouMean(name, devices.keys())} (${known})`);
   }
   if (want !== 'any' && device.kind !== want) {
     input.fail(p, `${name} is ${aKind(device.kind)} device, ${kind} needs ${aKind(want)} device`);
