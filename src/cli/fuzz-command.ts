@@ -716,8 +716,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   const skipped = skippedPairs(st.builds, st.allowed);
   if (skipped.length > 0) {
     const by = new Map<string, string[]>();
-    for (const [a, b] of skipped.map((p) => p.split('↔')))
-      by.set(a!, [...(by.get(a!) ?? []), b!]);
+    for (const [a, b] of skipped.map((p) => p.split('↔'))) by.set(a!, [...(by.get(a!) ?? []), b!]);
     const groups = [...by].map(([a, bs]) => `${a} with ${bs.join(', ')}`);
     say(`not migrating between builds without a machine type in common: ${groups.join('; ')}`);
   }
