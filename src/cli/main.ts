@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
 import { didYouMean } from '../model/schedule/suggest.js';
-import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { oneLine, parseSchedule, quote } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
@@ -67,7 +67,7 @@ function reproduce(file: string, builds: string | undefined): string {
 const ms = (ns: number): string => `${(ns / 1e6).toFixed(3)} ms`;
 
 function printVerdict(file: string, s: Schedule, v: Verdict, repro: string): void {
-  const pair = `${s.src.build} → ${s.dst.build} on ${s.machine}`;
+  const pair = `${buildsPath(s)} on ${s.machine}`;
   const head =
     v.findings.length === 0
       ? 'no finding'

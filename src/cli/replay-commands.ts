@@ -23,7 +23,7 @@ import {
 import { dirname, resolve } from 'node:path';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { builtinRegistry } from '../model/migration/builds.js';
-import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { oneLine, parseSchedule } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import type { Verdict } from '../oracles/verdict.js';
@@ -219,7 +219,7 @@ export function withInputErrors(f: () => number): number {
 }
 
 function views(trace: Trace, rows: readonly (EventRow | null)[]): (EventView | null)[] {
-  const d = new Describer(trace.schedule, trace.events, traceRegistry(trace));
+  const d = new Describer(trace.schedule, trace.events, traceRegistry(trace), trace.verdict.findings);
   return rows.map((row) => (row === null ? null : d.describe(row)));
 }
 
@@ -263,7 +263,7 @@ export function replayText(file: string, r: ReplayResult, repro: string): string
   const rec = r.recorded;
   const rep = r.replayed;
   const s = rec.schedule;
-  const pair = `${s.src.build} → ${s.dst.build} on ${s.machine}`;
+  const pair = `${buildsPath(s)} on ${s.machine}`;
   const lines: string[] = [];
   const dv = r.divergence;
   if (r.identical) {
@@ -329,7 +329,7 @@ export function cmdShow(argv: string[]): number {
     if (vcd !== undefined) {
       writeFileAtomic(vcd, traceToVcd(trace));
       console.log(
-        `${file}: wrote ${vcd} (Value Change Dump, timescale 1 ns, ${trace.eventCount} events to ${formatMs(trace.verdict.endNs)})`,
+        `${file}: wrote ${vcd} (Value Change Dump of ${trace.eventCount} events over ${formatMs(trace.verdict.endNs)})`,
       );
       return 0;
     }

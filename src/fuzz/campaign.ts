@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import type { EventSink } from '../model/events.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { makeRng, type Rng } from '../model/rng.js';
-import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge } from '../oracles/verdict.js';
@@ -343,7 +343,7 @@ export class Campaign {
         oracle: f.oracle,
         device: f.device,
         message: f.message,
-        builds: `${schedule.src.build}→${schedule.dst.build}`,
+        builds: buildsPath(schedule, '→'),
         count: counted,
         firstExec: this.execs,
         origin,

@@ -2,11 +2,15 @@
  * `show --vcd`: a trace as a Value Change Dump (IEEE 1364-2005 §18) for GTKWave or Surfer.
  *
  * Signals, per VM (`vm0`, `vm1`):
- * - `run_state[2:0]` (RUN_STATE_NAMES index) and `migration[2:0]` (last MigPhase);
+ * - `run_state` and `migration` (the last MigPhase) as string signals (`$var string`, value
+ *   changes `sNAME`, as GTKWave and Surfer read them): names, not numbers, and the header
+ *   comment lists every value;
  * - per device: `irq` (the device's interrupt output, DEV_IRQ); a 16550 also `ier`, `iir`,
  *   `lsr`, `lcr` (8 bits, as the guest last wrote or read them; `x` before); a
  *   virtio-serial device `isr` (the value the guest last read: reading clears it) and
  *   `status`;
+ * - per virtio-serial port (`DEV.portN`): `host_connected` (the device's view, HOST_CONNECTED)
+ *   and `guest_view` (the guest driver's, GUEST_VIEW), the two that stale-guest-view compares;
  * - `ioapic.gsiN` (the pin's input level, PIN) and `ioapic.gsiN_rirr` (Remote-IRR) for each
  *   pin the trace touches.
  * Per byte stream (`bytes.*`, 32 bits): bytes in the devices' custody, from BYTE_ACCEPT
@@ -18,7 +22,7 @@
  * visible: see `show` for every event). Time 0's changes are the `$dumpvars` values.
  */
 
-import { Ev, RunState } from '../model/events.js';
+import { Ev, MIG_PHASE_NAMES, MigPhase, RUN_STATE_NAMES, RunState } from '../model/events.js';
 import { Reg } from '../model/uart16550/regs.js';
 import { VirtioPci } from '../model/virtio-serial/state.js';
 import { Describer } from './describe.js';
@@ -28,6 +32,8 @@ interface Signal {
   id: string;
   name: string;
   width: number;
+  /** A string signal: the value is an index into these names. */
+  names?: readonly string[];
   /** null: unknown (x). */
   value: number | null;
   /** Last value written to the dump (undefined: never). */
@@ -69,10 +75,11 @@ class Builder {
     return { name: ident(name), signals: [], scopes: [] };
   }
 
-  add(scope: Scope, name: string, width: number, value: number | null): Signal {
+  add(scope: Scope, name: string, width: number, value: number | null, names?: readonly string[]): Signal {
     let ref = ident(name);
     while (scope.signals.some((s) => s.name === ref)) ref = `${ref}_`;
     const s: Signal = { id: idCode(this.count++), name: ref, width, value, dumped: undefined };
+    if (names) s.names = names;
     scope.signals.push(s);
     this.all.push(s);
     return s;
@@ -80,6 +87,8 @@ class Builder {
 }
 
 function valueText(s: Signal): string {
+  // A name holds no blank (VCD tokens are blank-separated); `x` before the first value.
+  if (s.names) return `s${s.value === null ? 'x' : (s.names[s.value] ?? String(s.value))} ${s.id}`;
   if (s.width === 1) return `${s.value === null ? 'x' : s.value & 1}${s.id}`;
   if (s.value === null) return `bx ${s.id}`;
   const bitsText = (s.value >>> 0).toString(2);
@@ -89,7 +98,8 @@ function valueText(s: Signal): string {
 function declare(scope: Scope, out: string[]): void {
   out.push(`$scope module ${scope.name} $end`);
   for (const s of scope.signals) {
-    out.push(`$var wire ${s.width} ${s.id} ${s.name}${s.width > 1 ? ` [${s.width - 1}:0]` : ''} $end`);
+    if (s.names) out.push(`$var string 1 ${s.id} ${s.name} $end`);
+    else out.push(`$var wire ${s.width} ${s.id} ${s.name}${s.width > 1 ? ` [${s.width - 1}:0]` : ''} $end`);
   }
   for (const c of scope.scopes) declare(c, out);
   out.push('$upscope $end');
@@ -103,6 +113,10 @@ export function traceToVcd(t: Trace): string {
   const top = b.scope('migfuzz');
   const findings = b.add(top, 'findings', 8, 0);
   const describer = new Describer(t.schedule, log);
+  /** Per device index, its virtio-serial port ids (none for a UART). */
+  const portsOf = Object.values(t.schedule.devices).map((d) =>
+    d.kind === 'virtio-serial' ? d.ports.map((p) => p.id) : [],
+  );
   const deviceNames = Object.keys(t.schedule.devices);
 
   // Which VMs, pins and streams the trace touches.
@@ -119,13 +133,16 @@ export function traceToVcd(t: Trace): string {
   const runState: Signal[] = [];
   const migration: Signal[] = [];
   const devices: DeviceSignals[][] = [];
+  /** Per VM, `dev:port` → its host_connected and guest_view signals. */
+  const ports: Map<string, { host: Signal; guest: Signal }>[] = [];
   const pins: Map<number, Signal>[] = [];
   const rirr: Map<number, Signal>[] = [];
   for (const vm of [...vms].sort((x, y) => x - y)) {
     const scope = b.scope(`vm${vm}`);
     top.scopes.push(scope);
-    runState[vm] = b.add(scope, 'run_state', 3, RunState.ABSENT);
-    migration[vm] = b.add(scope, 'migration', 3, null);
+    runState[vm] = b.add(scope, 'run_state', 1, RunState.ABSENT, RUN_STATE_NAMES);
+    migration[vm] = b.add(scope, 'migration', 1, null, MIG_PHASE_NAMES);
+    ports[vm] = new Map();
     devices[vm] = deviceNames.map((name, dev) => {
       const ds = b.scope(name);
       scope.scopes.push(ds);
@@ -134,6 +151,23 @@ export function traceToVcd(t: Trace): string {
       const names = kind === 'isa-serial' ? ['ier', 'iir', 'lsr', 'lcr'] : ['isr', 'status'];
       const irq = b.add(ds, 'irq', 1, 0);
       for (const r of names) regs.set(r, b.add(ds, r, 8, null));
+      for (const id of portsOf[dev]!) {
+        const ps = b.scope(`port${id}`);
+        ds.scopes.push(ps);
+        // host_connected starts as the VM's backend made it at realize (machine.ts); the
+        // guest's view starts disconnected in the VM the guest boots in, and is unknown in
+        // the other until a migration loads the guest there.
+        const side = vm === 1 ? t.schedule.dst : t.schedule.src;
+        ports[vm]!.set(`${dev}:${id}`, {
+          host: b.add(
+            ps,
+            'host_connected',
+            1,
+            side.backends[`${deviceNames[dev]}.port${id}`] === 'socket' ? 1 : 0,
+          ),
+          guest: b.add(ps, 'guest_view', 1, vm === 0 ? 0 : null),
+        });
+      }
       return { irq, regs };
     });
     const io = b.scope('ioapic');
@@ -157,6 +191,13 @@ export function traceToVcd(t: Trace): string {
   const out: string[] = [
     '$comment',
     `  ${TRACE_FORMAT} v${TRACE_VERSION}: ${t.schedule.src.build} -> ${t.schedule.dst.build} on ${t.schedule.machine}, seed ${t.schedule.seed}, ${n} events, digest ${t.digest}`,
+    '  legend:',
+    `    vmN.run_state (string): ${RUN_STATE_NAMES.join(', ')}`,
+    `    vmN.migration (string, the last phase; x before the first): ${MIG_PHASE_NAMES.join(', ')}`,
+    '    vmN.DEV.irq: the device interrupt output; DEV.ier/iir/lsr/lcr/isr/status: registers as the guest last wrote or read them',
+    "    vmN.DEV.portN.host_connected: the device's host_connected (from the VM's backend at realize); guest_view: what the guest driver believes (x: the guest is not in this VM yet)",
+    '    vmN.ioapic.gsiN: pin level; gsiN_rirr: Remote-IRR',
+    "    bytes.STREAM: bytes in the devices' custody; findings: findings fired so far",
     '$end',
     `$version ${t.tool.name} ${t.tool.version} $end`,
     '$timescale 1ns $end',
@@ -176,6 +217,10 @@ export function traceToVcd(t: Trace): string {
         return;
       case Ev.MIGRATION:
         if (migration[vm]) migration[vm]!.value = a;
+        // The guest's memory, its driver's view included, arrives with the load.
+        if (a === MigPhase.LOADED)
+          for (const [key, p] of ports[vm] ?? [])
+            p.guest.value = ports[1 - vm]?.get(key)?.guest.value ?? null;
         return;
       case Ev.DEV_IRQ: {
         const d = devices[vm]?.[dev];
@@ -209,6 +254,12 @@ export function traceToVcd(t: Trace): string {
         else if (a === VirtioPci.STATUS) reg = 'status';
         const s = reg === undefined ? undefined : d.regs.get(reg);
         if (s) s.value = reg === 'ier' ? bv & 0x0f : bv & 0xff;
+        return;
+      }
+      case Ev.HOST_CONNECTED:
+      case Ev.GUEST_VIEW: {
+        const p = ports[vm]?.get(`${dev}:${a}`);
+        if (p) (k === Ev.HOST_CONNECTED ? p.host : p.guest).value = bv ? 1 : 0;
         return;
       }
       case Ev.BYTE_ACCEPT:
