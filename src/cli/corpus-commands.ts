@@ -1,7 +1,7 @@
 /**
  * `migfuzz shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]`,
  * `migfuzz corpus add TRACE [--name NAME] [--force] [--dir DIR]` and
- * `migfuzz corpus check [DIR] [--json]` (INTERFACE.md §4). Like the other command files,
+ * `migfuzz corpus check [DIR] [--json]` (docs/cli.md). Like the other command files,
  * this is where trace files are read and written; the shrinker itself (src/fuzz/shrink.ts)
  * and the recorder (src/replay) do no I/O.
  *
@@ -25,7 +25,7 @@ import { bool, type CommandSpec, parseFlags, text } from './flags.js';
 import { signatureDir } from './fuzz-command.js';
 import { isTraceFile, makeDirs, readTraceFile, withInputErrors, writeFileAtomic } from './replay-commands.js';
 
-/** Where regression seeds live (INTERFACE.md §5), relative to the repository root. */
+/** Where regression seeds live (docs/cli.md), relative to the repository root. */
 export const REGRESSIONS_DIR = join('corpus', 'regressions');
 
 const signatures = (findings: readonly Finding[]): string[] => findings.map((f) => f.signature);

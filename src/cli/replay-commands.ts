@@ -1,5 +1,5 @@
 /**
- * The trace commands of the command line (INTERFACE.md §4): `replay TRACE [--json]`,
+ * The trace commands of the command line (docs/cli.md): `replay TRACE [--json]`,
  * `show TRACE [--all] [--vcd OUT.vcd]`, and the helpers behind `run FILE.mpk` and
  * `run FILE --trace OUT.mpk`. Like main.ts, this is where files are read and written;
  * src/replay itself does no I/O.

@@ -75,7 +75,7 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
     name: 'backward migration',
     summary:
       'a newer build sends a serial subsection the older destination does not know; QEMU fails such a load too ("unknown subsection")',
-    when: 'the source knows a serial subsection the destination does not',
+    when: 'the two builds know different serial subsections (qemu-2.3 onwards with qemu-1.x)',
     has: (src, dst) =>
       src.serialSubsections.some((s) => !dst.serialSubsections.includes(s)) ||
       dst.serialSubsections.some((s) => !src.serialSubsections.includes(s)),

@@ -27,7 +27,7 @@ import { decodeTrace } from '../../src/replay/trace.js';
 import { builds, ROOT } from '../replay/helpers.js';
 
 /**
- * `migfuzz fuzz` (INTERFACE.md §4-5) run in-process with a fake clock: the AFL-shaped output
+ * `migfuzz fuzz` (docs/cli.md) run in-process with a fake clock: the AFL-shaped output
  * directory, resuming from it, and the usage and input errors.
  */
 

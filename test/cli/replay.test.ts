@@ -27,7 +27,7 @@ import { builds, seedSchedule, seedTrace } from '../replay/helpers.js';
 import { captureCli } from './capture.js';
 
 /**
- * The trace commands (INTERFACE.md §4): `replay` exits 0 identical / 4 diverged, `show`
+ * The trace commands (docs/cli.md): `replay` exits 0 identical / 4 diverged, `show`
  * 0, both 3 with one line for a bad trace, never a stack trace; `run --trace` and `run X.mpk`.
  */
 

@@ -1,5 +1,5 @@
 /**
- * The schedule: the fuzz input, format `migfuzz.schedule` version 1 (INTERFACE.md §1).
+ * The schedule: the fuzz input, format `migfuzz.schedule` version 1 (docs/schedule.md).
  * These are the validated, normalised forms: `data` is always bytes, optional fields have
  * their defaults filled in. `validate.ts` turns untrusted JSON into these or a ScheduleError.
  */

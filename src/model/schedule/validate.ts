@@ -1,5 +1,5 @@
 /**
- * Untrusted schedule JSON (INTERFACE.md §1) → the normalised `Schedule`, or a ScheduleError
+ * Untrusted schedule JSON (docs/schedule.md) → the normalised `Schedule`, or a ScheduleError
  * with one line naming where and what (`steps[3].port: no port 2 on vser0`). Users write
  * schedules by hand, so every unknown field is an error: a typo must not silently become a
  * default. Also the inverse, `scheduleToJson`, used to print and embed schedules.
@@ -189,7 +189,22 @@ const UART_STATES: readonly UartBackendState[] = ['open', 'hung-up', 'closed', '
 const VPORT_STATES: readonly VportBackendState[] = ['none', 'socket'];
 const TRIGGERS = [1, 4, 8, 14] as const;
 
-const TOP_FIELDS = ['format', 'version', 'seed', 'machine', 'src', 'dst', 'devices', 'steps', 'horizon'];
+/**
+ * `$schema` names the published JSON Schema (schema/migfuzz.schedule.v1.json) for editors; it
+ * is checked to be a string and otherwise ignored (scheduleToJson leaves it out).
+ */
+const TOP_FIELDS = [
+  '$schema',
+  'format',
+  'version',
+  'seed',
+  'machine',
+  'src',
+  'dst',
+  'devices',
+  'steps',
+  'horizon',
+];
 
 // ---------------------------------------------------------------------------------------
 // Entry points
@@ -234,6 +249,8 @@ function readSchedule(input: JsonReader, doc: unknown, builds: BuildRegistry): S
   }
   readVersion(input, input.need(obj, 'version', '', String(SCHEDULE_VERSION)));
   input.onlyFields(obj, '', TOP_FIELDS);
+  if (obj.$schema !== undefined)
+    input.string(obj.$schema, '$schema', /^[^\n]{1,1024}$/, 'a schema location (a string)');
   const seed = input.int(input.need(obj, 'seed', '', 'a u32 integer'), 'seed', 0, U32_MAX);
   const horizon = readHorizon(input, obj);
   const srcObj = input.object(input.need(obj, 'src', '', 'an object with build and backends'), 'src');
@@ -467,7 +484,7 @@ const VPORT = 'virtio-serial';
 const NO_FIELDS: readonly StepField[] = [];
 const PORT_ONLY: readonly StepField[] = ['port'];
 
-/** INTERFACE.md §1's step table, as data; `readStep` builds every step from it. */
+/** docs/schedule.md's step table, as data; `readStep` builds every step from it. */
 const STEP_SHAPES: ReadonlyMap<string, StepShape> = new Map<StepKind, StepShape>([
   [
     'guest.uart.config',
@@ -664,7 +681,7 @@ function toBytes(input: JsonReader, v: unknown, path: string): Uint8Array {
 // Back to JSON
 
 /**
- * The schedule as a plain JSON-able object in INTERFACE.md's shape; validateSchedule of it
+ * The schedule as a plain JSON-able object in the shape of docs/schedule.md; validateSchedule of it
  * gives back an equal Schedule. `data` is a string when that string reads well and encodes
  * to the very same bytes, else an array of byte values.
  */
