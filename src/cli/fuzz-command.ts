@@ -22,7 +22,17 @@ import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { UsageError } from './args.js';
 import { Exit, InputError } from './exit-codes.js';
-import { bool, type CommandSpec, count, duration, list, parseDuration, parseFlags, text } from './flags.js';
+import {
+  bool,
+  type CommandSpec,
+  count,
+  duration,
+  list,
+  parseDuration,
+  parseFlags,
+  type Settings,
+  text,
+} from './flags.js';
 import type { BatchReport, ToWorker, WorkerInit } from './fuzz-worker.js';
 import { ioReason, makeDirs, readTraceFile, writeFileAtomic } from './replay-commands.js';
 
@@ -172,8 +182,9 @@ export function fuzzSettings(
   wallSeed: number,
   { start = false }: { start?: boolean } = {},
 ): FuzzSettings {
+  // START's table is FUZZ's plus --strict (which fuzz refuses as an unknown option).
   const a = parseFlags(argv, start ? START.flags : FUZZ.flags);
-  const f = a.flags;
+  const f = a.flags as Settings<typeof START.flags>;
   const name = start ? 'start' : 'fuzz';
   if (a.positionals.length > 0)
     throw new UsageError(`${name} takes no FILE (got ${quote(a.positionals[0]!)})`);
@@ -193,7 +204,7 @@ export function fuzzSettings(
     buildsFlag: f.builds?.join(','),
     json: f.json,
     fresh: f.fresh,
-    onlyNewFail: start && !(a.flags as { strict?: boolean }).strict,
+    onlyNewFail: start && !f.strict,
   };
 }
 
@@ -369,11 +380,7 @@ export class OutDir {
     eventBudget: number,
     extra: object,
   ): string {
-    const sub =
-      f.oracle === 'hang'
-        ? join('hangs', signatureDir(f.signature))
-        : join('crashes', signatureDir(f.signature));
-    const dir = join(this.dir, sub);
+    const dir = findingDir(this.dir, f.oracle, signatureDir(f.signature));
     makeDirs(dir);
     for (const [name, s] of [
       ['original', f.schedule],
@@ -839,17 +846,23 @@ function reproduceCommand(st: FuzzSettings, dir: string): string {
     : `npx migfuzz run ${join(dir, 'shrunk.json')}${runBuildsFlag(st.buildsFlag)}`;
 }
 
-const findingDir = (st: FuzzSettings, oracle: string, sig: string): string =>
-  join(st.out, oracle === 'hang' ? 'hangs' : 'crashes', signatureDir(sig));
+/** A finding's directory under DIR: hangs/ for hangs, crashes/ for the rest. */
+const findingDir = (out: string, oracle: string, dirName: string): string =>
+  join(out, oracle === 'hang' ? 'hangs' : 'crashes', dirName);
+
+/** A table row: the finding's own fields, what the run adds, and where it was saved. */
+function row(
+  st: FuzzSettings,
+  f: Pick<Row, 'signature' | 'oracle' | 'device' | 'message' | 'builds'>,
+  dir: string,
+  rest: Omit<Row, 'signature' | 'oracle' | 'device' | 'message' | 'builds' | 'dir' | 'reproduce'>,
+): Row {
+  const { signature, oracle, device, message, builds } = f;
+  return { signature, oracle, device, message, builds, ...rest, dir, reproduce: reproduceCommand(st, dir) };
+}
 
 function savedRow(st: FuzzSettings, dirName: string, f: SavedFinding, earlier: Earlier): Row {
-  const dir = join(st.out, f.oracle === 'hang' ? 'hangs' : 'crashes', dirName);
-  return {
-    signature: f.signature,
-    oracle: f.oracle,
-    device: f.device,
-    message: f.message,
-    builds: f.builds,
+  return row(st, f, findingDir(st.out, f.oracle, dirName), {
     count: earlier.findings.get(f.signature) ?? 0,
     firstExec: f.first_exec ?? 0,
     seenMs: f.seen_ms ?? 0,
@@ -857,30 +870,22 @@ function savedRow(st: FuzzSettings, dirName: string, f: SavedFinding, earlier: E
     known: f.known ?? null,
     shrunkSteps: null,
     minimal: true,
-    dir,
-    reproduce: reproduceCommand(st, dir),
-  };
+  });
 }
 
 function saveFinding(st: FuzzSettings, out: OutDir, f: FindingRecord, earlier: Earlier, ms: number): Row {
-  const dir = findingDir(st, f.oracle, f.signature);
   const known = knownCause(f, f.schedule, st.builds)?.name ?? null;
   const firstExec = earlier.execs + f.firstExec;
   const seenMs = Math.round(earlier.runTimeS * 1000 + ms);
   const shrunk = shrink(f.schedule, f.signature, st.builds, { eventBudget: st.eventBudget });
-  out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
+  const dir = out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
     seed: st.seed,
     first_exec: firstExec,
     seen_ms: seenMs,
     origin: f.origin,
     known,
   });
-  return {
-    signature: f.signature,
-    oracle: f.oracle,
-    device: f.device,
-    message: f.message,
-    builds: f.builds,
+  return row(st, f, dir, {
     count: f.count,
     firstExec,
     seenMs,
@@ -888,9 +893,7 @@ function saveFinding(st: FuzzSettings, out: OutDir, f: FindingRecord, earlier: E
     known,
     shrunkSteps: shrunk.stepsAfter,
     minimal: shrunk.minimal,
-    dir,
-    reproduce: reproduceCommand(st, dir),
-  };
+  });
 }
 
 /** The table's width: it fits a 100-column terminal (the reproduce lines hold a path). */

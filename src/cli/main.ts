@@ -222,6 +222,12 @@ function cmdHelp(argv: string[]): number {
     return Exit.OK;
   }
   const found = commandOf(argv);
+  // `help corpus`: the subcommands' usage lines.
+  const subs = COMMANDS.filter((c) => c.spec.name.startsWith(`${argv[0]} `));
+  if (!found && argv.length === 1 && subs.length > 0) {
+    console.log(subs.map((c) => usageLine(c.spec)).join('\n'));
+    return Exit.OK;
+  }
   if (!found || found.rest.length > 0)
     throw new UsageError(`no command ${quote(argv.join(' '))}${suggestCommand(argv[0]!)}`);
   console.log(helpText(found.command.spec));

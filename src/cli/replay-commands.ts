@@ -181,12 +181,14 @@ export function runRecorded(
 // ---------------------------------------------------------------------------------------
 // replay TRACE [--json]
 
-export const REPLAY: CommandSpec<{ json: ReturnType<typeof bool> }> = {
+const REPLAY_FLAGS = { json: bool('print one JSON object instead of text') };
+
+export const REPLAY: CommandSpec<typeof REPLAY_FLAGS> = {
   name: 'replay',
   args: 'TRACE',
   summary:
     're-execute a trace and compare it with its recording event by event; on a difference, print the first divergent event (index, time, recorded vs replayed)',
-  flags: { json: bool('print one JSON object instead of text') },
+  flags: REPLAY_FLAGS,
   examples: ['npx migfuzz replay corpus/regressions/bug-a.mpk'],
   notes: ['exit: 0 identical, 4 diverged, 3 the trace cannot be read'],
 };

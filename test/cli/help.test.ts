@@ -82,6 +82,12 @@ describe('help', () => {
     expect((await cli(['--help'])).out).toBe(r.out);
   });
 
+  it('help corpus lists its subcommands', async () => {
+    expect((await cli(['help', 'corpus'])).out).toBe(
+      'usage: migfuzz corpus add TRACE [--name NAME] [--force] [--dir DIR]\nusage: migfuzz corpus check [DIR] [--json]',
+    );
+  });
+
   it('--version prints the package version', async () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     const r = await cli(['--version']);
