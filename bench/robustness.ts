@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { parseArgs, UsageError } from '../src/cli/args.js';
-import { FuzzInputError, fuzzSettings } from '../src/cli/fuzz-command.js';
+import { InputError } from '../src/cli/exit-codes.js';
+import { fuzzSettings } from '../src/cli/fuzz-command.js';
 import { RunState } from '../src/model/events.js';
 import { cloneRam, Machine } from '../src/model/machine.js';
 import { BuildFileError, parseBuildFile } from '../src/model/migration/build-file.js';
@@ -638,7 +639,7 @@ function runFlags(x: FlagInput): void {
   if (x.set < 0) {
     const read = (file: string): string => {
       if (file === 'b.json') return x.buildFile;
-      throw new FuzzInputError(`${file}: cannot read (no such file)`);
+      throw new InputError(`${file}: cannot read (no such file)`);
     };
     fuzzSettings(x.argv, read, 0);
   } else {
@@ -696,7 +697,7 @@ const decoders: { [K in DecoderName]: Decoder<never> } = {
   flags: erase<FlagInput>({
     input: flagInputs,
     run: runFlags,
-    errors: [UsageError, FuzzInputError, BuildFileError],
+    errors: [UsageError, InputError, BuildFileError],
     summary: (x: FlagInput) =>
       `${x.set < 0 ? 'fuzz' : `parseArgs set ${x.set}`} ${JSON.stringify(x.argv).slice(0, 300)}${
         x.argv.some((a) => a.includes('b.json')) ? ` with b.json = ${textSummary(x.buildFile)}` : ''

@@ -3,30 +3,55 @@ import { RealEnvError } from '../confirm/guest.js';
 import { killAllQemu } from '../confirm/qemu.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import { UsageError } from './args.js';
+import { Exit } from './exit-codes.js';
+import { bool, type CommandSpec, parseFlags, text } from './flags.js';
 
 /**
- * `migfuzz confirm FILE [--qemu PATH] [--json] [--keep DIR] [--guest-dir DIR] [--builds FILE]`:
- * the model's verdict and a real QEMU's on the same schedule. Exit 0 when the real run has no
- * finding, 1 when it has, 3 invalid input, 6 no usable QEMU or guest (or the real run broke).
+ * `migfuzz confirm FILE`: the model's verdict and a real QEMU's on the same schedule
+ * (docs/confirm.md). Exit 0 when the real run has no finding, 1 when it has, 3 invalid
+ * input, 6 no usable QEMU or guest (or the real run broke).
  */
 
-export const EXIT_NO_REAL_QEMU = 6;
-
 export interface ConfirmDeps {
-  /** The schedule and builds of FILE (a schedule, or a trace's own). */
-  load: (file: string, a: ParsedArgs) => { schedule: Schedule; builds: BuildRegistry; eventBudget?: number };
+  /** The schedule and builds of FILE (a schedule, or a trace's own), with a build file or none. */
+  load: (
+    file: string,
+    buildsFile: string | undefined,
+  ) => { schedule: Schedule; builds: BuildRegistry; eventBudget?: number };
 }
 
-export const CONFIRM_FLAGS = { value: ['--qemu', '--keep', '--guest-dir', '--builds'], bool: ['--json'] };
+const CONFIRM_FLAGS = {
+  qemu: text('PATH', 'the QEMU binary to run', 'qemu-system-x86_64'),
+  json: bool('print one JSON object: qemu, model, real, agree, untranslatable, ports, channels, evidence'),
+  keep: text('DIR', "keep every QEMU's log and trace output here"),
+  guestDir: text('DIR', 'where the guest image is built and cached (default: $XDG_CACHE_HOME/migfuzz/guest)'),
+  builds: text('FILE', 'a build file adding builds of your own'),
+};
+
+export const CONFIRM: CommandSpec<typeof CONFIRM_FLAGS> = {
+  name: 'confirm',
+  args: 'FILE',
+  summary:
+    "run a schedule (or a trace's) on real QEMU processes with a real Linux guest too; the model's verdict and the real one side by side, with the evidence",
+  flags: CONFIRM_FLAGS,
+  examples: [
+    'npx migfuzz confirm corpus/regressions/qemu-9.2-paused-remigration.mpk',
+    'npx migfuzz confirm my-schedule.json --json --keep run/',
+  ],
+  notes: [
+    'exit: 0 the real run has no finding, 1 it has findings, 3 the file cannot be used, 6 no usable QEMU or guest (or the real run broke)',
+    'the guest is built on first use from Debian packages fetched with apt-get download (docs/confirm.md)',
+  ],
+};
 
 export async function cmdConfirm(argv: string[], deps: ConfirmDeps): Promise<number> {
-  const a = parseArgs(argv, CONFIRM_FLAGS.value, CONFIRM_FLAGS.bool);
+  const a = parseFlags(argv, CONFIRM.flags);
   if (a.positionals.length !== 1)
     throw new UsageError('confirm needs exactly one FILE (a schedule or a trace)');
   const file = a.positionals[0]!;
-  const { schedule, builds, eventBudget } = deps.load(file, a);
-  const json = a.flags.has('--json');
+  const { schedule, builds, eventBudget } = deps.load(file, a.flags.builds);
+  const json = a.flags.json;
   const log = (line: string) => process.stderr.write(`confirm: ${line}\n`);
   // No QEMU may outlive the command, whatever ends it.
   const onSignal = () => {
@@ -38,10 +63,9 @@ export async function cmdConfirm(argv: string[], deps: ConfirmDeps): Promise<num
   process.once('exit', killAllQemu);
   let r: ConfirmResult;
   try {
-    const keep = flagString(a, '--keep');
-    const guestDir = flagString(a, '--guest-dir');
+    const { keep, guestDir } = a.flags;
     r = await confirm(schedule, builds, {
-      binary: flagString(a, '--qemu') ?? 'qemu-system-x86_64',
+      binary: a.flags.qemu,
       ...(guestDir ? { guestDir } : {}),
       ...(keep ? { keep } : {}),
       ...(eventBudget ? { eventBudget } : {}),
@@ -51,7 +75,7 @@ export async function cmdConfirm(argv: string[], deps: ConfirmDeps): Promise<num
     killAllQemu();
     const why = e instanceof RealEnvError ? e.message : `the real run broke: ${(e as Error).message}`;
     console.error(`migfuzz: confirm: ${why.split('\n')[0]}`);
-    return EXIT_NO_REAL_QEMU;
+    return Exit.NO_REAL_QEMU;
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
@@ -61,7 +85,7 @@ export async function cmdConfirm(argv: string[], deps: ConfirmDeps): Promise<num
   } else {
     printConfirm(file, r);
   }
-  return r.real.length > 0 ? 1 : 0;
+  return r.real.length > 0 ? Exit.FOUND : Exit.OK;
 }
 
 function printConfirm(file: string, r: ConfirmResult): void {

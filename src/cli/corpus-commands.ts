@@ -1,7 +1,7 @@
 /**
  * `migfuzz shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]`,
  * `migfuzz corpus add TRACE [--name NAME] [--force] [--dir DIR]` and
- * `migfuzz corpus check [DIR] [--json]` (INTERFACE.md §4). Like the other command files,
+ * `migfuzz corpus check [DIR] [--json]` (docs/cli.md). Like the other command files,
  * this is where trace files are read and written; the shrinker itself (src/fuzz/shrink.ts)
  * and the recorder (src/replay) do no I/O.
  *
@@ -19,20 +19,13 @@ import { formatMs } from '../replay/describe.js';
 import type { Trace } from '../replay/format.js';
 import { recordRun, rerun } from '../replay/record.js';
 import { encodeTrace, traceRegistry } from '../replay/trace.js';
-import { flagString, parseArgs, UsageError } from './args.js';
-import {
-  isTraceFile,
-  makeDirs,
-  readTraceFile,
-  TraceInputError,
-  withInputErrors,
-  writeFileAtomic,
-} from './replay-commands.js';
+import { UsageError } from './args.js';
+import { Exit, InputError } from './exit-codes.js';
+import { bool, type CommandSpec, parseFlags, text } from './flags.js';
+import { signatureDir } from './fuzz-command.js';
+import { isTraceFile, makeDirs, readTraceFile, withInputErrors, writeFileAtomic } from './replay-commands.js';
 
-const EXIT_FAILED = 1;
-const EXIT_INPUT = 3;
-
-/** Where regression seeds live (INTERFACE.md §5), relative to the repository root. */
+/** Where regression seeds live (docs/cli.md), relative to the repository root. */
 export const REGRESSIONS_DIR = join('corpus', 'regressions');
 
 const signatures = (findings: readonly Finding[]): string[] => findings.map((f) => f.signature);
@@ -54,32 +47,63 @@ export function shrunkPath(file: string): string {
 }
 
 /**
- * `shrink`: minimises the trace's schedule to one that still shows the signature (the first
- * finding's, or `--signature`), records it and writes the shrunk trace. 0, or 3 for a bad
- * trace or one without that finding. Throws UsageError (2).
+ * The signature a trace is named for: a campaign saves a finding as
+ * `crashes/SIGNATURE/original.mpk`, `corpus add` as `corpus/regressions/SIGNATURE.mpk` (with
+ * `:` as `_`). That finding, not merely the first recorded, is the one to shrink.
+ */
+export function namedSignature(file: string, recorded: readonly string[]): string | undefined {
+  const parts = file.split(/[\\/]/).map((p) => p.replace(/(\.shrunk)?\.mpk$/i, ''));
+  return recorded.find((sig) => parts.some((p) => p === signatureDir(sig) || p === seedName(sig)));
+}
+
+const SHRINK_FLAGS = {
+  out: text('OUT.mpk', 'where to write the shrunk trace', undefined, { alias: '-o' }),
+  signature: text(
+    'SIG',
+    'the finding to keep (default: the one the trace is named for, as in crashes/SIG/original.mpk, else its first)',
+  ),
+  json: bool('print one JSON object instead of text'),
+};
+
+export const SHRINK: CommandSpec<typeof SHRINK_FLAGS> = {
+  name: 'shrink',
+  args: 'TRACE',
+  summary:
+    "minimise a failing trace to a smaller schedule with the same signature, and record it (default output: TRACE's name with .shrunk.mpk)",
+  flags: SHRINK_FLAGS,
+  examples: [
+    'npx migfuzz shrink out/crashes/SIG/original.mpk',
+    'npx migfuzz shrink corpus/regressions/bug-a.mpk --signature stuck-irq-line:vser0:remote-irr --out a.mpk',
+  ],
+};
+
+/**
+ * `shrink`: minimises the trace's schedule to one that still shows the signature (the one the
+ * trace is named for, else its first finding's, or `--signature`), records it and writes the
+ * shrunk trace. 0, or 3 for a bad trace or one without that finding. Throws UsageError (2).
  */
 export function cmdShrink(argv: string[]): number {
-  const a = parseArgs(argv, ['-o', '--signature'], ['--json']);
+  const a = parseFlags(argv, SHRINK.flags);
   if (a.positionals.length !== 1) throw new UsageError('shrink needs exactly one TRACE');
   const file = a.positionals[0]!;
-  const out = flagString(a, '-o') ?? shrunkPath(file);
-  const wanted = flagString(a, '--signature');
+  const out = a.flags.out ?? shrunkPath(file);
+  const wanted = a.flags.signature;
   return withInputErrors(() => {
     const trace = readTraceFile(file);
     const recorded = signatures(trace.verdict.findings);
-    if (recorded.length === 0) throw new TraceInputError(`${file}: the trace has no finding to shrink`);
+    if (recorded.length === 0) throw new InputError(`${file}: the trace has no finding to shrink`);
     if (wanted !== undefined && !recorded.includes(wanted)) {
       throw new UsageError(
         `--signature: ${oneLine(wanted)} is not a finding of ${file} (its findings: ${recorded.join(', ')})`,
       );
     }
-    const signature = wanted ?? recorded[0]!;
+    const signature = wanted ?? namedSignature(file, recorded) ?? recorded[0]!;
     const builds = traceRegistry(trace);
     const { eventBudget } = trace.stats;
     // The shrinker keeps candidates that still show the signature: the start must show it now.
     const now = judge(trace.schedule, { builds, eventBudget });
     if (!now.findings.some((f) => f.signature === signature)) {
-      throw new TraceInputError(
+      throw new InputError(
         `${file}: its schedule no longer produces ${signature} (recorded: ${recorded.join(', ')}; now: ${signatures(now.findings).join(', ') || 'no finding'}), nothing to shrink`,
       );
     }
@@ -87,8 +111,7 @@ export function cmdShrink(argv: string[]): number {
     const shrunk = recordRun(r.schedule, builds, eventBudget);
     writeFileAtomic(out, encodeTrace(shrunk));
     const repro = `npx migfuzz replay ${out}`;
-    const target = shrunk.verdict.findings.find((f) => f.signature === signature);
-    if (a.flags.has('--json')) {
+    if (a.flags.json) {
       console.log(
         JSON.stringify({
           trace: file,
@@ -107,8 +130,11 @@ export function cmdShrink(argv: string[]): number {
       console.log(
         `${file}: shrunk ${signature} from ${r.stepsBefore} to ${r.stepsAfter} step${r.stepsAfter === 1 ? '' : 's'} (${r.tries} candidate runs${r.minimal ? '' : '; stopped at its limit, a step may still be removable'})`,
       );
-      console.log(`wrote ${out} (${shrunk.eventCount} events, digest ${shrunk.digest})`);
-      if (target) for (const line of findingLines(target, repro)) console.log(line);
+      const n = shrunk.verdict.findings.length;
+      console.log(
+        `wrote ${out} (${shrunk.eventCount} events, digest ${shrunk.digest}): ${n} finding${n === 1 ? '' : 's'}`,
+      );
+      for (const f of shrunk.verdict.findings) for (const line of findingLines(f, repro)) console.log(line);
     }
     return 0;
   });
@@ -116,6 +142,32 @@ export function cmdShrink(argv: string[]): number {
 
 // ---------------------------------------------------------------------------------------
 // corpus add TRACE [--name NAME] [--force] [--dir DIR] | corpus check [DIR] [--json]
+
+const CORPUS_ADD_FLAGS = {
+  name: text('NAME', "the seed's file name (default: from its first finding's signature)"),
+  force: bool('replace an existing seed of that name with other content'),
+  dir: text('DIR', 'the seed directory', REGRESSIONS_DIR),
+};
+
+export const CORPUS_ADD: CommandSpec<typeof CORPUS_ADD_FLAGS> = {
+  name: 'corpus add',
+  args: 'TRACE',
+  summary:
+    'add a trace to corpus/regressions/ as a regression seed (its schedule is re-recorded, so the seed holds the current events and verdict)',
+  flags: CORPUS_ADD_FLAGS,
+  examples: ['npx migfuzz corpus add out/crashes/SIG/shrunk.mpk --name my-bug'],
+};
+
+const CORPUS_CHECK_FLAGS = { json: bool('print one JSON object instead of text') };
+
+export const CORPUS_CHECK: CommandSpec<typeof CORPUS_CHECK_FLAGS> = {
+  name: 'corpus check',
+  args: '[DIR]',
+  summary: `re-run every regression seed of DIR (default ${REGRESSIONS_DIR}); each must reproduce its recorded findings (a seed recorded with none must still have none)`,
+  flags: CORPUS_CHECK_FLAGS,
+  examples: ['npx migfuzz corpus check', 'npx migfuzz corpus check my-seeds --json'],
+  notes: ['exit: 0 every seed holds, 1 one does not (recorded vs now), 3 a seed cannot be read'],
+};
 
 /** `corpus add|check ...`: see cmdCorpusAdd and cmdCorpusCheck. Throws UsageError (2). */
 export function cmdCorpus(argv: string[]): number {
@@ -162,12 +214,11 @@ function sameBytes(x: Uint8Array, y: Uint8Array): boolean {
  * verdict) and writes it to DIR/NAME.mpk atomically. An existing file with other content is
  * only replaced with `--force`; the same content is left as it is.
  */
-function cmdCorpusAdd(argv: string[]): number {
-  const a = parseArgs(argv, ['--name', '--dir'], ['--force']);
+export function cmdCorpusAdd(argv: string[]): number {
+  const a = parseFlags(argv, CORPUS_ADD.flags);
   if (a.positionals.length !== 1) throw new UsageError('corpus add needs exactly one TRACE');
   const file = a.positionals[0]!;
-  const dir = flagString(a, '--dir') ?? REGRESSIONS_DIR;
-  const name = flagString(a, '--name');
+  const { dir, name } = a.flags;
   const fileName = name !== undefined ? seedFileName(name) : undefined;
   return withInputErrors(() => {
     const trace = readTraceFile(file);
@@ -190,8 +241,8 @@ function cmdCorpusAdd(argv: string[]): number {
         console.log(`${target}: already in the corpus with this content, unchanged`);
         return 0;
       }
-      if (!a.flags.has('--force')) {
-        throw new TraceInputError(
+      if (!a.flags.force) {
+        throw new InputError(
           `${target}: exists with other content (give --force to replace it, or another --name)`,
         );
       }
@@ -199,7 +250,7 @@ function cmdCorpusAdd(argv: string[]): number {
     try {
       makeDirs(dir);
     } catch {
-      throw new TraceInputError(`${dir}: cannot create the directory`);
+      throw new InputError(`${dir}: cannot create the directory`);
     }
     writeFileAtomic(target, bytes);
     const head = after.length === 0 ? 'no finding' : `${after.length} finding${after.length > 1 ? 's' : ''}`;
@@ -215,7 +266,7 @@ function readBytes(file: string): Uint8Array {
   try {
     return readFileSync(file);
   } catch (e) {
-    throw new TraceInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new InputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }
 
@@ -238,7 +289,7 @@ export interface SeedCheck {
 /**
  * Re-runs a seed's schedule with the builds it recorded. It holds when every recorded
  * signature is found again; a seed recorded with no finding must still have none. Throws
- * TraceInputError for an unreadable trace.
+ * InputError for an unreadable trace.
  */
 export function checkSeed(file: string): SeedCheck {
   return checkTrace(file, readTraceFile(file));
@@ -267,16 +318,16 @@ export function checkTrace(file: string, trace: Trace): SeedCheck {
   };
 }
 
-/** The `.mpk` files of DIR, sorted; a missing or unreadable DIR is a TraceInputError. */
+/** The `.mpk` files of DIR, sorted; a missing or unreadable DIR is a InputError. */
 export function seedFiles(dir: string): string[] {
   let names: string[];
   try {
-    if (!statSync(dir).isDirectory()) throw new TraceInputError(`${dir}: not a directory`);
+    if (!statSync(dir).isDirectory()) throw new InputError(`${dir}: not a directory`);
     names = readdirSync(dir);
   } catch (e) {
-    if (e instanceof TraceInputError) throw e;
+    if (e instanceof InputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new TraceInputError(
+    throw new InputError(
       `${dir}: cannot read the seed directory (${code === 'ENOENT' ? 'no such directory' : (code ?? 'error')})`,
     );
   }
@@ -310,8 +361,8 @@ function checkLines(c: SeedCheck): string[] {
  * reported, recorded vs now), 3 when a seed cannot be read (one line each; the others are
  * still checked) or DIR is missing.
  */
-function cmdCorpusCheck(argv: string[]): number {
-  const a = parseArgs(argv, [], ['--json']);
+export function cmdCorpusCheck(argv: string[]): number {
+  const a = parseFlags(argv, CORPUS_CHECK.flags);
   if (a.positionals.length > 1) throw new UsageError('corpus check takes at most one DIR');
   const dir = a.positionals[0] ?? REGRESSIONS_DIR;
   return withInputErrors(() => {
@@ -322,12 +373,12 @@ function cmdCorpusCheck(argv: string[]): number {
       try {
         checks.push(checkSeed(file));
       } catch (e) {
-        if (!(e instanceof TraceInputError)) throw e;
+        if (!(e instanceof InputError)) throw e;
         unreadable.push(oneLine(e.message));
       }
     }
     const failed = checks.filter((c) => !c.holds);
-    if (a.flags.has('--json')) {
+    if (a.flags.json) {
       console.log(
         JSON.stringify({
           dir,
@@ -343,8 +394,8 @@ function cmdCorpusCheck(argv: string[]): number {
       );
     }
     for (const line of unreadable) console.error(`migfuzz: ${line}`);
-    if (unreadable.length > 0) return EXIT_INPUT;
-    return failed.length > 0 ? EXIT_FAILED : 0;
+    if (unreadable.length > 0) return Exit.INPUT;
+    return failed.length > 0 ? Exit.FOUND : 0;
   });
 }
 

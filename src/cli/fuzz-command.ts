@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { buildPairs } from '../fuzz/arbitraries.js';
@@ -7,6 +7,7 @@ import type { Doc } from '../fuzz/mutate.js';
 import { shrink } from '../fuzz/shrink.js';
 import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { BUILTIN_BUILDS, type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
+import { didYouMean } from '../model/schedule/suggest.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
 import {
   oneLine,
@@ -16,22 +17,35 @@ import {
   validateSchedule,
 } from '../model/schedule/validate.js';
 import { DEFAULT_EVENT_BUDGET, MAX_EVENT_BUDGET } from '../model/world.js';
+import { knownCause } from '../oracles/known.js';
 import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
-import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import { UsageError } from './args.js';
+import { Exit, InputError } from './exit-codes.js';
+import {
+  bool,
+  type CommandSpec,
+  count,
+  duration,
+  list,
+  parseDuration,
+  parseFlags,
+  type Settings,
+  text,
+} from './flags.js';
 import { Confirmer } from './fuzz-confirm.js';
 import type { BatchReport, ToWorker, WorkerInit } from './fuzz-worker.js';
-import { ioReason, makeDirs, readTraceFile, TraceInputError, writeFileAtomic } from './replay-commands.js';
+import { ioReason, makeDirs, readTraceFile, writeFileAtomic } from './replay-commands.js';
 import { INSTANCE_EXPECTED, SyncDir, validInstance } from './sync.js';
 
 /**
- * `migfuzz fuzz`: a campaign in an AFL-shaped directory (INTERFACE.md §5). This file holds
+ * `migfuzz fuzz`: a campaign in an AFL-shaped directory (docs/cli.md). This file holds
  * the I/O: flags, the wall clock, the output directory, the status line; the search itself
  * is src/fuzz/campaign.ts.
  */
-export class FuzzInputError extends Error {
-  override readonly name = 'FuzzInputError';
-}
+
+/** The one input-error type, under the name older code imports it by. */
+export { InputError as FuzzInputError };
 
 export interface FuzzSettings {
   seed: number;
@@ -49,45 +63,113 @@ export interface FuzzSettings {
   allowed: string[];
   /** The --builds flag as given, for reproduce commands. */
   buildsFlag: string | undefined;
+  /** Print the final summary as one JSON object instead of the table. */
+  json: boolean;
+  /** Start over: clear the campaign files of --out instead of resuming. */
+  fresh: boolean;
+  /** Exit 1 only for new signatures (`start`); false: any finding (`fuzz`, `start --strict`). */
+  onlyNewFail: boolean;
   /** --confirm: the QEMU binary new modern-build signatures are confirmed on, or null. */
   confirmQemu: string | null;
   /** --sync-dir DIR --instance NAME: this campaign is DIR/NAME and shares with DIR's others. */
   sync: { dir: string; instance: string } | null;
 }
 
-const DURATION = /^(\d+)(ms|s|m|h)?$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 /** Starting inputs when --corpus is not given (relative to the working directory). */
 const DEFAULT_CORPUS = join('corpus', 'seeds');
 
-export function parseDuration(text: string): number {
-  const m = DURATION.exec(text);
-  if (!m) throw new UsageError(`--time: ${quote(text)} is not a duration (e.g. 60s, 5m, 1h)`);
-  const ms = Number(m[1]) * UNIT_MS[m[2] ?? 's']!;
-  if (!(ms >= 1)) throw new UsageError(`--time: ${quote(text)} is no time at all`);
-  return ms;
-}
+export { parseDuration };
 
-function positiveInt(a: ParsedArgs, flag: string, max: number): number | null {
-  const v = flagString(a, flag);
-  if (v === undefined) return null;
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max)
-    throw new UsageError(`${flag}: expected a whole number from 1 to ${max}, got ${quote(v)}`);
-  return Number(v);
-}
+/** The status line, explained (in `fuzz --help` and docs/findings.md). */
+export const STATUS_LEGEND =
+  'status line: "#N cov: C corp: Q exec/s: R finds: F (K known)": N executions so far (a resumed campaign counts on from its earlier runs), C coverage points reached (edges between model events, AFL-style), Q inputs in the queue, R executions per second of this run, F distinct finding signatures, K of them known (docs/signatures.md)';
+
+const FUZZ_FLAGS = {
+  seed: count('N', 'the campaign seed, a u32 (the same seed and limit: the same campaign)', {
+    min: 0,
+    max: 0xffffffff,
+    shown: 'from the clock, printed first',
+  }),
+  time: duration('stop after this long (60s, 5m, 1h)', '60s, unless --execs'),
+  execs: count('N', 'stop after this many executions (split between the workers)', { max: 1e12 }),
+  workers: count('N', 'worker threads, each running its own campaign and sharing new inputs', {
+    max: 64,
+    value: 1,
+  }),
+  out: text('DIR', 'the campaign directory (resumed when it holds an earlier campaign)', 'out'),
+  corpus: text('DIR', 'starting inputs: schedules (.json) and traces (.mpk)', undefined),
+  builds: list(
+    'LIST',
+    'builds to fuzz: names and build files (.json), comma-separated (default: every built-in)',
+  ),
+  maxQueue: count('N', 'bound of the in-memory queue per worker (dropped entries stay on disk)', {
+    max: 1_000_000,
+    value: DEFAULT_MAX_QUEUE,
+  }),
+  eventBudget: count('N', 'executed events a run may take before it is cut as a hang', {
+    max: MAX_EVENT_BUDGET,
+    value: DEFAULT_EVENT_BUDGET,
+  }),
+  fresh: bool('start over: delete the campaign files of --out (queue, crashes, hangs, stats) first'),
+  json: bool('print the final summary as one JSON object (every finding, full rows) instead of the table'),
+  confirm: bool(
+    'confirm each new signature of a modern build once on a real QEMU, beside the campaign (docs/confirm.md)',
+  ),
+  qemu: text('PATH', 'the QEMU binary --confirm runs', 'qemu-system-x86_64'),
+  syncDir: text(
+    'DIR',
+    'share with the other instances of this directory (AFL-style); the campaign is DIR/INSTANCE',
+  ),
+  instance: text('NAME', "this instance's name in --sync-dir"),
+};
+
+const FUZZ_NOTES = [
+  STATUS_LEGEND,
+  `without --corpus, a campaign starts from ${DEFAULT_CORPUS}/ when there is one in the working directory`,
+  'exit: 0 nothing found, 1 findings saved (see `start` for the known-findings rule)',
+];
+
+export const FUZZ: CommandSpec<typeof FUZZ_FLAGS> = {
+  name: 'fuzz',
+  args: '',
+  summary: 'a coverage-guided campaign over migration schedules; findings are shrunk and saved under --out',
+  flags: FUZZ_FLAGS,
+  examples: [
+    'npx migfuzz fuzz --time 60s --seed 7 --out out',
+    'npx migfuzz fuzz --execs 100000 --workers 2 --builds qemu-9.2',
+    'npx migfuzz fuzz --builds qemu-9.2 --confirm',
+    'npx migfuzz fuzz --sync-dir /shared/sync --instance $(hostname) --time 1h',
+  ],
+  notes: FUZZ_NOTES,
+};
+
+const START_FLAGS = {
+  ...FUZZ_FLAGS,
+  strict: bool('exit 1 for any finding, known ones too'),
+};
+
+export const START: CommandSpec<typeof START_FLAGS> = {
+  name: 'start',
+  args: '',
+  summary:
+    'the default campaign (what `npm start` runs): fuzz for 60 s over every build, from corpus/seeds/. It exits 0 when every signature found is a known one (docs/signatures.md lists them), 1 when something new is found; --strict exits 1 for any finding',
+  flags: START_FLAGS,
+  examples: ['npm start', 'npx migfuzz start --fresh', 'npx migfuzz start --strict --time 5m'],
+  notes: [STATUS_LEGEND],
+};
 
 /**
  * --builds LIST: build names, and build files (ending in .json) whose builds are added and
  * allowed. Without it, every built-in build.
  */
 export function resolveBuilds(
-  list: string | undefined,
+  items: readonly string[] | undefined,
   read: (file: string) => string,
 ): { builds: BuildRegistry; allowed: string[] } {
   let builds = builtinRegistry();
-  if (!list) return { builds, allowed: BUILTIN_BUILDS.map((b) => b.name) };
+  if (!items) return { builds, allowed: BUILTIN_BUILDS.map((b) => b.name) };
   const allowed: string[] = [];
-  for (const item of list.split(',').filter((x) => x !== '')) {
+  for (const item of items) {
     if (item.endsWith('.json')) {
       const before = new Set(builds.keys());
       try {
@@ -101,103 +183,100 @@ export function resolveBuilds(
       allowed.push(item);
     } else {
       throw new UsageError(
-        `--builds: unknown build ${quote(item)} (known: ${[...builds.keys()].join(', ')})`,
+        `--builds: unknown build ${quote(item)}${didYouMean(item, builds.keys())} (known: ${[...builds.keys()].join(', ')})`,
       );
     }
   }
   if (buildPairs(builds, allowed).length === 0)
-    throw new UsageError('--builds: no two of these builds share a machine type');
+    throw new UsageError(`--builds: no two of ${allowed.join(', ')} share a machine type`);
   return { builds, allowed };
 }
 
-export function fuzzSettings(argv: string[], read: (file: string) => string, wallSeed: number): FuzzSettings {
-  const a = parseArgs(
-    argv,
-    [
-      '--seed',
-      '--time',
-      '--execs',
-      '--workers',
-      '--out',
-      '--corpus',
-      '--builds',
-      '--max-queue',
-      '--event-budget',
-      '--qemu',
-      '--sync-dir',
-      '--instance',
-    ],
-    ['--confirm'],
-  );
-  if (a.positionals.length > 0) throw new UsageError(`fuzz takes no FILE (got ${quote(a.positionals[0]!)})`);
-  if (a.flags.has('--qemu') && !a.flags.has('--confirm')) throw new UsageError('--qemu goes with --confirm');
-  const sync = syncSettings(a);
-  if (a.flags.has('--time') && a.flags.has('--execs'))
-    throw new UsageError('give --time or --execs, not both');
-  const seedText = flagString(a, '--seed');
-  if (seedText !== undefined && (!/^\d+$/.test(seedText) || Number(seedText) > 0xffffffff)) {
-    throw new UsageError(`--seed: expected a u32, got ${quote(seedText)}`);
-  }
-  const execs = positiveInt(a, '--execs', 1e12);
-  const time = flagString(a, '--time');
-  const { builds, allowed } = resolveBuilds(flagString(a, '--builds'), read);
+/** `fuzz` (or, with `start: true`, `start`) settings from argv. */
+export function fuzzSettings(
+  argv: string[],
+  read: (file: string) => string,
+  wallSeed: number,
+  { start = false }: { start?: boolean } = {},
+): FuzzSettings {
+  // START's table is FUZZ's plus --strict (which fuzz refuses as an unknown option).
+  const a = parseFlags(argv, start ? START.flags : FUZZ.flags);
+  const f = a.flags as Settings<typeof START.flags>;
+  const name = start ? 'start' : 'fuzz';
+  if (a.positionals.length > 0)
+    throw new UsageError(`${name} takes no FILE (got ${quote(a.positionals[0]!)})`);
+  if (f.time !== undefined && f.execs !== undefined) throw new UsageError('give --time or --execs, not both');
+  if (a.given.has('qemu') && !f.confirm) throw new UsageError('--qemu goes with --confirm');
+  const sync = syncSettings(f.syncDir, f.instance, a.given.has('out'));
+  const { builds, allowed } = resolveBuilds(f.builds, read);
   return {
-    seed: seedText !== undefined ? Number(seedText) : wallSeed >>> 0,
-    timeMs: time !== undefined ? parseDuration(time) : execs === null ? 60_000 : null,
-    execs,
-    workers: positiveInt(a, '--workers', 64) ?? 1,
-    maxQueue: positiveInt(a, '--max-queue', 1_000_000) ?? DEFAULT_MAX_QUEUE,
-    eventBudget: positiveInt(a, '--event-budget', MAX_EVENT_BUDGET) ?? DEFAULT_EVENT_BUDGET,
-    out: sync ? join(sync.dir, sync.instance) : (flagString(a, '--out') ?? 'out'),
-    corpus: flagString(a, '--corpus') ?? null,
+    seed: f.seed ?? wallSeed >>> 0,
+    timeMs: f.time ?? (f.execs === undefined ? 60_000 : null),
+    execs: f.execs ?? null,
+    workers: f.workers,
+    maxQueue: f.maxQueue,
+    eventBudget: f.eventBudget,
+    out: sync ? join(sync.dir, sync.instance) : f.out,
+    corpus: f.corpus ?? null,
     builds,
     allowed,
-    buildsFlag: flagString(a, '--builds'),
-    confirmQemu: a.flags.has('--confirm') ? (flagString(a, '--qemu') ?? 'qemu-system-x86_64') : null,
+    buildsFlag: f.builds?.join(','),
+    json: f.json,
+    fresh: f.fresh,
+    onlyNewFail: start && !f.strict,
+    confirmQemu: f.confirm ? f.qemu : null,
     sync,
   };
 }
 
-function syncSettings(a: ParsedArgs): FuzzSettings['sync'] {
-  const dir = flagString(a, '--sync-dir');
-  const instance = flagString(a, '--instance');
+function syncSettings(
+  dir: string | undefined,
+  instance: string | undefined,
+  out: boolean,
+): FuzzSettings['sync'] {
   if (dir === undefined && instance === undefined) return null;
   if (dir === undefined || instance === undefined)
     throw new UsageError('--sync-dir and --instance go together');
-  if (a.flags.has('--out'))
-    throw new UsageError('--out is not given with --sync-dir: the campaign is DIR/INSTANCE');
+  if (out) throw new UsageError('--out is not given with --sync-dir: the campaign is DIR/INSTANCE');
   if (!validInstance(instance))
     throw new UsageError(`--instance: ${quote(instance)} is not ${INSTANCE_EXPECTED}`);
   return { dir, instance };
+}
+
+/** A starting input and its file name (a finding's origin). */
+export interface Seed {
+  schedule: Schedule;
+  name: string;
 }
 
 /**
  * Starting inputs: schedules (.json) and traces (.mpk) of a directory; a bad file is an input
  * error. Inputs of builds outside the campaign's (`allowed`) are left out.
  */
-export function loadCorpus(dir: string, builds: BuildRegistry, allowed: readonly string[]): Schedule[] {
-  if (!existsSync(dir)) throw new FuzzInputError(`${dir}: no such corpus directory`);
+export function loadCorpus(dir: string, builds: BuildRegistry, allowed: readonly string[]): Seed[] {
+  if (!existsSync(dir)) throw new InputError(`${dir}: no such corpus directory`);
   let names: string[];
   try {
     names = readdirSync(dir).sort();
   } catch (e) {
-    throw new FuzzInputError(oneLine(`${dir}: cannot read the corpus directory (${ioReason(e)})`));
+    throw new InputError(oneLine(`${dir}: cannot read the corpus directory (${ioReason(e)})`));
   }
-  const out: Schedule[] = [];
+  const out: Seed[] = [];
   for (const name of names) {
     const file = join(dir, name);
     try {
-      if (name.endsWith('.json')) out.push(parseSchedule(readFileSync(file, 'utf8'), builds));
-      else if (name.endsWith('.mpk')) out.push(readTraceFile(file).schedule);
+      if (name.endsWith('.json'))
+        out.push({ schedule: parseSchedule(readFileSync(file, 'utf8'), builds), name });
+      else if (name.endsWith('.mpk')) out.push({ schedule: readTraceFile(file).schedule, name });
     } catch (e) {
-      if (e instanceof ScheduleError || e instanceof TraceInputError)
-        throw new FuzzInputError(`${file}: ${e.message}`);
+      if (e instanceof InputError) throw e; // a trace's error names its file already
+      if (e instanceof ScheduleError) throw new InputError(`${file}: ${e.message}`);
       const code = (e as NodeJS.ErrnoException).code;
-      if (code) throw new FuzzInputError(`${file}: cannot read (${code})`);
+      if (code) throw new InputError(`${file}: cannot read (${code})`);
       throw e;
     }
   }
-  return out.filter((s) => inCampaign(s, allowed));
+  return out.filter((seed) => inCampaign(seed.schedule, allowed));
 }
 
 const inCampaign = (s: Schedule, allowed: readonly string[]): boolean =>
@@ -212,18 +291,32 @@ function traceOrCrash(s: Schedule, builds: BuildRegistry, eventBudget: number): 
   }
 }
 
+const CAMPAIGN_SUBDIRS = ['queue', 'crashes', 'hangs'];
+
 /** A signature as a directory name. */
 export const signatureDir = (sig: string): string => sig.replace(/[^A-Za-z0-9._:-]/g, '_');
 
 /** The campaign's output directory: queue/, crashes/SIG/, hangs/, stats and plot data. */
 export class OutDir {
   private queued = 0;
-  constructor(readonly dir: string) {
-    for (const sub of ['queue', 'crashes', 'hangs']) {
+  /** `fresh`: delete an earlier campaign's files first (only those: DIR may hold others). */
+  constructor(
+    readonly dir: string,
+    { fresh = false }: { fresh?: boolean } = {},
+  ) {
+    if (fresh) {
+      try {
+        for (const name of [...CAMPAIGN_SUBDIRS, 'fuzzer_stats.json', 'plot_data.csv'])
+          rmSync(join(dir, name), { recursive: true, force: true });
+      } catch (e) {
+        throw new InputError(oneLine(`${dir}: cannot clear the campaign directory (${ioReason(e)})`));
+      }
+    }
+    for (const sub of CAMPAIGN_SUBDIRS) {
       try {
         makeDirs(join(dir, sub));
       } catch (e) {
-        throw new FuzzInputError(oneLine(`${dir}: cannot create the output directory (${ioReason(e)})`));
+        throw new InputError(oneLine(`${dir}: cannot create the output directory (${ioReason(e)})`));
       }
     }
   }
@@ -253,8 +346,8 @@ export class OutDir {
    * What an earlier campaign in this directory counted (resume): its executions, run time and
    * finding counts, and its plot rows, so the totals and the plot go on. Unreadable: nothing.
    */
-  earlier(): { execs: number; runTimeS: number; findings: Map<string, number>; plot: string[] } {
-    const none = { execs: 0, runTimeS: 0, findings: new Map<string, number>(), plot: [] };
+  earlier(): Earlier {
+    const none: Earlier = { execs: 0, runTimeS: 0, findings: new Map(), plot: [], corpus: 0, coverage: 0 };
     const read = (name: string): string | null => {
       try {
         return readFileSync(join(this.dir, name), 'utf8');
@@ -274,17 +367,36 @@ export class OutDir {
     for (const [sig, n] of Object.entries(typeof findings === 'object' && findings !== null ? findings : {}))
       if (Number.isSafeInteger(n)) counts.set(sig, n as number);
     const plot = (read('plot_data.csv') ?? '').split('\n').filter((line) => /^[\d.]+(,\d+){5}$/.test(line));
-    return { execs: execs as number, runTimeS, findings: counts, plot };
+    const last = plot.at(-1)?.split(',').map(Number) ?? [];
+    return {
+      execs: execs as number,
+      runTimeS,
+      findings: counts,
+      plot,
+      corpus: last[3] ?? 0,
+      coverage: last[4] ?? 0,
+    };
   }
 
-  /** Signatures already saved under crashes/ (resume: not saved twice). */
-  knownSignatures(): Set<string> {
-    const known = new Set<string>();
+  /**
+   * Findings an earlier campaign saved here (complete directories: finding.json is written
+   * last), by directory name: resumed, they are listed again and not saved twice.
+   */
+  savedFindings(): Map<string, SavedFinding> {
+    const saved = new Map<string, SavedFinding>();
     for (const sub of ['crashes', 'hangs']) {
-      for (const n of readdirSync(join(this.dir, sub)))
-        if (existsSync(join(this.dir, sub, n, 'finding.json'))) known.add(n);
+      for (const n of readdirSync(join(this.dir, sub))) {
+        try {
+          const doc = JSON.parse(
+            readFileSync(join(this.dir, sub, n, 'finding.json'), 'utf8'),
+          ) as SavedFinding;
+          if (typeof doc.signature === 'string') saved.set(n, doc);
+        } catch {
+          // no finding.json (an interrupted save) or damaged: saved again when found again
+        }
+      }
     }
-    return known;
+    return saved;
   }
 
   saveQueue(doc: Doc, exec: number, how: string): void {
@@ -303,11 +415,7 @@ export class OutDir {
     eventBudget: number,
     extra: object,
   ): string {
-    const sub =
-      f.oracle === 'hang'
-        ? join('hangs', signatureDir(f.signature))
-        : join('crashes', signatureDir(f.signature));
-    const dir = join(this.dir, sub);
+    const dir = findingDir(this.dir, f.oracle, signatureDir(f.signature));
     makeDirs(dir);
     for (const [name, s] of [
       ['original', f.schedule],
@@ -344,6 +452,30 @@ export class OutDir {
   }
 }
 
+/** What an earlier campaign in the same directory counted (resume). */
+interface Earlier {
+  execs: number;
+  runTimeS: number;
+  findings: Map<string, number>;
+  plot: string[];
+  /** Its last plot row's corpus size and coverage. */
+  corpus: number;
+  coverage: number;
+}
+
+/** A finding.json as an earlier campaign wrote it (fields of older versions may be missing). */
+interface SavedFinding {
+  signature: string;
+  oracle: string;
+  device: string | null;
+  message: string;
+  builds: string;
+  first_exec?: number;
+  seen_ms?: number;
+  origin?: string;
+  known?: string | null;
+}
+
 export interface FuzzIo {
   now(): number;
   isTty: boolean;
@@ -352,13 +484,29 @@ export interface FuzzIo {
   readText(file: string): string;
 }
 
-interface Row {
-  f: FindingRecord;
+/** A line of the findings table (and of `--json`'s findings). */
+export interface Row {
+  signature: string;
+  oracle: string;
+  device: string | null;
+  message: string;
+  builds: string;
+  count: number;
+  /** Execution that first found it, counted over every run of this directory. */
+  firstExec: number;
+  /** Milliseconds into the campaign (every run of this directory) when it was found. */
   seenMs: number;
-  shrunkSteps: number;
+  origin: string;
+  /** The known cause's name, or null: a new finding. */
+  known: string | null;
+  /** Steps of the shrunk schedule; null when an earlier run saved it. */
+  shrunkSteps: number | null;
   /** The shrinker finished (false: it stopped at its limit). */
   minimal: boolean;
   dir: string;
+  reproduce: string;
+  /** --confirm: the real QEMU's verdict (confirmed, not reproduced, untranslatable...). */
+  real?: string;
 }
 
 /** What executions produced since the last batch. */
@@ -444,6 +592,7 @@ class PoolSource implements Source {
   constructor(
     private readonly st: FuzzSettings,
     initial: Doc[],
+    private readonly initialNames: string[],
     imported: Doc[],
   ) {
     this.shared = [...imported];
@@ -465,6 +614,7 @@ class PoolSource implements Source {
       eventBudget: st.eventBudget,
       maxExecs: this.shares[i]!,
       initial,
+      initialNames: this.initialNames.slice(this.initialNames.length - initial.length),
       imported,
     };
     const w = new Worker(new URL('./fuzz-worker.js', import.meta.url), { workerData: init });
@@ -475,7 +625,7 @@ class PoolSource implements Source {
     w.on('exit', () => {
       if (this.stopping) return;
       if (++this.restarts > MAX_RESTARTS) {
-        this.failure = new FuzzInputError(`campaign workers died ${this.restarts} times; giving up`);
+        this.failure = new InputError(`campaign workers died ${this.restarts} times; giving up`);
         this.wake?.();
         return;
       }
@@ -564,24 +714,38 @@ const STATS_EVERY_MS = 1000;
 /** How often a synced instance looks for the others' new queue entries. */
 const SYNC_EVERY_MS = 2000;
 
-/** Runs a campaign to its limit or a stop signal; exit 1 when something was found. */
+/** Build pairs the campaign cannot run: no machine type in common (said, not silently skipped). */
+export function skippedPairs(builds: BuildRegistry, allowed: readonly string[]): string[] {
+  const runnable = new Set(buildPairs(builds, allowed).map((p) => `${p.src}\u0000${p.dst}`));
+  const skipped: string[] = [];
+  for (const [i, a] of allowed.entries())
+    for (const b of allowed.slice(i + 1)) if (!runnable.has(`${a}\u0000${b}`)) skipped.push(`${a}↔${b}`);
+  return skipped;
+}
+
+/**
+ * Runs a campaign to its limit or a stop signal. Exit 1 when something was found, except
+ * that `start` (onlyNewFail) exits 0 when every signature is a known one.
+ */
 export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   // Outside a checkout there is no corpus/seeds: without --corpus, start from nothing.
   const noSeeds = st.corpus === null && !existsSync(DEFAULT_CORPUS);
-  const initial = noSeeds ? [] : loadCorpus(st.corpus ?? DEFAULT_CORPUS, st.builds, st.allowed);
-  const out = new OutDir(st.out);
+  const seeds = noSeeds ? [] : loadCorpus(st.corpus ?? DEFAULT_CORPUS, st.builds, st.allowed);
+  const out = new OutDir(st.out, { fresh: st.fresh });
   const resumed = out.resumeQueue(st.builds, st.allowed);
   const sync = st.sync ? new SyncDir(st.sync.dir, st.sync.instance) : null;
   const synced = (): Doc[] => sync?.newEntries(st.builds, (s) => inCampaign(s, st.allowed)) ?? [];
   // Other instances' entries run first, like a resumed queue's.
   resumed.push(...synced());
+  const confirmer = st.confirmQemu === null ? null : new Confirmer(st.builds, st.confirmQemu, st.eventBudget);
   let source: Source;
   if (st.workers === 1) {
     const campaign = new Campaign({
       seed: st.seed,
       builds: st.builds,
       allowed: st.allowed,
-      initial,
+      initial: seeds.map((x) => x.schedule),
+      initialNames: seeds.map((x) => x.name),
       maxQueue: st.maxQueue,
       eventBudget: st.eventBudget,
     });
@@ -590,39 +754,60 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   } else {
     source = new PoolSource(
       st,
-      initial.map((s) => scheduleToJson(s) as Doc),
+      seeds.map((x) => scheduleToJson(x.schedule) as Doc),
+      seeds.map((x) => x.name),
       resumed,
     );
   }
-  const known = out.knownSignatures();
-  const confirmer = st.confirmQemu === null ? null : new Confirmer(st.builds, st.confirmQemu, st.eventBudget);
-  // A resumed campaign's totals and plot go on from the earlier one's.
+  // A resumed campaign's findings, totals and plot go on from the earlier runs'.
+  const saved = out.savedFindings();
   const earlier = out.earlier();
+  const say = (text: string): void => {
+    if (!st.json) io.write(`migfuzz: ${text}\n`);
+  };
   let stopped = false;
   io.onStop(() => {
     stopped = true;
     confirmer?.abort();
   });
   const t0 = io.now();
-  const rows: Row[] = [];
+  const rows = new Map<string, Row>();
+  for (const [dirName, f] of saved) rows.set(f.signature, savedRow(st, dirName, f, earlier));
   const plot: string[] = [...earlier.plot];
   let lastStatus = Number.NEGATIVE_INFINITY;
   let lastStats = Number.NEGATIVE_INFINITY;
   let lastSync = io.now();
-  io.write(
-    `migfuzz: fuzzing ${st.allowed.join(',')} with seed ${st.seed}, ${st.workers} worker(s), into ${st.out}/\n`,
-  );
-  if (resumed.length > 0)
-    io.write(
-      `migfuzz: resuming from ${resumed.length} queue entr${resumed.length === 1 ? 'y' : 'ies'} of ${st.out}/\n`,
+  say(`fuzzing ${st.allowed.join(',')} with seed ${st.seed}, ${st.workers} worker(s), into ${st.out}/`);
+  const skipped = skippedPairs(st.builds, st.allowed);
+  if (skipped.length > 0) {
+    const by = new Map<string, string[]>();
+    for (const [a, b] of skipped.map((p) => p.split('↔'))) by.set(a!, [...(by.get(a!) ?? []), b!]);
+    const groups = [...by].map(([a, bs]) => `${a} with ${bs.join(', ')}`);
+    say(`not migrating between builds without a machine type in common: ${groups.join('; ')}`);
+  }
+  if (earlier.execs > 0 || resumed.length > 0)
+    say(
+      `resuming from ${resumed.length} queue entr${resumed.length === 1 ? 'y' : 'ies'} of ${st.out}/ (${earlier.execs} executions and ${saved.size} findings so far; --fresh starts over)`,
     );
+  // Totals over every run of this directory; coverage and corpus are at least the earlier
+  // run's (its queue re-runs first and reaches them again).
+  const execs = (): number => earlier.execs + source.execs;
+  const coverage = (): number => Math.max(earlier.coverage, source.covered);
+  const corpus = (): number => Math.max(earlier.corpus, source.queueSize);
+  const knownCount = (): number => [...rows.values()].filter((r) => r.known !== null).length;
   const status = (force: boolean): void => {
     const ms = io.now() - t0;
-    if (!force && ms - lastStatus < (io.isTty ? STATUS_EVERY_MS : PLAIN_STATUS_EVERY_MS)) return;
+    if (st.json || (!force && ms - lastStatus < (io.isTty ? STATUS_EVERY_MS : PLAIN_STATUS_EVERY_MS))) return;
     lastStatus = ms;
     const rate = Math.round(source.execs / Math.max(ms / 1000, 0.001));
-    const line = `#${source.execs}\tcov: ${source.covered} corp: ${source.queueSize} exec/s: ${rate} finds: ${source.counts.size}`;
+    const finds = new Set([...rows.keys(), ...source.counts.keys()]).size;
+    const line = `#${execs()}\tcov: ${coverage()} corp: ${corpus()} exec/s: ${rate} finds: ${finds} (${knownCount()} known)`;
     io.write(io.isTty ? `\r${line}\x1b[K` : `${line}\n`);
+  };
+  const totals = (): Map<string, number> => {
+    const findings = new Map(earlier.findings);
+    for (const [sig, n] of source.counts) findings.set(sig, (findings.get(sig) ?? 0) + n);
+    return findings;
   };
   const saveStats = (force: boolean): void => {
     const ms = io.now() - t0;
@@ -630,11 +815,9 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
     lastStats = ms;
     const execsPerSec = source.execs / Math.max(ms / 1000, 0.001);
     const runTimeS = earlier.runTimeS + ms / 1000;
-    const execs = earlier.execs + source.execs;
-    const findings = new Map(earlier.findings);
-    for (const [sig, n] of source.counts) findings.set(sig, (findings.get(sig) ?? 0) + n);
+    const findings = totals();
     plot.push(
-      `${runTimeS.toFixed(1)},${execs},${execsPerSec.toFixed(0)},${source.queueSize},${source.covered},${findings.size}`,
+      `${runTimeS.toFixed(1)},${execs()},${execsPerSec.toFixed(0)},${corpus()},${coverage()},${findings.size}`,
     );
     out.writePlot(plot);
     out.writeStats({
@@ -644,12 +827,12 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       seed: st.seed,
       workers: st.workers,
       builds: st.allowed,
-      execs,
+      execs: execs(),
       execs_per_sec: Math.round(execsPerSec),
       invalid: source.invalid,
       worker_restarts: source.restarts,
-      corpus_size: source.queueSize,
-      coverage: source.covered,
+      corpus_size: corpus(),
+      coverage: coverage(),
       findings: Object.fromEntries(findings),
       ...(confirmer ? { real_qemu: Object.fromEntries(confirmer.verdicts) } : {}),
     });
@@ -663,8 +846,10 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       const batch = await source.next(st.execs === null ? BATCH : st.execs - source.execs);
       for (const e of batch.entries)
         if (e.op !== 'initial' && e.op !== 'imported') out.saveQueue(e.doc, e.exec, e.op);
-      for (const f of batch.findings)
-        rows.push(saveFinding(st, out, f, known, io.now() - t0, confirmer, sync));
+      for (const f of batch.findings) {
+        if (rows.get(f.signature)?.shrunkSteps === null) continue; // saved by an earlier run
+        rows.set(f.signature, saveFinding(st, out, f, earlier, io.now() - t0, confirmer, sync));
+      }
       if (sync && io.now() - lastSync >= SYNC_EVERY_MS) {
         lastSync = io.now();
         source.import(synced());
@@ -675,50 +860,50 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   } finally {
     await source.stop();
   }
-  for (const r of rows) r.f.count = source.counts.get(r.f.signature) ?? r.f.count;
   if (confirmer) {
     const pending = [...confirmer.verdicts.values()].filter((v) => v === 'pending').length;
-    if (pending > 0)
-      io.write(`${io.isTty ? '\n' : ''}migfuzz: waiting for ${pending} confirmation(s) on a real QEMU\n`);
+    if (pending > 0) say(`${io.isTty ? '\n' : ''}waiting for ${pending} confirmation(s) on a real QEMU`);
     await confirmer.drain();
+  }
+  const counts = totals();
+  for (const r of rows.values()) {
+    r.count = counts.get(r.signature) ?? r.count;
+    const real = confirmer?.verdicts.get(r.signature);
+    if (real !== undefined) r.real = real;
   }
   status(true);
   saveStats(true);
-  if (io.isTty) io.write('\n');
-  io.write(findingTable(rows, source.execs, st.buildsFlag, confirmer?.verdicts));
-  return source.counts.size > 0 ? 1 : 0;
+  if (io.isTty && !st.json) io.write('\n');
+  const list = sortRows([...rows.values()]);
+  const fresh = list.filter((r) => r.known === null).length;
+  if (st.json) {
+    io.write(
+      `${JSON.stringify({
+        seed: st.seed,
+        out: st.out,
+        builds: st.allowed,
+        skippedPairs: skipped,
+        execs: execs(),
+        runTimeS: earlier.runTimeS + (io.now() - t0) / 1000,
+        coverage: coverage(),
+        corpusSize: corpus(),
+        new: fresh,
+        known: list.length - fresh,
+        findings: list,
+      })}\n`,
+    );
+  } else {
+    io.write(findingTable(list, execs()));
+  }
+  if (list.length === 0) return Exit.OK;
+  return st.onlyNewFail && fresh === 0 ? Exit.OK : Exit.FOUND;
 }
 
-function saveFinding(
-  st: FuzzSettings,
-  out: OutDir,
-  f: FindingRecord,
-  known: Set<string>,
-  seenMs: number,
-  confirmer: Confirmer | null,
-  sync: SyncDir | null,
-): Row {
-  const dirName = signatureDir(f.signature);
-  const sub = f.oracle === 'hang' ? 'hangs' : 'crashes';
-  const dir = join(st.out, sub, dirName);
-  // Saved once across a sync dir: an instance that finds it later points at the first's.
-  const savedBy = known.has(dirName) ? undefined : sync?.claim(join(sub, dirName));
-  if (savedBy !== undefined) {
-    known.add(dirName);
-    return { f, seenMs, shrunkSteps: -1, minimal: true, dir: join(st.sync!.dir, savedBy, sub, dirName) };
-  }
-  if (known.has(dirName)) {
-    confirmer?.submit(f.signature, undefined, dir);
-    return { f, seenMs, shrunkSteps: -1, minimal: true, dir };
-  }
-  const shrunk = shrink(f.schedule, f.signature, st.builds, { eventBudget: st.eventBudget });
-  out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
-    seed: st.seed,
-    first_exec: f.firstExec,
-    seen_ms: seenMs,
-  });
-  confirmer?.submit(f.signature, shrunk.schedule, dir);
-  return { f, seenMs, shrunkSteps: shrunk.stepsAfter, minimal: shrunk.minimal, dir };
+/** New findings first, then known ones; each group in the order found. */
+export function sortRows(rows: Row[]): Row[] {
+  return rows.sort(
+    (a, b) => Number(a.known !== null) - Number(b.known !== null) || a.firstExec - b.firstExec,
+  );
 }
 
 /** `run`'s --builds for a campaign's schedules: its build file, if it named one. */
@@ -727,34 +912,119 @@ function runBuildsFlag(buildsFlag: string | undefined): string {
   return files.length === 1 ? ` --builds ${files[0]}` : '';
 }
 
-function findingTable(
-  rows: readonly Row[],
-  execs: number,
-  buildsFlag: string | undefined,
-  real: ReadonlyMap<string, string> | undefined,
-): string {
-  if (rows.length === 0) return `no finding in ${execs} executions\n`;
-  const lines = [
-    `signature | oracle | device | builds | count | first seen | shrunk steps${real ? ' | real QEMU' : ''} | replay`,
-  ];
-  for (const r of rows) {
-    const shrunk =
-      r.shrunkSteps < 0 ? '(saved before)' : `${r.shrunkSteps}${r.minimal ? '' : ' (stopped at its limit)'}`;
-    lines.push(
-      [
-        r.f.signature,
-        r.f.oracle,
-        r.f.device ?? '-',
-        r.f.builds,
-        String(r.f.count),
-        `${(r.seenMs / 1000).toFixed(2)} s (exec ${r.f.firstExec})`,
-        shrunk,
-        ...(real ? [real.get(r.f.signature) ?? '-'] : []),
-        existsSync(join(r.dir, 'shrunk.mpk'))
-          ? `npx migfuzz replay ${join(r.dir, 'shrunk.mpk')}`
-          : `npx migfuzz run ${join(r.dir, 'shrunk.json')}${runBuildsFlag(buildsFlag)}`,
-      ].join(' | '),
-    );
+function reproduceCommand(st: FuzzSettings, dir: string): string {
+  return existsSync(join(dir, 'shrunk.mpk'))
+    ? `npx migfuzz replay ${join(dir, 'shrunk.mpk')}`
+    : `npx migfuzz run ${join(dir, 'shrunk.json')}${runBuildsFlag(st.buildsFlag)}`;
+}
+
+/** A finding's directory under DIR: hangs/ for hangs, crashes/ for the rest. */
+const findingDir = (out: string, oracle: string, dirName: string): string =>
+  join(out, oracle === 'hang' ? 'hangs' : 'crashes', dirName);
+
+/** A table row: the finding's own fields, what the run adds, and where it was saved. */
+function row(
+  st: FuzzSettings,
+  f: Pick<Row, 'signature' | 'oracle' | 'device' | 'message' | 'builds'>,
+  dir: string,
+  rest: Omit<Row, 'signature' | 'oracle' | 'device' | 'message' | 'builds' | 'dir' | 'reproduce'>,
+): Row {
+  const { signature, oracle, device, message, builds } = f;
+  return { signature, oracle, device, message, builds, ...rest, dir, reproduce: reproduceCommand(st, dir) };
+}
+
+function savedRow(st: FuzzSettings, dirName: string, f: SavedFinding, earlier: Earlier): Row {
+  return row(st, f, findingDir(st.out, f.oracle, dirName), {
+    count: earlier.findings.get(f.signature) ?? 0,
+    firstExec: f.first_exec ?? 0,
+    seenMs: f.seen_ms ?? 0,
+    origin: f.origin ?? 'an earlier run',
+    known: f.known ?? null,
+    shrunkSteps: null,
+    minimal: true,
+  });
+}
+
+function saveFinding(
+  st: FuzzSettings,
+  out: OutDir,
+  f: FindingRecord,
+  earlier: Earlier,
+  ms: number,
+  confirmer: Confirmer | null,
+  sync: SyncDir | null,
+): Row {
+  const known = knownCause(f, f.schedule, st.builds)?.name ?? null;
+  const firstExec = earlier.execs + f.firstExec;
+  const seenMs = Math.round(earlier.runTimeS * 1000 + ms);
+  // Saved once across a sync dir: an instance that finds it after another points at the first's.
+  const dirName = signatureDir(f.signature);
+  const sub = f.oracle === 'hang' ? 'hangs' : 'crashes';
+  const savedBy = sync?.claim(join(sub, dirName));
+  if (savedBy !== undefined) {
+    return row(st, f, join(st.sync!.dir, savedBy, sub, dirName), {
+      count: f.count,
+      firstExec,
+      seenMs,
+      origin: `${f.origin} (saved by instance ${savedBy})`,
+      known,
+      shrunkSteps: null,
+      minimal: true,
+    });
   }
+  const shrunk = shrink(f.schedule, f.signature, st.builds, { eventBudget: st.eventBudget });
+  const dir = out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
+    seed: st.seed,
+    first_exec: firstExec,
+    seen_ms: seenMs,
+    origin: f.origin,
+    known,
+  });
+  confirmer?.submit(f.signature, shrunk.schedule, dir);
+  return row(st, f, dir, {
+    count: f.count,
+    firstExec,
+    seenMs,
+    origin: f.origin,
+    known,
+    shrunkSteps: shrunk.stepsAfter,
+    minimal: shrunk.minimal,
+  });
+}
+
+/** The table's width: it fits a 100-column terminal (the reproduce lines hold a path). */
+export const TABLE_WIDTH = 100;
+
+/** `text` cut to `width` columns, with an ellipsis when cut (`--json` has the whole). */
+const cell = (text: string, width: number): string =>
+  text.length <= width ? text.padEnd(width) : `${text.slice(0, width - 1)}…`;
+
+/**
+ * The findings table: new findings first, then known ones (with their cause), each row
+ * followed by the command that replays its shrunk schedule; the last line counts them.
+ */
+export function findingTable(rows: readonly Row[], execs: number): string {
+  if (rows.length === 0) return `no finding in ${execs} executions\n`;
+  const lines: string[] = [];
+  const group = (title: string, list: readonly Row[], third: (r: Row) => string, head: string): void => {
+    if (list.length === 0) return;
+    lines.push(title, `  ${cell('signature', 52)}  ${cell(head, 19)}  ${'count'.padStart(7)}  first seen`);
+    for (const r of list) {
+      lines.push(
+        `  ${cell(r.signature, 52)}  ${cell(third(r), 19)}  ${String(r.count).padStart(7)}  #${r.firstExec}`,
+      );
+      const shrunk =
+        r.shrunkSteps === null
+          ? 'saved before'
+          : `shrunk to ${r.shrunkSteps} step${r.shrunkSteps === 1 ? '' : 's'}${r.minimal ? '' : ', stopped at its limit'}`;
+      const real = r.real === undefined ? '' : `; real QEMU: ${r.real}`;
+      lines.push(`    from ${r.origin}; ${shrunk}${real}:`, `    ${r.reproduce}`);
+    }
+  };
+  const fresh = rows.filter((r) => r.known === null);
+  const known = rows.filter((r) => r.known !== null);
+  group(`NEW (${fresh.length}): not explained by a known cause`, fresh, (r) => r.builds, 'builds');
+  group(`known (${known.length}): see docs/signatures.md`, known, (r) => r.known!, 'known cause');
+  lines.push(`${fresh.length} new, ${known.length} known, in ${execs} executions`);
   return `${lines.join('\n')}\n`;
 }

@@ -19,6 +19,8 @@ export interface WorkerInit {
   maxExecs: number | null;
   /** Starting inputs as schedule documents (only worker 0 runs them). */
   initial: Doc[];
+  /** Their file names (a finding's origin). */
+  initialNames: string[];
   imported: Doc[];
 }
 
@@ -49,6 +51,7 @@ function start(init: WorkerInit): void {
     maxQueue: init.maxQueue,
     eventBudget: init.eventBudget,
     initial: init.initial.map((doc) => validateSchedule(doc, builds)),
+    initialNames: init.initialNames,
   });
   for (const doc of init.imported) campaign.importEntry(doc);
   port.on('message', (m: ToWorker) => {

@@ -1,59 +1,47 @@
 import { readFileSync } from 'node:fs';
 import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
-import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { didYouMean } from '../model/schedule/suggest.js';
+import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { oneLine, parseSchedule, quote } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
-import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
-import { cmdConfirm } from './confirm-command.js';
-import { cmdCorpus, cmdShrink } from './corpus-commands.js';
-import { FuzzInputError, type FuzzIo, fuzzSettings, runFuzz } from './fuzz-command.js';
-import { cmdCorpusMerge, MergeInputError } from './merge-command.js';
+import { UsageError } from './args.js';
+import { completionScript, SHELLS } from './completion.js';
+import { CONFIRM, cmdConfirm } from './confirm-command.js';
+import {
+  CORPUS_ADD,
+  CORPUS_CHECK,
+  cmdCorpusAdd,
+  cmdCorpusCheck,
+  cmdShrink,
+  SHRINK,
+} from './corpus-commands.js';
+import { Exit, InputError } from './exit-codes.js';
+import { bool, type Command, type CommandSpec, helpText, parseFlags, text, usageLine } from './flags.js';
+import { FUZZ, type FuzzIo, fuzzSettings, runFuzz, START } from './fuzz-command.js';
+import { CORPUS_MERGE, cmdCorpusMerge } from './merge-command.js';
 import {
   cmdReplay,
   cmdShow,
   ioReason,
   isTraceFile,
+  REPLAY,
   runRecorded,
-  TraceInputError,
+  SHOW,
   traceRunInput,
 } from './replay-commands.js';
-import { cmdReport, cmdShowHtml, wantsHtml } from './report-command.js';
-import { cmdStatus, StatusInputError } from './status-command.js';
-import { cmdStream, fromStream, StreamInputError } from './stream-command.js';
-import { cmdVmstate } from './vmstate-command.js';
+import { cmdReport, cmdShowHtml, REPORT, wantsHtml } from './report-command.js';
+import { cmdStatus, STATUS } from './status-command.js';
+import { cmdStreamShow, fromStream, STREAM_SHOW, StreamInputError } from './stream-command.js';
+import { packageVersion } from './version.js';
+import { cmdDiff, cmdDump, VMSTATE_DIFF, VMSTATE_DUMP } from './vmstate-command.js';
 
 /**
- * The command line: the only place that reads argv and files, prints, or exits. Exit codes
- * (INTERFACE.md §4): 0 nothing found, 1 findings, 2 usage error, 3 invalid input file.
+ * The command line: the only place that reads argv and files, prints, or exits. Every
+ * command is one entry of COMMANDS (its flag table and the function that runs it): help,
+ * usage lines and shell completion come from there. Exit codes: src/cli/exit-codes.ts.
  */
-
-class InputError extends Error {
-  override readonly name = 'InputError';
-}
-
-const USAGE = `usage: migfuzz <command> [options]
-  run FILE [--trace OUT.mpk] [--json] [--builds FILE]   run a schedule (or a trace's) and print its verdict
-      [--from-stream STREAM]                            start the source from a real QEMU stream's serial/virtio-serial state
-  replay TRACE [--json]                                 re-execute a trace and compare event by event
-  show TRACE [--all] [--vcd OUT.vcd | --html OUT.html]  a readable timeline, a Value Change Dump, or an HTML page
-  report OUT_DIR [-o FILE.html] [--known DIR]           an HTML report of a campaign directory (default OUT_DIR/report.html)
-  shrink TRACE [-o OUT.mpk] [--signature SIG] [--json]  minimise a failing trace (same signature)
-  corpus add TRACE [--name NAME] [--force] [--dir DIR]  add a trace to corpus/regressions/ as a regression seed
-  corpus check [DIR] [--json]                           re-run every regression seed (1 if one no longer holds)
-  corpus merge OUT_DIR... --into DIR [--builds FILE] [--json]
-                                                        the fewest queue entries keeping the union's coverage, each finding once
-  status DIR [--json]                                   every campaign of a sync dir: execs, exec/s, coverage, findings
-  fuzz [--seed N] [--time 60s | --execs N] [--workers N] [--out DIR | --sync-dir DIR --instance NAME] [--corpus DIR] [--builds LIST]
-       [--max-queue N] [--event-budget N] [--confirm [--qemu PATH]]
-                                                        a coverage-guided campaign
-  confirm FILE [--qemu PATH] [--json] [--keep DIR] [--guest-dir DIR] [--builds FILE]
-                                                        run the schedule on a real QEMU too and compare verdicts (exit 6: no QEMU)
-  start                                                 the default campaign (fuzz --time 60s)
-  stream show FILE [--json]                             decode a real QEMU migration stream
-  vmstate dump --build B --machine M [--out FILE]       the modelled devices in QEMU's -dump-vmstate format
-  vmstate diff SRC.json DEST.json [--reverse] [--json]  what vmstate-static-checker.py reports (1 if differences)`;
 
 function readText(file: string): string {
   try {
@@ -63,8 +51,7 @@ function readText(file: string): string {
   }
 }
 
-function loadBuilds(a: ParsedArgs): BuildRegistry {
-  const file = flagString(a, '--builds');
+function loadBuilds(file: string | undefined): BuildRegistry {
   if (!file) return builtinRegistry();
   try {
     return parseBuildFile(readText(file), builtinRegistry());
@@ -74,24 +61,28 @@ function loadBuilds(a: ParsedArgs): BuildRegistry {
   }
 }
 
-function loadSchedule(file: string, builds: BuildRegistry): Schedule {
+function loadSchedule(file: string, builds: BuildRegistry, buildsFile: string | undefined): Schedule {
   try {
     return parseSchedule(readText(file), builds);
   } catch (e) {
-    if (e instanceof ScheduleError) throw new InputError(`${file}: ${e.message}`);
-    throw e;
+    if (!(e instanceof ScheduleError)) throw e;
+    // A schedule a campaign with a build file wrote needs that file again.
+    const hint =
+      buildsFile === undefined && /\.build: unknown build/.test(e.message)
+        ? ': is it from a build file? give it with --builds FILE'
+        : '';
+    throw new InputError(`${file}: ${e.message}${hint}`);
   }
 }
 
-function reproduce(file: string, a: ParsedArgs): string {
-  const builds = flagString(a, '--builds');
+function reproduce(file: string, builds: string | undefined): string {
   return `npx migfuzz run ${file}${builds ? ` --builds ${builds}` : ''}`;
 }
 
 const ms = (ns: number): string => `${(ns / 1e6).toFixed(3)} ms`;
 
 function printVerdict(file: string, s: Schedule, v: Verdict, repro: string): void {
-  const pair = `${s.src.build} → ${s.dst.build} on ${s.machine}`;
+  const pair = `${buildsPath(s)} on ${s.machine}`;
   const head =
     v.findings.length === 0
       ? 'no finding'
@@ -106,30 +97,40 @@ function printFinding(f: Finding, repro: string): void {
   console.log(`    reproduce: ${repro}`);
 }
 
-/** A schedule file, or a trace (.mpk), which runs its own schedule with its recorded builds. */
-function runInput(
-  file: string,
-  a: ParsedArgs,
-): { schedule: Schedule; builds: BuildRegistry; eventBudget?: number } {
-  const registry = loadBuilds(a);
-  return traceRunInput(file, registry) ?? { schedule: loadSchedule(file, registry), builds: registry };
-}
+const RUN_FLAGS = {
+  trace: text('OUT.mpk', 'also record every executed event into a trace'),
+  json: bool('print one JSON object (the findings, each with its reproduce command) instead of text'),
+  builds: text('FILE', 'a build file adding builds of your own (a base build plus revision switches)'),
+  fromStream: text('STREAM', "start the source from a real QEMU stream's serial and virtio-serial state"),
+};
+
+const RUN: CommandSpec<typeof RUN_FLAGS> = {
+  name: 'run',
+  args: 'FILE',
+  summary:
+    "run a schedule (.json), or a trace's schedule (.mpk) with its recorded builds, and print its verdict",
+  flags: RUN_FLAGS,
+  examples: [
+    'npx migfuzz run corpus/seeds/bug-a-virtio-serial.json',
+    'npx migfuzz run corpus/seeds/bug-b-serial.json --json',
+    'npx migfuzz run my-schedule.json --builds my-builds.json --trace a.mpk',
+  ],
+  notes: ['exit: 0 no finding, 1 findings, 3 the file cannot be used'],
+};
 
 function cmdRun(argv: string[]): number {
-  const a = parseArgs(argv, ['--builds', '--trace', '--from-stream'], ['--json']);
+  const a = parseFlags(argv, RUN.flags);
   if (a.positionals.length !== 1) throw new UsageError('run needs exactly one FILE');
   const file = a.positionals[0]!;
-  const registry = loadBuilds(a);
-  const stream = flagString(a, '--from-stream');
-  if (stream !== undefined) return runFromStream(file, stream, registry, a);
-  const { schedule, builds, eventBudget } = runInput(file, a);
-  const out = flagString(a, '--trace');
+  if (a.flags.fromStream !== undefined) return runFromStream(file, a.flags.fromStream, a.flags);
+  const { schedule, builds, eventBudget } = runInput(file, a.flags.builds);
+  const out = a.flags.trace;
   const v =
     out === undefined
       ? judge(schedule, { builds, eventBudget })
       : runRecorded(schedule, builds, out, eventBudget);
-  const repro = reproduce(file, a);
-  if (a.flags.has('--json')) {
+  const repro = reproduce(file, a.flags.builds);
+  if (a.flags.json) {
     console.log(
       JSON.stringify({
         file,
@@ -142,27 +143,39 @@ function cmdRun(argv: string[]): number {
   } else {
     printVerdict(file, schedule, v, repro);
   }
-  return v.findings.length > 0 ? 1 : 0;
+  return v.findings.length > 0 ? Exit.FOUND : Exit.OK;
 }
 
-/**
- * `run SCHEDULE --from-stream FILE`: the source starts from a real stream's serial and
- * virtio-serial state. A trace records a schedule only, so neither a trace input nor
- * `--trace` goes with it.
- */
-function runFromStream(file: string, streamFile: string, builds: BuildRegistry, a: ParsedArgs): number {
-  if (a.flags.has('--trace') || isTraceFile(file))
+/** A schedule file, or a trace (.mpk), which runs its own schedule with its recorded builds. */
+function runInput(
+  file: string,
+  buildsFile: string | undefined,
+): { schedule: Schedule; builds: BuildRegistry; eventBudget?: number } {
+  const registry = loadBuilds(buildsFile);
+  return (
+    traceRunInput(file, registry) ?? { schedule: loadSchedule(file, registry, buildsFile), builds: registry }
+  );
+}
+
+/** `run SCHEDULE --from-stream FILE`: the source starts from a real stream's device state. */
+function runFromStream(
+  file: string,
+  streamFile: string,
+  f: { trace: string | undefined; json: boolean; builds: string | undefined },
+): number {
+  if (f.trace !== undefined || isTraceFile(file))
     throw new UsageError('--from-stream runs a schedule (.json) and records no trace');
-  const schedule = loadSchedule(file, builds);
+  const builds = loadBuilds(f.builds);
+  const schedule = loadSchedule(file, builds, f.builds);
   const v = judge(schedule, { builds, fromStream: fromStream(streamFile, schedule, builds) });
-  const repro = `${reproduce(file, a)} --from-stream ${streamFile}`;
-  if (a.flags.has('--json')) {
-    const findings = v.findings.map((f) => ({ ...f, reproduce: repro }));
+  const repro = `${reproduce(file, f.builds)} --from-stream ${streamFile}`;
+  if (f.json) {
+    const findings = v.findings.map((x) => ({ ...x, reproduce: repro }));
     console.log(
       JSON.stringify({ file, stream: streamFile, findings, events: v.events, endNs: v.endNs, end: v.end }),
     );
   } else printVerdict(file, schedule, v, repro);
-  return v.findings.length > 0 ? 1 : 0;
+  return v.findings.length > 0 ? Exit.FOUND : Exit.OK;
 }
 
 function fuzzIo(): FuzzIo {
@@ -178,81 +191,176 @@ function fuzzIo(): FuzzIo {
   };
 }
 
-function cmdFuzz(argv: string[]): Promise<number> | number {
-  const settings = fuzzSettings(argv, (file) => readText(file), Date.now());
-  return runFuzz(settings, fuzzIo()).catch((e: unknown) => handleError(e));
+function cmdFuzz(argv: string[], start = false): Promise<number> | number {
+  const settings = fuzzSettings(argv, (file) => readText(file), Date.now(), { start });
+  return runFuzz(settings, fuzzIo());
 }
 
+const HELP: CommandSpec = {
+  name: 'help',
+  args: '[COMMAND]',
+  summary: 'the list of commands, or the help of one (the same as COMMAND --help)',
+  flags: {},
+  examples: ['npx migfuzz help fuzz'],
+};
+
+const COMPLETION: CommandSpec = {
+  name: 'completion',
+  args: SHELLS.join('|'),
+  summary: 'print a shell completion script for commands and flags',
+  flags: {},
+  examples: ['source <(npx migfuzz completion bash)', 'npx migfuzz completion zsh > ~/.zfunc/_migfuzz'],
+};
+
+/**
+ * Every command: its spec (flags, help, usage) and what runs it. A new command is one more
+ * entry here, its flag table next to its code.
+ */
+export const COMMANDS: readonly Command[] = [
+  { spec: RUN, run: cmdRun },
+  { spec: REPLAY, run: cmdReplay },
+  { spec: SHOW, run: (argv) => (wantsHtml(argv) ? cmdShowHtml(argv) : cmdShow(argv)) },
+  { spec: REPORT, run: cmdReport },
+  { spec: SHRINK, run: cmdShrink },
+  { spec: CORPUS_ADD, run: cmdCorpusAdd },
+  { spec: CORPUS_CHECK, run: cmdCorpusCheck },
+  { spec: CORPUS_MERGE, run: (argv) => cmdCorpusMerge(argv, loadBuilds) },
+  { spec: FUZZ, run: (argv) => cmdFuzz(argv) },
+  // The default campaign: 60 s (fuzz's default limit), known findings exit 0.
+  { spec: START, run: (argv) => cmdFuzz(argv, true) },
+  { spec: CONFIRM, run: (argv) => cmdConfirm(argv, { load: runInput }) },
+  { spec: STATUS, run: (argv) => cmdStatus(argv, Date.now()) },
+  { spec: STREAM_SHOW, run: cmdStreamShow },
+  { spec: VMSTATE_DUMP, run: cmdDump },
+  { spec: VMSTATE_DIFF, run: cmdDiff },
+  { spec: HELP, run: cmdHelp },
+  { spec: COMPLETION, run: cmdCompletion },
+];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => `${c.spec.name} ${c.spec.args}`.length)) + 2;
+  return [
+    'usage: migfuzz <command> [options]   (migfuzz <command> --help for its options)',
+    '',
+    ...COMMANDS.map(
+      (c) => `  ${`${c.spec.name} ${c.spec.args}`.padEnd(width)}${firstClause(c.spec.summary)}`,
+    ),
+    `${'  --version'.padEnd(width + 2)}print the version`,
+    '',
+    'docs: docs/README.md in the repository (schedules, oracles, signatures, builds, findings)',
+  ].join('\n');
+}
+
+/** A summary up to its first `;` or `,` clause break that keeps it short. */
+const firstClause = (summary: string): string => {
+  const cut = summary.search(/[;(]/);
+  return (cut > 0 ? summary.slice(0, cut) : summary).trim();
+};
+
+function commandOf(argv: readonly string[]): { command: Command; rest: string[] } | null {
+  for (const n of [2, 1]) {
+    const name = argv.slice(0, n).join(' ');
+    const command = COMMANDS.find((c) => c.spec.name === name);
+    if (command && argv.length >= n) return { command, rest: argv.slice(n) };
+  }
+  return null;
+}
+
+function cmdHelp(argv: string[]): number {
+  parseFlags(argv, HELP.flags);
+  if (argv.length === 0) {
+    console.log(overview());
+    return Exit.OK;
+  }
+  const found = commandOf(argv);
+  // `help corpus`: the subcommands' usage lines.
+  const subs = COMMANDS.filter((c) => c.spec.name.startsWith(`${argv[0]} `));
+  if (!found && argv.length === 1 && subs.length > 0) {
+    console.log(subs.map((c) => usageLine(c.spec)).join('\n'));
+    return Exit.OK;
+  }
+  if (!found || found.rest.length > 0)
+    throw new UsageError(`no command ${quote(argv.join(' '))}${suggestCommand(argv[0]!)}`);
+  console.log(helpText(found.command.spec));
+  return Exit.OK;
+}
+
+function cmdCompletion(argv: string[]): number {
+  const a = parseFlags(argv, COMPLETION.flags);
+  const shell = a.positionals[0];
+  if (a.positionals.length !== 1 || !SHELLS.includes(shell as (typeof SHELLS)[number]))
+    throw new UsageError(`completion needs one shell: ${SHELLS.join(' or ')}`);
+  console.log(
+    completionScript(
+      shell as (typeof SHELLS)[number],
+      COMMANDS.map((c) => c.spec),
+    ),
+  );
+  return Exit.OK;
+}
+
+const suggestCommand = (word: string): string =>
+  didYouMean(word, new Set(COMMANDS.map((c) => c.spec.name.split(' ')[0]!)));
+
 export function main(argv: string[]): number | Promise<number> {
-  const [cmd, ...rest] = argv;
+  const [cmd] = argv;
+  if (cmd === undefined) {
+    console.error(overview());
+    return Exit.USAGE;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    console.log(`migfuzz ${packageVersion()}`);
+    return Exit.OK;
+  }
+  if (cmd === '--help' || cmd === '-h') return cmdHelp([]);
+  const found = commandOf(argv);
+  const spec = found?.command.spec;
   try {
-    switch (cmd) {
-      case 'run':
-        return cmdRun(rest);
-      case 'fuzz':
-        return cmdFuzz(rest);
-      case 'replay':
-        return cmdReplay(rest);
-      case 'show':
-        return wantsHtml(rest) ? cmdShowHtml(rest) : cmdShow(rest);
-      case 'report':
-        return cmdReport(rest);
-      case 'shrink':
-        return cmdShrink(rest);
-      case 'corpus':
-        if (rest[0] === 'merge') return cmdCorpusMerge(rest.slice(1), loadBuilds);
-        return cmdCorpus(rest);
-      case 'status':
-        return cmdStatus(rest, Date.now());
-      case 'confirm':
-        return cmdConfirm(rest, { load: runInput }).catch((e: unknown) => handleError(e));
-      case 'stream':
-        return cmdStream(rest);
-      case 'vmstate':
-        return cmdVmstate(rest);
-      case 'start':
-        // The default campaign: 60 s, unless a limit of its own is given.
-        return cmdFuzz(rest.some((x) => /^--(time|execs)(=|$)/.test(x)) ? rest : ['--time', '60s', ...rest]);
-      case undefined:
-      case '--help':
-      case '-h':
-      case 'help':
-        console.log(USAGE);
-        return cmd === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown command ${quote(cmd)}`);
+    if (!found) {
+      const subs = COMMANDS.filter((c) => c.spec.name.startsWith(`${cmd} `)).map(
+        (c) => c.spec.name.split(' ')[1]!,
+      );
+      if (subs.length > 0)
+        throw new UsageError(
+          argv[1] === undefined
+            ? `${cmd} needs a subcommand: ${subs.join(', ')}`
+            : `unknown ${cmd} subcommand ${quote(argv[1])} (${subs.join(', ')})`,
+        );
+      throw new UsageError(`unknown command ${quote(cmd)}${suggestCommand(cmd)}`);
     }
+    // `--help` anywhere before `--` asks for help, whatever else is given.
+    const beforeDashes =
+      found.rest.indexOf('--') < 0 ? found.rest : found.rest.slice(0, found.rest.indexOf('--'));
+    if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) {
+      console.log(helpText(found.command.spec));
+      return Exit.OK;
+    }
+    const code = found.command.run(found.rest);
+    return typeof code === 'number' ? code : code.catch((e: unknown) => handleError(e, spec));
   } catch (e) {
-    return handleError(e);
+    return handleError(e, spec);
   }
 }
 
 /** Exit code of an internal error (sysexits EX_SOFTWARE): never a finding's 1 or an input's 3. */
-export const EXIT_INTERNAL = 70;
+export const EXIT_INTERNAL = Exit.INTERNAL;
 
-/** Usage errors exit 2, bad input files 3, each with one line; anything else is a bug (70). */
-function handleError(e: unknown): number {
+/**
+ * A usage error prints its line and that command's usage (exit 2); a bad input its line only
+ * (3); anything else is a bug of migfuzz (70), still one line.
+ */
+function handleError(e: unknown, spec: CommandSpec | undefined): number {
   if (e instanceof UsageError) {
-    console.error(`migfuzz: ${e.message}\n${USAGE}`);
-    return 2;
+    const usage = spec ? `${usageLine(spec)}\n(migfuzz ${spec.name} --help for more)` : overview();
+    console.error(`migfuzz: ${oneLine(e.message)}\n${usage}`);
+    return Exit.USAGE;
   }
-  if (
-    e instanceof InputError ||
-    e instanceof FuzzInputError ||
-    e instanceof BuildFileError ||
-    e instanceof MergeInputError ||
-    e instanceof StatusInputError
-  ) {
-    console.error(`migfuzz: ${e.message}`);
-    return 3;
+  if (e instanceof InputError || e instanceof BuildFileError || e instanceof StreamInputError) {
+    console.error(`migfuzz: ${oneLine(e.message)}`);
+    return Exit.INPUT;
   }
-  if (e instanceof TraceInputError || e instanceof StreamInputError) {
-    console.error(`migfuzz: ${e.message}`);
-    return 3;
-  }
-  // A bug of migfuzz itself: still one line, and an exit code of its own.
   console.error(
     oneLine(`migfuzz: internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`),
   );
-  return EXIT_INTERNAL;
+  return Exit.INTERNAL;
 }

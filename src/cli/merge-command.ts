@@ -4,7 +4,9 @@ import { mergeInputs } from '../fuzz/merge.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { parseSchedule, scheduleToJson } from '../model/schedule/validate.js';
-import { flagString, type ParsedArgs, parseArgs, UsageError } from './args.js';
+import { UsageError } from './args.js';
+import { InputError } from './exit-codes.js';
+import { bool, type CommandSpec, parseFlags, text } from './flags.js';
 import { makeDirs, writeFileAtomic } from './replay-commands.js';
 
 /**
@@ -14,20 +16,34 @@ import { makeDirs, writeFileAtomic } from './replay-commands.js';
  * under one signature, the one whose shrunk schedule has the fewest steps.
  */
 
-export class MergeInputError extends Error {
-  override readonly name = 'MergeInputError';
-}
+const MERGE_FLAGS = {
+  into: text('DIR', 'the new campaign directory to write (queue/, crashes/, hangs/)'),
+  builds: text('FILE', 'a build file adding builds of your own'),
+  json: bool('print one JSON object: campaigns, inputs, kept, coverage, findings'),
+};
+
+export const CORPUS_MERGE: CommandSpec<typeof MERGE_FLAGS> = {
+  name: 'corpus merge',
+  args: 'OUT_DIR...',
+  summary:
+    "merge campaigns run apart (CI shards, a sync dir's instances) like libFuzzer's -merge=1: the fewest queue entries that keep the union's coverage, and each finding once with its shortest shrunk reproducer",
+  flags: MERGE_FLAGS,
+  examples: [
+    'npx migfuzz corpus merge shard-0 shard-1 --into merged',
+    'npx migfuzz corpus merge sync/ --into merged',
+  ],
+};
 
 /** A campaign directory, or each campaign of a sync directory. */
 function campaigns(dir: string): string[] {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new MergeInputError(`${dir}: not a directory`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`${dir}: not a directory`);
   if (existsSync(join(dir, 'queue'))) return [dir];
   const subs = readdirSync(dir)
     .sort()
     .map((d) => join(dir, d))
     .filter((d) => statSync(d).isDirectory() && existsSync(join(d, 'queue')));
   if (subs.length === 0)
-    throw new MergeInputError(`${dir}: no campaign here (no queue/ in it or its subdirectories)`);
+    throw new InputError(`${dir}: no campaign here (no queue/ in it or its subdirectories)`);
   return subs;
 }
 
@@ -47,20 +63,28 @@ function shrunkSteps(dir: string): number {
 }
 
 /** `corpus merge`'s arguments: the campaign directories and --into (usage errors thrown). */
-export function mergeArgs(argv: readonly string[]): { a: ParsedArgs; dirs: string[]; into: string } {
-  const a = parseArgs(argv, ['--into', '--builds'], ['--json']);
-  const into = flagString(a, '--into');
+export function mergeArgs(argv: readonly string[]): {
+  dirs: string[];
+  into: string;
+  builds: string | undefined;
+  json: boolean;
+} {
+  const a = parseFlags(argv, CORPUS_MERGE.flags);
+  const into = a.flags.into;
   if (into === undefined) throw new UsageError('corpus merge needs --into DIR');
   if (a.positionals.length === 0) throw new UsageError('corpus merge needs at least one OUT_DIR');
-  return { a, dirs: a.positionals, into };
+  return { dirs: a.positionals, into, builds: a.flags.builds, json: a.flags.json };
 }
 
-export function cmdCorpusMerge(argv: string[], loadBuilds: (a: ParsedArgs) => BuildRegistry): number {
-  const { a, into } = mergeArgs(argv);
+export function cmdCorpusMerge(
+  argv: string[],
+  loadBuilds: (file: string | undefined) => BuildRegistry,
+): number {
+  const { dirs: given, into, builds: buildsFile, json } = mergeArgs(argv);
   if (existsSync(join(into, 'queue')))
-    throw new MergeInputError(`${into}: already holds a queue; merge into a new directory`);
-  const builds = loadBuilds(a);
-  const dirs = a.positionals.flatMap(campaigns);
+    throw new InputError(`${into}: already holds a queue; merge into a new directory`);
+  const builds = loadBuilds(buildsFile);
+  const dirs = given.flatMap(campaigns);
   const inputs: Schedule[] = [];
   const origin: string[] = [];
   let unreadable = 0;
@@ -115,7 +139,7 @@ export function cmdCorpusMerge(argv: string[], loadBuilds: (a: ParsedArgs) => Bu
     coverage: covered,
     findings: [...best.keys()].sort(),
   };
-  if (a.flags.has('--json')) console.log(JSON.stringify(summary));
+  if (json) console.log(JSON.stringify(summary));
   else {
     console.log(
       `merged ${dirs.length} campaign(s) into ${into}: ${kept.length} of ${inputs.length} queue entries keep coverage ${covered}${unreadable ? ` (${unreadable} unreadable skipped)` : ''}; ${best.size} finding(s), one per signature`,

@@ -1,5 +1,5 @@
 /**
- * The trace commands of the command line (INTERFACE.md §4): `replay TRACE [--json]`,
+ * The trace commands of the command line (docs/cli.md): `replay TRACE [--json]`,
  * `show TRACE [--all] [--vcd OUT.vcd]`, and the helpers behind `run FILE.mpk` and
  * `run FILE --trace OUT.mpk`. Like main.ts, this is where files are read and written;
  * src/replay itself does no I/O.
@@ -23,7 +23,7 @@ import {
 import { dirname, resolve } from 'node:path';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { builtinRegistry } from '../model/migration/builds.js';
-import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { oneLine, parseSchedule } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import type { Verdict } from '../oracles/verdict.js';
@@ -35,36 +35,33 @@ import { type ReplayResult, replayTrace } from '../replay/replay.js';
 import { timeline } from '../replay/timeline.js';
 import { decodeTrace, encodeTraceParts, traceRegistry, verdictToJson } from '../replay/trace.js';
 import { traceToVcd } from '../replay/vcd.js';
-import { flagString, parseArgs, UsageError } from './args.js';
+import { UsageError } from './args.js';
+import { Exit, InputError } from './exit-codes.js';
+import { bool, type CommandSpec, parseFlags, text } from './flags.js';
 
-/** An input file that cannot be used: exit 3 with `migfuzz: <message>` (one line). */
-export class TraceInputError extends Error {
-  override readonly name = 'TraceInputError';
-}
-
-export const EXIT_DIVERGED = 4;
-const EXIT_INPUT = 3;
+/** The one input-error type, under the name older command files import it by. */
+export { InputError as TraceInputError };
 
 // ---------------------------------------------------------------------------------------
 // Files
 
-/** Reads and validates a trace file; any problem is a TraceInputError naming the file. */
+/** Reads and validates a trace file; any problem is a InputError naming the file. */
 export function readTraceFile(file: string): Trace {
   let bytes: Uint8Array;
   try {
     const size = statSync(file).size;
     if (size > MAX_TRACE_BYTES) {
-      throw new TraceInputError(`${file}: ${size} bytes, larger than any trace (at most ${MAX_TRACE_BYTES})`);
+      throw new InputError(`${file}: ${size} bytes, larger than any trace (at most ${MAX_TRACE_BYTES})`);
     }
     bytes = readFileSync(file);
   } catch (e) {
-    if (e instanceof TraceInputError) throw e;
-    throw new TraceInputError(`${file}: cannot read (${ioReason(e)})`);
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${file}: cannot read (${ioReason(e)})`);
   }
   try {
     return decodeTrace(bytes);
   } catch (e) {
-    if (e instanceof TraceFormatError) throw new TraceInputError(oneLine(`${file}: ${e.message}`));
+    if (e instanceof TraceFormatError) throw new InputError(oneLine(`${file}: ${e.message}`));
     throw e;
   }
 }
@@ -137,7 +134,7 @@ export function writeFileAtomic(
     } catch {
       // never created, or already gone
     }
-    throw new TraceInputError(`${file}: cannot write (${ioReason(e)})`);
+    throw new InputError(`${file}: cannot write (${ioReason(e)})`);
   }
 }
 
@@ -184,17 +181,29 @@ export function runRecorded(
 // ---------------------------------------------------------------------------------------
 // replay TRACE [--json]
 
+const REPLAY_FLAGS = { json: bool('print one JSON object instead of text') };
+
+export const REPLAY: CommandSpec<typeof REPLAY_FLAGS> = {
+  name: 'replay',
+  args: 'TRACE',
+  summary:
+    're-execute a trace and compare it with its recording event by event; on a difference, print the first divergent event (index, time, recorded vs replayed)',
+  flags: REPLAY_FLAGS,
+  examples: ['npx migfuzz replay corpus/regressions/bug-a.mpk'],
+  notes: ['exit: 0 identical, 4 diverged, 3 the trace cannot be read'],
+};
+
 /** `replay TRACE [--json]`: 0 identical, 4 diverged, 3 bad trace. Throws UsageError (2). */
 export function cmdReplay(argv: string[]): number {
-  const a = parseArgs(argv, [], ['--json']);
+  const a = parseFlags(argv, REPLAY.flags);
   if (a.positionals.length !== 1) throw new UsageError('replay needs exactly one TRACE');
   const file = a.positionals[0]!;
   return withInputErrors(() => {
     const r = replayTrace(readTraceFile(file));
     const repro = `npx migfuzz replay ${file}`;
-    if (a.flags.has('--json')) console.log(JSON.stringify(replayJson(file, r, repro)));
+    if (a.flags.json) console.log(JSON.stringify(replayJson(file, r, repro)));
     else for (const line of replayText(file, r, repro)) console.log(line);
-    return r.identical ? 0 : EXIT_DIVERGED;
+    return r.identical ? 0 : Exit.DIVERGED;
   });
 }
 
@@ -203,16 +212,16 @@ export function withInputErrors(f: () => number): number {
   try {
     return f();
   } catch (e) {
-    if (e instanceof TraceInputError) {
+    if (e instanceof InputError) {
       console.error(`migfuzz: ${oneLine(e.message)}`);
-      return EXIT_INPUT;
+      return Exit.INPUT;
     }
     throw e;
   }
 }
 
 function views(trace: Trace, rows: readonly (EventRow | null)[]): (EventView | null)[] {
-  const d = new Describer(trace.schedule, trace.events, traceRegistry(trace));
+  const d = new Describer(trace.schedule, trace.events, traceRegistry(trace), trace.verdict.findings);
   return rows.map((row) => (row === null ? null : d.describe(row)));
 }
 
@@ -256,7 +265,7 @@ export function replayText(file: string, r: ReplayResult, repro: string): string
   const rec = r.recorded;
   const rep = r.replayed;
   const s = rec.schedule;
-  const pair = `${s.src.build} → ${s.dst.build} on ${s.machine}`;
+  const pair = `${buildsPath(s)} on ${s.machine}`;
   const lines: string[] = [];
   const dv = r.divergence;
   if (r.identical) {
@@ -296,24 +305,38 @@ export function replayText(file: string, r: ReplayResult, repro: string): string
 // ---------------------------------------------------------------------------------------
 // show TRACE [--all] [--vcd OUT.vcd]
 
+const SHOW_FLAGS = {
+  all: bool('the whole timeline, not only the events around the findings'),
+  vcd: text('OUT.vcd', 'write a Value Change Dump (GTKWave, Surfer) instead of the timeline'),
+  html: text('OUT.html', 'write a self-contained HTML page: verdict, waveforms, filterable timeline'),
+};
+
+export const SHOW: CommandSpec<typeof SHOW_FLAGS> = {
+  name: 'show',
+  args: 'TRACE',
+  summary:
+    'a readable timeline of a trace (IRQ lines, register writes, migration phases, findings), or its waveforms as a Value Change Dump',
+  flags: SHOW_FLAGS,
+  examples: ['npx migfuzz show corpus/regressions/bug-a.mpk', 'npx migfuzz show a.mpk --vcd a.vcd'],
+};
+
 /** `show TRACE [--all] [--vcd OUT.vcd]`: 0, or 3 for a bad trace. Throws UsageError (2). */
 export function cmdShow(argv: string[]): number {
-  const a = parseArgs(argv, ['--vcd'], ['--all']);
+  const a = parseFlags(argv, SHOW.flags);
   if (a.positionals.length !== 1) throw new UsageError('show needs exactly one TRACE');
   const file = a.positionals[0]!;
-  const vcd = flagString(a, '--vcd');
-  if (vcd !== undefined && a.flags.has('--all'))
-    throw new UsageError('--all applies to the timeline, not --vcd');
+  const vcd = a.flags.vcd;
+  if (vcd !== undefined && a.flags.all) throw new UsageError('--all applies to the timeline, not --vcd');
   return withInputErrors(() => {
     const trace = readTraceFile(file);
     if (vcd !== undefined) {
       writeFileAtomic(vcd, traceToVcd(trace));
       console.log(
-        `${file}: wrote ${vcd} (Value Change Dump, timescale 1 ns, ${trace.eventCount} events to ${formatMs(trace.verdict.endNs)})`,
+        `${file}: wrote ${vcd} (Value Change Dump of ${trace.eventCount} events over ${formatMs(trace.verdict.endNs)})`,
       );
       return 0;
     }
-    const lines = timeline(trace, { all: a.flags.has('--all'), reproduce: `npx migfuzz replay ${file}` });
+    const lines = timeline(trace, { all: a.flags.all, reproduce: `npx migfuzz replay ${file}` });
     console.log(lines.join('\n'));
     return 0;
   });
@@ -340,8 +363,8 @@ export function regenGolden(): number {
       try {
         schedule = parseSchedule(readFileSync(g.schedule, 'utf8'), builds);
       } catch (e) {
-        if (e instanceof ScheduleError) throw new TraceInputError(`${g.schedule}: ${e.message}`);
-        throw new TraceInputError(`${g.schedule}: cannot read (${ioReason(e)})`);
+        if (e instanceof ScheduleError) throw new InputError(`${g.schedule}: ${e.message}`);
+        throw new InputError(`${g.schedule}: cannot read (${ioReason(e)})`);
       }
       const trace = recordRun(schedule, builds);
       writeFileAtomic(g.trace, encodeTraceParts(trace));

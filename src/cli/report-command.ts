@@ -21,10 +21,12 @@ import {
 } from '../report/campaign.js';
 import { type Assets, renderHtml } from '../report/html.js';
 import { type TracePage, tracePage } from '../report/trace-page.js';
-import { flagString, parseArgs, UsageError } from './args.js';
+import { UsageError } from './args.js';
+import { type CommandSpec, parseFlags, text } from './flags.js';
 import {
   ioReason,
   readTraceFile,
+  SHOW,
   TraceInputError,
   withInputErrors,
   writeFileAtomic,
@@ -68,17 +70,17 @@ export const wantsHtml = (argv: readonly string[]): boolean =>
   argv.some((x) => x === '--html' || x.startsWith('--html='));
 
 export function cmdShowHtml(argv: string[]): number {
-  const a = parseArgs(argv, ['--html', '--vcd'], ['--all']);
+  const a = parseFlags(argv, SHOW.flags);
   if (a.positionals.length !== 1) throw new UsageError('show needs exactly one TRACE');
-  if (a.flags.has('--vcd')) throw new UsageError('give --vcd or --html, not both');
+  if (a.flags.vcd !== undefined) throw new UsageError('give --vcd or --html, not both');
   const file = a.positionals[0]!;
-  const out = flagString(a, '--html')!;
+  const out = a.flags.html!;
   return withPageErrors(() => {
     const trace = readTraceFile(file);
     const page = tracePage(trace, {
       file,
       reproduce: `npx migfuzz replay ${file}`,
-      all: a.flags.has('--all'),
+      all: a.flags.all,
     });
     writeFileAtomic(out, renderHtml(page.title, { kind: 'trace', page }, readAssets()));
     console.log(
@@ -91,12 +93,26 @@ export function cmdShowHtml(argv: string[]): number {
 // ---------------------------------------------------------------------------------------
 // report OUT_DIR [-o FILE.html] [--known DIR]
 
+const REPORT_FLAGS = {
+  out: text('FILE.html', 'the page to write (default: OUT_DIR/report.html)', undefined, { alias: '-o' }),
+  known: text('DIR', 'regression traces whose signatures count as known (default: corpus/regressions)'),
+};
+
+export const REPORT: CommandSpec<typeof REPORT_FLAGS> = {
+  name: 'report',
+  args: 'OUT_DIR',
+  summary:
+    "one self-contained HTML page of a campaign directory (or a sync dir's instances): progress charts, the findings table with real-QEMU verdicts, a page per finding",
+  flags: REPORT_FLAGS,
+  examples: ['npx migfuzz report out', 'npx migfuzz report sync/ -o report.html'],
+};
+
 export function cmdReport(argv: string[]): number {
-  const a = parseArgs(argv, ['-o', '--known'], []);
+  const a = parseFlags(argv, REPORT.flags);
   if (a.positionals.length !== 1) throw new UsageError('report needs exactly one OUT_DIR');
   const dir = a.positionals[0]!;
-  const out = flagString(a, '-o') ?? join(dir, 'report.html');
-  const knownDir = flagString(a, '--known');
+  const out = a.flags.out ?? join(dir, 'report.html');
+  const knownDir = a.flags.known;
   return withPageErrors(() => {
     const report = readCampaign(dir, knownSignatures(knownDir ?? DEFAULT_KNOWN, knownDir !== undefined));
     writeFileAtomic(out, renderHtml(report.title, { kind: 'campaign', campaign: report }, readAssets()));

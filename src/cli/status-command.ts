@@ -1,6 +1,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs, UsageError } from './args.js';
+import { UsageError } from './args.js';
+import { InputError } from './exit-codes.js';
+import { bool, type CommandSpec, parseFlags } from './flags.js';
 
 /**
  * `migfuzz status DIR [--json]`: every campaign of a sync directory at a glance, like
@@ -21,9 +23,16 @@ export interface InstanceStatus {
   lastNewPathS: number | null;
 }
 
-export class StatusInputError extends Error {
-  override readonly name = 'StatusInputError';
-}
+const STATUS_FLAGS = { json: bool('print one JSON object: every instance and the totals') };
+
+export const STATUS: CommandSpec<typeof STATUS_FLAGS> = {
+  name: 'status',
+  args: 'DIR',
+  summary:
+    'every campaign of a sync dir (fuzz --sync-dir) at a glance, like afl-whatsup: executions, exec/s, coverage, queue, findings, last new path',
+  flags: STATUS_FLAGS,
+  examples: ['npx migfuzz status sync/', 'npx migfuzz status out --json'],
+};
 
 function readStats(dir: string): Record<string, unknown> | null {
   try {
@@ -61,7 +70,7 @@ export function campaignStatus(dir: string, name: string, nowMs: number): Instan
 }
 
 export function syncStatus(dir: string, nowMs: number): InstanceStatus[] {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new StatusInputError(`${dir}: not a directory`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`${dir}: not a directory`);
   const own = campaignStatus(dir, '.', nowMs);
   if (own) return [own];
   const out = readdirSync(dir)
@@ -69,7 +78,7 @@ export function syncStatus(dir: string, nowMs: number): InstanceStatus[] {
     .map((d) => (statSync(join(dir, d)).isDirectory() ? campaignStatus(join(dir, d), d, nowMs) : null))
     .filter((s): s is InstanceStatus => s !== null);
   if (out.length === 0)
-    throw new StatusInputError(`${dir}: no campaign here (no fuzzer_stats.json in it or its subdirectories)`);
+    throw new InputError(`${dir}: no campaign here (no fuzzer_stats.json in it or its subdirectories)`);
   return out;
 }
 
@@ -84,10 +93,10 @@ const ago = (s: number | null): string =>
 
 /** `status`'s arguments (usage errors thrown). */
 export function statusArgs(argv: readonly string[]): { dir: string; json: boolean } {
-  const a = parseArgs(argv, [], ['--json']);
+  const a = parseFlags(argv, STATUS.flags);
   if (a.positionals.length !== 1)
     throw new UsageError('status needs exactly one DIR (a sync dir or a campaign)');
-  return { dir: a.positionals[0]!, json: a.flags.has('--json') };
+  return { dir: a.positionals[0]!, json: a.flags.json };
 }
 
 export function cmdStatus(argv: string[], nowMs: number): number {

@@ -7,14 +7,14 @@ import { readFileSync, statSync } from 'node:fs';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { SourceState } from '../model/migration/from-stream.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { quote } from '../model/schedule/validate.js';
 import { sourceStateMisfit } from '../model/world.js';
 import { StreamFormatError } from '../stream/cursor.js';
 import { type DecodedStream, decodeStream, type Section } from '../stream/decode.js';
 import { sourceStateOf } from '../stream/source-state.js';
 import type { VirtioConsoleState } from '../stream/virtio-console.js';
 import type { DecodedBody, DecodedSubsection, Value } from '../stream/vmdesc.js';
-import { parseArgs, UsageError } from './args.js';
+import { UsageError } from './args.js';
+import { bool, type CommandSpec, parseFlags } from './flags.js';
 import { ioReason } from './replay-commands.js';
 
 /** A stream file that cannot be used: exit 3 with `migfuzz: <message>`. */
@@ -53,17 +53,24 @@ function loadStreamFile(file: string, bytes = readStream(file)): DecodedStream {
   }
 }
 
-export function cmdStream(argv: string[]): number {
-  const [sub, ...rest] = argv;
-  if (sub !== 'show')
-    throw new UsageError(
-      sub === undefined ? 'stream needs a subcommand: show' : `unknown stream subcommand ${quote(sub)}`,
-    );
-  const a = parseArgs(rest, [], ['--json']);
+const STREAM_SHOW_FLAGS = { json: bool('print one JSON object instead of text') };
+
+export const STREAM_SHOW: CommandSpec<typeof STREAM_SHOW_FLAGS> = {
+  name: 'stream show',
+  args: 'FILE',
+  summary:
+    'decode a real QEMU migration stream (migrate "exec:cat > FILE"): header, sections and footers, RAM, devices by the JSON description, serial and virtio-serial field by field',
+  flags: STREAM_SHOW_FLAGS,
+  examples: ['npx migfuzz stream show vm.bin', 'npx migfuzz stream show vm.bin --json'],
+  notes: ['exit: 0, or 3 (one line naming the offset) for input it cannot decode'],
+};
+
+export function cmdStreamShow(argv: string[]): number {
+  const a = parseFlags(argv, STREAM_SHOW.flags);
   if (a.positionals.length !== 1) throw new UsageError('stream show needs exactly one FILE');
   const file = a.positionals[0]!;
   const d = loadStreamFile(file);
-  if (a.flags.has('--json')) console.log(JSON.stringify({ file, ...d }, jsonValue));
+  if (a.flags.json) console.log(JSON.stringify({ file, ...d }, jsonValue));
   else for (const line of streamText(file, d)) console.log(line);
   return 0;
 }

@@ -3,7 +3,7 @@ import type { BuildRegistry } from '../model/migration/builds.js';
 
 /**
  * Schedule generation (fast-check arbitraries). A generated schedule is the JSON document a
- * user would write (INTERFACE.md §1); the validator normalises it like any input. Choices
+ * user would write (docs/schedule.md); the validator normalises it like any input. Choices
  * are biased toward what finds migration bugs: build pairs with a common machine type, data
  * lengths around FIFO sizes and trigger levels, and step times clustered just before and
  * after each migration.

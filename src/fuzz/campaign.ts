@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import type { EventSink } from '../model/events.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { makeRng, type Rng } from '../model/rng.js';
-import { type Schedule, ScheduleError } from '../model/schedule/types.js';
+import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { judge } from '../oracles/verdict.js';
@@ -23,6 +23,8 @@ export interface CampaignConfig {
   allowed: readonly string[];
   /** Starting inputs (they run first, and all join the queue). */
   initial?: readonly Schedule[];
+  /** Their file names, for the origin of what they find and of their mutants. */
+  initialNames?: readonly string[];
   eventBudget?: number;
   /** Share of executions that generate a fresh schedule instead of mutating, in percent. */
   freshPercent?: number;
@@ -37,6 +39,8 @@ export interface QueueEntry {
   op: string;
   /** Executions when it was found. */
   exec: number;
+  /** What it is, as a finding's origin names its parent: `seed NAME` or `queue entry of exec N`. */
+  label: string;
   /** (map index, hit bucket) pairs it was the first to reach. */
   fresh: number;
   /** Events its run executed: what mutating it costs per execution. */
@@ -56,6 +60,11 @@ export interface FindingRecord {
   count: number;
   /** Execution (1-based) that first found it. */
   firstExec: number;
+  /**
+   * Where the input that found it came from: `seed NAME`, `generated`, `mutated (MUTATOR) from
+   * seed NAME | queue entry of exec N`, or `imported` (another worker's, or a resumed queue's).
+   */
+  origin: string;
   schedule: Schedule;
 }
 
@@ -151,7 +160,7 @@ export class Campaign {
   private readonly rng: Rng;
   private readonly arb: fc.Arbitrary<object>;
   private readonly coverage = new CoverageSink();
-  private pendingInitial: Schedule[];
+  private pendingInitial: { schedule: Schedule; name: string }[];
   private pendingImports: Doc[] = [];
   /** Per map index, the cheapest queue entry whose run reached it (AFL's top_rated). */
   private readonly topRated: (QueueEntry | undefined)[] = new Array(MAP_SIZE);
@@ -161,7 +170,10 @@ export class Campaign {
   constructor(private readonly cfg: CampaignConfig) {
     this.rng = makeRng(cfg.seed);
     this.arb = scheduleArb(cfg.builds, cfg.allowed);
-    this.pendingInitial = [...(cfg.initial ?? [])];
+    this.pendingInitial = (cfg.initial ?? []).map((schedule, i) => ({
+      schedule,
+      name: cfg.initialNames?.[i] ?? `#${i + 1}`,
+    }));
   }
 
   /**
@@ -224,27 +236,30 @@ export class Campaign {
     const imported = initial ? undefined : this.pendingImports.shift();
     let doc: Doc;
     let how: string;
+    let origin: string;
     if (initial) {
-      doc = scheduleToJson(initial) as Doc;
+      doc = scheduleToJson(initial.schedule) as Doc;
       how = 'initial';
+      origin = `seed ${initial.name}`;
     } else if (imported) {
       doc = imported;
       how = 'imported';
+      origin = 'imported';
     } else {
       const young = Math.min(YOUNG_QUEUE, this.cfg.maxQueue ?? DEFAULT_MAX_QUEUE) - this.queue.length;
       const freshPercent = Math.max(this.cfg.freshPercent ?? 20, young);
-      const parent =
-        this.queue.length === 0 || this.rng.below(100) < freshPercent
-          ? null
-          : cloneDoc(this.pickParent().doc);
-      const mutated = parent === null ? null : this.mutateDoc(parent);
+      const parent = this.queue.length === 0 || this.rng.below(100) < freshPercent ? null : this.pickParent();
+      const mutant = parent === null ? null : cloneDoc(parent.doc);
+      const mutated = mutant === null ? null : this.mutateDoc(mutant);
       // A parent that no mutator could change is not run again: a fresh schedule instead.
-      if (parent !== null && mutated !== null) {
-        doc = parent;
+      if (mutant !== null && mutated !== null) {
+        doc = mutant;
         how = mutated;
+        origin = `mutated (${mutated}) from ${parent!.label}`;
       } else {
         doc = fc.sample(this.arb, { seed: this.rng.below(0x7fffffff), numRuns: 1 })[0] as Doc;
         how = 'fresh';
+        origin = 'generated';
       }
     }
     this.execs++;
@@ -257,7 +272,7 @@ export class Campaign {
       this.invalid++;
       return { newEntry: null, newFindings: [], events: 0 };
     }
-    return this.execute(schedule, doc, how);
+    return this.execute(schedule, doc, how, origin);
   }
 
   /**
@@ -293,7 +308,7 @@ export class Campaign {
     return names[0] ?? null;
   }
 
-  private execute(schedule: Schedule, doc: Doc, how: string): ExecResult {
+  private execute(schedule: Schedule, doc: Doc, how: string, origin: string): ExecResult {
     const cov = this.coverage;
     cov.reset();
     const { findings, events } = judgeSafely(schedule, this.cfg.builds, cov, this.cfg.eventBudget);
@@ -305,6 +320,7 @@ export class Campaign {
         doc,
         op: how,
         exec: this.execs,
+        label: how === 'initial' ? origin : `queue entry of exec ${this.execs}`,
         fresh,
         cost: events,
         topRated: 0,
@@ -327,9 +343,10 @@ export class Campaign {
         oracle: f.oracle,
         device: f.device,
         message: f.message,
-        builds: `${schedule.src.build}→${schedule.dst.build}`,
+        builds: buildsPath(schedule, '→'),
         count: counted,
         firstExec: this.execs,
+        origin,
         schedule,
       };
       this.findings.set(f.signature, rec);

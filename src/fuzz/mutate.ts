@@ -3,7 +3,7 @@ import type { Rng } from '../model/rng.js';
 import { type BuildPair, buildPairs } from './arbitraries.js';
 
 /**
- * Schedule-aware mutators. They work on the schedule's JSON document (INTERFACE.md §1) and
+ * Schedule-aware mutators. They work on the schedule's JSON document (docs/schedule.md) and
  * keep it meaningful: steps only name devices and ports that exist, times stay sorted. The
  * caller validates the result like any input and drops what does not pass.
  */

@@ -3,7 +3,7 @@ import { heldBytes } from './held.js';
 import type { Oracle, OracleContext } from './types.js';
 
 /**
- * data-loss and data-corruption, from byte accounting (INTERFACE.md §2): every byte a device
+ * data-loss and data-corruption, from byte accounting (docs/oracles.md): every byte a device
  * accepts (from the guest or its backend) joins its stream's in-flight list; a delivery must
  * match the oldest in-flight byte; a documented discard removes the byte it names. At the
  * end, in-flight bytes no VM still holds are lost.

@@ -37,7 +37,7 @@ export function lostInterrupt({ world, params, report }: OracleContext): Oracle 
           oracle: 'lost-interrupt',
           device,
           at,
-          message: `${device} raised an interrupt and the guest's handler did not run within ${params.deadlineNs} ns`,
+          message: `${device} raised an interrupt and the guest's handler did not run within ${params.deadlineNs / 1e6} ms`,
         },
         'handler-not-run',
       );

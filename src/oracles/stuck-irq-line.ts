@@ -61,7 +61,7 @@ export function stuckIrqLine({ world, params, report }: OracleContext): Oracle {
             oracle: 'stuck-irq-line',
             device: d.name,
             at,
-            message: `${d.name}'s interrupt line (GSI ${gsi}) stayed asserted for ${params.deadlineNs} ns with ${why}`,
+            message: `${d.name}'s interrupt line (GSI ${gsi}) stayed asserted for ${params.deadlineNs / 1e6} ms with ${why}`,
           },
           key,
         );

@@ -1,6 +1,6 @@
 import type { World } from '../model/world.js';
 
-/** Oracle names are part of the contract (INTERFACE.md §2): never rename. */
+/** Oracle names are part of the contract (docs/oracles.md): never rename. */
 export const ORACLE_NAMES = [
   'lost-interrupt',
   'stuck-irq-line',

@@ -18,7 +18,7 @@ import type { BuildRegistry } from '../model/migration/builds.js';
 import type { DeviceSpec, Schedule } from '../model/schedule/types.js';
 import { Ier, Iir, Lcr, Lsr, Reg } from '../model/uart16550/regs.js';
 import { CTRL_NAMES, Status, VirtioPci } from '../model/virtio-serial/state.js';
-import { ORACLE_NAMES } from '../oracles/types.js';
+import { type Finding, ORACLE_NAMES } from '../oracles/types.js';
 import type { EventLog, EventRow } from './event-log.js';
 
 export interface EventView {
@@ -112,11 +112,15 @@ export class Describer {
   private readonly lcr = new Map<number, number>();
   private pos = 0;
 
-  /** `registry` names vmstate subsections (by each side's build); without it they show as numbers. */
+  /**
+   * `registry` names vmstate subsections (by each side's build); without it they show as
+   * numbers. `findings` (the run's verdict) give a failed migration its reason.
+   */
   constructor(
     private readonly schedule: Schedule,
     private readonly log: EventLog,
     private readonly registry?: BuildRegistry,
+    private readonly findings: readonly Finding[] = [],
   ) {
     this.devices = Object.entries(schedule.devices);
   }
@@ -317,8 +321,12 @@ export class Describer {
         return `${name} (stream of ${e.b} bytes)`;
       case MigPhase.LAPIC_PUSH:
         return `${name} (${e.b} vector${e.b === 1 ? '' : 's'} lost)`;
-      case MigPhase.FAILED:
-        return `${name} (failure ${e.b})`;
+      case MigPhase.FAILED: {
+        // The verdict keeps one finding per signature: a later failure of the same kind has
+        // none at its own time.
+        const f = this.findings.find((x) => x.oracle === 'migration-failed' && x.at === e.at);
+        return `${name}: ${f ? f.message : 'the destination rejected the stream'}`;
+      }
       default:
         return name;
     }

@@ -1,5 +1,5 @@
 /**
- * Trace format `migfuzz.trace` (INTERFACE.md §3): one msgpack map. Like QEMU's
+ * Trace format `migfuzz.trace` (docs/trace.md): one msgpack map. Like QEMU's
  * replay-internal.h (DESIGN.md example 11) the format has a name, a version and an
  * append-only list of event kinds (`src/model/events.ts`): any change to the document or to
  * that list bumps TRACE_VERSION, and a reader refuses versions newer than its own.

@@ -4,7 +4,7 @@
  * between windows); `all` prints every event.
  */
 
-import type { DeviceSpec } from '../model/schedule/types.js';
+import { buildsPath, type DeviceSpec } from '../model/schedule/types.js';
 import type { Finding } from '../oracles/types.js';
 import { Describer, eventLine, formatMs } from './describe.js';
 import type { EventLog } from './event-log.js';
@@ -76,7 +76,7 @@ export function timeline(t: Trace, opts: TimelineOptions = {}): string[] {
   const v = t.verdict;
   const lines: string[] = [
     `${TRACE_FORMAT} v${TRACE_VERSION} written by ${t.tool.name} ${t.tool.version}`,
-    `schedule: seed ${s.seed}, ${s.src.build} → ${s.dst.build} on ${s.machine}, ${s.steps.length} steps, horizon ${formatMs(s.horizon)}`,
+    `schedule: seed ${s.seed}, ${buildsPath(s)} on ${s.machine}, ${s.steps.length} steps, horizon ${formatMs(s.horizon)}`,
     `devices: ${
       Object.entries(s.devices)
         .map(([name, d]) => deviceText(name, d))
@@ -88,7 +88,7 @@ export function timeline(t: Trace, opts: TimelineOptions = {}): string[] {
   ];
   const positions = v.findings.map((f) => eventsUpTo(log, f.at));
   const shown = windows(n, positions, opts.all === true);
-  const describer = new Describer(s, log, traceRegistry(t));
+  const describer = new Describer(s, log, traceRegistry(t), t.verdict.findings);
   // Findings in the order they fired, each placed after the last event at or before its time.
   const order = v.findings.map((f, i) => ({ f, p: positions[i]! }));
   let next = 0;

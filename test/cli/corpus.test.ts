@@ -21,7 +21,7 @@ import { builds, ROOT, seedTrace } from '../replay/helpers.js';
 import { captureCli } from './capture.js';
 
 /**
- * `shrink TRACE [-o OUT]` and `corpus add|check` (INTERFACE.md §4): exit 0 done / all seeds
+ * `shrink TRACE [-o OUT]` and `corpus add|check` (docs/cli.md): exit 0 done / all seeds
  * hold, 1 a seed that no longer reproduces its findings (recorded vs now), 2 usage
  * (UsageError), 3 an unusable input file (one line), never a stack trace.
  */

@@ -163,7 +163,7 @@ describe('a campaign killed with SIGKILL, then resumed', () => {
     expect([0, 1]).toContain(r.code);
     expect(r.stdout).toMatch(new RegExp(`^migfuzz: resuming from ${before.queue} queue entr`, 'm'));
     // Findings saved by the killed campaigns are not saved again.
-    if (before.findings > 0) expect(r.stdout).toContain('(saved before)');
+    if (before.findings > 0) expect(r.stdout).toContain('; saved before:');
     const after = checkOut();
     expect(after.queue).toBeGreaterThanOrEqual(before.queue);
     expect(after.findings).toBeGreaterThanOrEqual(before.findings);

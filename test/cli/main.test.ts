@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, type MockInstanc
 import { main } from '../../src/cli/main.js';
 
 /**
- * The command line contract (INTERFACE.md §4): exit 0 no finding, 1 findings, 2 usage error,
+ * The command line contract (docs/cli.md): exit 0 no finding, 1 findings, 2 usage error,
  * 3 invalid input file with one line saying what and where; `--json` prints one JSON object;
  * every finding ends with the command that reproduces it; never a stack trace.
  */

@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/args.js';
+import { InputError } from '../../src/cli/exit-codes.js';
 import {
   cmdReplay,
   cmdShow,
   isTraceFile,
   readTraceFile,
   runRecorded,
-  TraceInputError,
   traceRunInput,
   writeFileAtomic,
 } from '../../src/cli/replay-commands.js';
@@ -27,7 +27,7 @@ import { builds, seedSchedule, seedTrace } from '../replay/helpers.js';
 import { captureCli } from './capture.js';
 
 /**
- * The trace commands (INTERFACE.md §4): `replay` exits 0 identical / 4 diverged, `show`
+ * The trace commands (docs/cli.md): `replay` exits 0 identical / 4 diverged, `show`
  * 0, both 3 with one line for a bad trace, never a stack trace; `run --trace` and `run X.mpk`.
  */
 
@@ -214,7 +214,7 @@ describe('migfuzz run --trace / run TRACE.mpk', () => {
     expect(input.builds.get('rhel-7.4')).toEqual(builds.get('rhel-7.4'));
     expect(traceRunInput('x.json', builds)).toBeNull();
     expect(isTraceFile('A.MPK')).toBe(true);
-    expect(() => traceRunInput(join(tmp, 'missing.mpk'), builds)).toThrow(TraceInputError);
+    expect(() => traceRunInput(join(tmp, 'missing.mpk'), builds)).toThrow(InputError);
   });
 
   it('writes atomically: nothing is left behind when the write fails', () => {
@@ -229,7 +229,7 @@ describe('migfuzz run --trace / run TRACE.mpk', () => {
     const sub = join(dir, 'sub.mpk');
     mkdirSync(sub);
     writeFileSync(join(sub, 'keep'), 'x');
-    expect(() => writeFileAtomic(sub, Uint8Array.from([1]))).toThrow(TraceInputError);
+    expect(() => writeFileAtomic(sub, Uint8Array.from([1]))).toThrow(InputError);
     expect(readdirSync(dir).sort()).toEqual(['out.mpk', 'sub.mpk']);
     // No such directory: nothing created.
     expect(() => writeFileAtomic(join(dir, 'no', 'x.mpk'), 'x')).toThrow(/cannot write \(no such file\)/);

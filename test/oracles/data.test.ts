@@ -8,7 +8,7 @@ import { DEFAULT_ORACLE_PARAMS } from '../../src/oracles/types.js';
 import { builds, type Event, judged } from './judged.js';
 
 /**
- * data-loss and data-corruption (INTERFACE.md §2): byte accounting from BYTE_ACCEPT to
+ * data-loss and data-corruption (docs/oracles.md): byte accounting from BYTE_ACCEPT to
  * BYTE_DELIVER. Loss is proven with an injected `forget-byte` fault and with seed bug B's
  * FIFO loss through migration (the phantom read); documented discards must stay silent.
  */

@@ -8,7 +8,7 @@ import { DEFAULT_ORACLE_PARAMS } from '../../src/oracles/types.js';
 import { builds, type Event, judged } from './judged.js';
 
 /**
- * lost-interrupt and stuck-irq-line (INTERFACE.md §2): an injected `drop-delivery` fault loses
+ * lost-interrupt and stuck-irq-line (docs/oracles.md): an injected `drop-delivery` fault loses
  * one interrupt message before the LAPIC, which is exactly what the two oracles exist to see.
  * Which message to drop is found from a clean run of the same schedule, so the tests name a
  * moment ("the delivery that carries the host's data") rather than a magic count.

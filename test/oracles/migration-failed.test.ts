@@ -8,7 +8,7 @@ import { World } from '../../src/model/world.js';
 import { judge } from '../../src/oracles/verdict.js';
 
 /**
- * migration-failed (INTERFACE.md §2): seed bug B. On a migrate_pre_2_2 machine, rhel-7.4 skips
+ * migration-failed (docs/oracles.md): seed bug B. On a migrate_pre_2_2 machine, rhel-7.4 skips
  * serial/tsr, so a byte waiting for a hung-up reader (tsr_retry > 0, TEMT clear) reaches a
  * destination whose post_load sees TEMT clear with tsr_retry 0 and rejects the stream.
  */

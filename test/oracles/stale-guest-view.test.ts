@@ -11,7 +11,7 @@ import { judge } from '../../src/oracles/verdict.js';
 import { seedWithStreamWaits } from '../model/stream-waits.js';
 
 /**
- * stale-guest-view (INTERFACE.md §2): at the end of the run, after a settle period, the guest
+ * stale-guest-view (docs/oracles.md): at the end of the run, after a settle period, the guest
  * driver's view of a port's host connection disagrees with the device. Seed bug A produces it
  * on qemu-1.2 (PORT_OPEN sent during load is lost with the LAPIC push) and not on qemu-1.3.
  */

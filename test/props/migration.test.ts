@@ -205,7 +205,7 @@ const sorted = (m: Streams): [number, number[]][] => [...m].sort((x, y) => x[0] 
 
 /**
  * Bytes the host offered that a source's chardev still held when the guest left it: they
- * belong to that host's connection (INTERFACE.md §2) and are by design never delivered to
+ * belong to that host's connection (docs/oracles.md) and are by design never delivered to
  * the destination, so a schedule that strands some is outside the transparency property.
  * Also tells whether some migration happened with bytes in flight inside the VM.
  */

@@ -60,7 +60,8 @@ describe('show: the timeline', () => {
 
   it('bug-b marks the migration failure', () => {
     const text = timeline(seedTrace('bug-b-serial')).join('\n');
-    expect(text).toContain('migration: failed (failure 0)');
+    // The reason, not an index.
+    expect(text).toContain('migration: failed: inconsistent state in serial device (tsr not empty');
     expect(text).toContain('FINDING migration-failed on serial0');
   });
 
@@ -103,7 +104,8 @@ describe('show: the timeline', () => {
 /** A parsed VCD: declared variables by identifier and the value changes by time. */
 interface Vcd {
   timescale: string;
-  vars: Map<string, { width: number; path: string }>;
+  comment: string;
+  vars: Map<string, { width: number; path: string; type: string }>;
   /** time → (path → value), the first entry being the $dumpvars block at time 0. */
   changes: [number, Map<string, string>][];
 }
@@ -112,9 +114,10 @@ interface Vcd {
 function parseVcd(text: string): Vcd {
   const tokens = text.split(/\s+/).filter((t) => t !== '');
   let i = 0;
-  const vars = new Map<string, { width: number; path: string }>();
+  const vars = new Map<string, { width: number; path: string; type: string }>();
   const scopes: string[] = [];
   let timescale = '';
+  let comment = '';
   const until = (): string[] => {
     const out: string[] = [];
     while (tokens[i] !== '$end') {
@@ -132,7 +135,8 @@ function parseVcd(text: string): Vcd {
       break;
     }
     if (t === '$timescale') timescale = until().join(' ');
-    else if (t === '$comment' || t === '$version' || t === '$date') until();
+    else if (t === '$comment') comment = until().join(' ');
+    else if (t === '$version' || t === '$date') until();
     else if (t === '$scope') {
       const [kind, name, ...rest] = until();
       expect(kind).toBe('module');
@@ -144,7 +148,8 @@ function parseVcd(text: string): Vcd {
       expect(scopes.pop()).toBeDefined();
     } else if (t === '$var') {
       const [type, width, id, name, range, ...rest] = until();
-      expect(type).toBe('wire');
+      // string: GTKWave's and Surfer's extension, values `sTEXT`.
+      expect(['wire', 'string']).toContain(type);
       const w = Number(width);
       expect(Number.isInteger(w) && w >= 1).toBe(true);
       expect(id).toMatch(/^[\x21-\x7e]+$/);
@@ -153,7 +158,7 @@ function parseVcd(text: string): Vcd {
       if (w > 1) expect(range).toBe(`[${w - 1}:0]`);
       else expect(range).toBeUndefined();
       expect(rest).toEqual([]);
-      vars.set(id!, { width: w, path: [...scopes, name].join('.') });
+      vars.set(id!, { width: w, path: [...scopes, name].join('.'), type: type! });
     } else {
       throw new Error(`unexpected token ${t} in the header`);
     }
@@ -167,6 +172,11 @@ function parseVcd(text: string): Vcd {
     const decl = vars.get(id);
     expect(decl, `undeclared identifier ${id}`).toBeDefined();
     expect(current, 'a value change before the first timestamp').not.toBeNull();
+    if (decl!.type === 'string') {
+      expect(v).toMatch(/^s\S+$/);
+      current!.set(decl!.path, v.slice(1));
+      return;
+    }
     if (decl!.width === 1) expect(v).toMatch(/^[01xz]$/);
     else {
       expect(v).toMatch(/^b[01xz]+$/);
@@ -192,14 +202,14 @@ function parseVcd(text: string): Vcd {
     } else if (t === '$end') {
       expect(dumpvars).toBe(true);
       expect(current!.size, '$dumpvars gives every variable its initial value').toBe(vars.size);
-    } else if (t.startsWith('b')) {
+    } else if (t.startsWith('b') || t.startsWith('s')) {
       value(t, tokens[i++]!);
     } else {
       value(t[0]!, t.slice(1));
     }
   }
   expect(dumpvars).toBe(true);
-  return { timescale, vars, changes };
+  return { timescale, comment, vars, changes };
 }
 
 /** Value changes as (time, path=value) sorted strings, for comparing two dumps of the same data. */
@@ -257,13 +267,31 @@ describe('show --vcd: a Value Change Dump', () => {
     const t = seedTrace('bug-a-virtio-serial');
     const vcd = parseVcd(traceToVcd(t));
     const at = (time: number): Map<string, string> => vcd.changes.find(([t0]) => t0 === time)![1];
-    expect(vcd.changes[0]![1].get('migfuzz.vm0.run_state')).toBe('0'); // running
-    expect(vcd.changes[0]![1].get('migfuzz.vm1.run_state')).toBe('6'); // absent
-    expect(at(5_300_000).get('migfuzz.vm1.run_state')).toBe('0');
-    expect(at(5_300_000).get('migfuzz.vm0.run_state')).toBe('4'); // postmigrate
+    expect(vcd.changes[0]![1].get('migfuzz.vm0.run_state')).toBe('running');
+    expect(vcd.changes[0]![1].get('migfuzz.vm1.run_state')).toBe('absent');
+    expect(at(5_300_000).get('migfuzz.vm1.run_state')).toBe('running');
+    expect(at(5_300_000).get('migfuzz.vm0.run_state')).toBe('postmigrate');
     expect(at(5_300_000).get('migfuzz.vm1.ioapic.gsi19_rirr')).toBe('1');
     expect(at(15_000_000).get('migfuzz.bytes.vser0_port1_to_guest')).toBe('11');
     expect(at(15_300_000).get('migfuzz.findings')).toBe('2');
+  });
+
+  it('run state and migration phase are named, with a legend; each port has host and guest signals', () => {
+    const t = seedTrace('bug-a-virtio-serial');
+    const vcd = parseVcd(traceToVcd(t));
+    expect(vcd.comment).toContain(
+      'vmN.run_state (string): running, paused, inmigrate, finish-migrate, postmigrate, shutdown, absent',
+    );
+    expect(vcd.comment).toContain('vmN.migration (string, the last phase; x before the first): saved,');
+    const types = new Map([...vcd.vars.values()].map((v) => [v.path, v.type]));
+    expect(types.get('migfuzz.vm1.migration')).toBe('string');
+    // Bug A: the destination's device says connected, the guest never heard of it.
+    const last = new Map<string, string>();
+    for (const [, m] of vcd.changes) for (const [path, v] of m) last.set(path, v);
+    expect(last.get('migfuzz.vm1.migration')).toBe('completed');
+    expect(last.get('migfuzz.vm1.vser0.port1.host_connected')).toBe('1');
+    expect(last.get('migfuzz.vm1.vser0.port1.guest_view')).not.toBe('1');
+    expect(t.verdict.findings.map((f) => f.signature)).toContain('stale-guest-view:vser0:host-connected');
   });
 
   it.runIf(HAVE_VCD2FST)(

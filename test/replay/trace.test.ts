@@ -60,7 +60,7 @@ describe('trace documents', () => {
     expect(Buffer.concat(parts)).toEqual(Buffer.from(encodeTrace(t)));
   });
 
-  it('holds every field of INTERFACE.md §3', () => {
+  it('holds every field of docs/trace.md', () => {
     const doc = baseDoc();
     expect(Object.keys(doc)).toEqual([
       'format',

@@ -1,5 +1,5 @@
 /**
- * The schedule: the fuzz input, format `migfuzz.schedule` version 1 (INTERFACE.md §1).
+ * The schedule: the fuzz input, format `migfuzz.schedule` version 1 (docs/schedule.md).
  * These are the validated, normalised forms: `data` is always bytes, optional fields have
  * their defaults filled in. `validate.ts` turns untrusted JSON into these or a ScheduleError.
  */
@@ -113,3 +113,16 @@ export class ScheduleError extends Error {
 }
 
 export const DEFAULT_DOWNTIME_NS = 300_000;
+
+/**
+ * The builds a schedule migrates between, as summaries print them: `A → B` for one
+ * migration, `A ⇄ B (N migrations)` for a ping-pong (each `migrate` leaves the VM running the
+ * guest: a failed one leaves it where it was, so the direction of each is the run's to say),
+ * `A, no migration` without any. `arrow` joins the pair (`→`, or `->` for plain ASCII).
+ */
+export function buildsPath(s: Schedule, arrow = ' → '): string {
+  const n = s.steps.filter((x) => x.do === 'migrate').length;
+  if (n === 0) return `${s.src.build}, no migration`;
+  if (n === 1) return `${s.src.build}${arrow}${s.dst.build}`;
+  return `${s.src.build} ⇄ ${s.dst.build} (${n} migrations)`;
+}

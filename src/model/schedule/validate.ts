@@ -1,5 +1,5 @@
 /**
- * Untrusted schedule JSON (INTERFACE.md §1) → the normalised `Schedule`, or a ScheduleError
+ * Untrusted schedule JSON (docs/schedule.md) → the normalised `Schedule`, or a ScheduleError
  * with one line naming where and what (`steps[3].port: no port 2 on vser0`). Users write
  * schedules by hand, so every unknown field is an error: a typo must not silently become a
  * default. Also the inverse, `scheduleToJson`, used to print and embed schedules.
@@ -8,6 +8,7 @@
  */
 
 import { type Build, type BuildRegistry, findMachine } from '../migration/builds.js';
+import { didYouMean } from './suggest.js';
 import {
   DEFAULT_DOWNTIME_NS,
   type DeviceSpec,
@@ -188,7 +189,22 @@ const UART_STATES: readonly UartBackendState[] = ['open', 'hung-up', 'closed', '
 const VPORT_STATES: readonly VportBackendState[] = ['none', 'socket', 'socket-server', 'socket-client'];
 const TRIGGERS = [1, 4, 8, 14] as const;
 
-const TOP_FIELDS = ['format', 'version', 'seed', 'machine', 'src', 'dst', 'devices', 'steps', 'horizon'];
+/**
+ * `$schema` names the published JSON Schema (schema/migfuzz.schedule.v1.json) for editors; it
+ * is checked to be a string and otherwise ignored (scheduleToJson leaves it out).
+ */
+const TOP_FIELDS = [
+  '$schema',
+  'format',
+  'version',
+  'seed',
+  'machine',
+  'src',
+  'dst',
+  'devices',
+  'steps',
+  'horizon',
+];
 
 // ---------------------------------------------------------------------------------------
 // Entry points
@@ -233,6 +249,8 @@ function readSchedule(input: JsonReader, doc: unknown, builds: BuildRegistry): S
   }
   readVersion(input, input.need(obj, 'version', '', String(SCHEDULE_VERSION)));
   input.onlyFields(obj, '', TOP_FIELDS);
+  if (obj.$schema !== undefined)
+    input.string(obj.$schema, '$schema', /^[^\n]{1,1024}$/, 'a schema location (a string)');
   const seed = input.int(input.need(obj, 'seed', '', 'a u32 integer'), 'seed', 0, U32_MAX);
   const horizon = readHorizon(input, obj);
   const srcObj = input.object(input.need(obj, 'src', '', 'an object with build and backends'), 'src');
@@ -276,7 +294,7 @@ function readBuild(input: JsonReader, side: JsonObject, path: string, builds: Bu
   const p = fieldPath(path, 'build');
   if (typeof name !== 'string') input.fail(p, `expected a build name, got ${typeName(name)}`);
   const build = builds.get(name);
-  if (build === undefined) input.fail(p, `unknown build ${quote(name)}`);
+  if (build === undefined) input.fail(p, `unknown build ${quote(name)}${didYouMean(name, builds.keys())}`);
   return build;
 }
 
@@ -284,6 +302,13 @@ function readMachine(input: JsonReader, obj: JsonObject, src: Build, dst: Build)
   const name = input.need(obj, 'machine', '', 'a machine type');
   if (typeof name !== 'string') input.fail('machine', `expected a machine type, got ${typeName(name)}`);
   const lacking = (src === dst ? [src] : [src, dst]).filter((b) => findMachine(b, name) === undefined);
+  const common = src.machines.filter((m) => findMachine(dst, m.name) !== undefined);
+  if (lacking.length > 0 && common.length === 0) {
+    input.fail(
+      'machine',
+      `${src.name} and ${dst.name} have no machine type in common: no migration between them`,
+    );
+  }
   if (lacking.length > 0) {
     const offers = lacking.map((b) => `${b.name} offers ${b.machines.map((m) => m.name).join(', ')}`);
     input.fail('machine', `${quote(name)} is not offered by both builds (${offers.join('; ')})`);
@@ -425,7 +450,8 @@ function backendKind(input: JsonReader, key: string, path: string, devices: Devi
   if (m === null) input.fail(path, `no device ${quote(key)}`);
   const [, devName = '', id = ''] = m;
   const owner = devices.get(devName);
-  if (owner === undefined) input.fail(path, `no device ${quote(devName)}`);
+  if (owner === undefined)
+    input.fail(path, `no device ${quote(devName)}${didYouMean(devName, devices.keys())}`);
   if (owner.kind === 'isa-serial') input.fail(path, `${devName} is an isa-serial device and has no ports`);
   if (!owner.ports.some((p) => String(p.id) === id)) input.fail(path, `no port ${id} on ${devName}`);
   return 'vport';
@@ -458,7 +484,7 @@ const VPORT = 'virtio-serial';
 const NO_FIELDS: readonly StepField[] = [];
 const PORT_ONLY: readonly StepField[] = ['port'];
 
-/** INTERFACE.md §1's step table, as data; `readStep` builds every step from it. */
+/** docs/schedule.md's step table, as data; `readStep` builds every step from it. */
 const STEP_SHAPES: ReadonlyMap<string, StepShape> = new Map<StepKind, StepShape>([
   [
     'guest.uart.config',
@@ -517,7 +543,8 @@ function readStep(input: JsonReader, v: unknown, path: string, horizon: number, 
     input.fail(fieldPath(path, 'do'), `expected a step kind, got ${typeName(kind)}`);
   }
   const shape = STEP_SHAPES.get(kind);
-  if (shape === undefined) input.fail(path, `unknown step ${quote(kind)}`);
+  if (shape === undefined)
+    input.fail(path, `unknown step ${quote(kind)}${didYouMean(kind, STEP_SHAPES.keys())}`);
   const allowed = ['at', 'do', ...(shape.dev ? ['dev'] : []), ...shape.required, ...shape.optional];
   input.onlyFields(obj, path, allowed);
   const atExpected = `an integer number of ns in [0, ${horizon}]`;
@@ -562,7 +589,7 @@ function readDev(
   if (device === undefined) {
     const known =
       devices.size === 0 ? 'no devices are declared' : `devices: ${[...devices.keys()].join(', ')}`;
-    input.fail(p, `no device ${quote(name)} (${known})`);
+    input.fail(p, `no device ${quote(name)}${didYouMean(name, devices.keys())} (${known})`);
   }
   if (want !== 'any' && device.kind !== want) {
     input.fail(p, `${name} is ${aKind(device.kind)} device, ${kind} needs ${aKind(want)} device`);
@@ -654,7 +681,7 @@ function toBytes(input: JsonReader, v: unknown, path: string): Uint8Array {
 // Back to JSON
 
 /**
- * The schedule as a plain JSON-able object in INTERFACE.md's shape; validateSchedule of it
+ * The schedule as a plain JSON-able object in the shape of docs/schedule.md; validateSchedule of it
  * gives back an equal Schedule. `data` is a string when that string reads well and encodes
  * to the very same bytes, else an array of byte values.
  */

@@ -11,7 +11,7 @@ import {
 
 const builds = builtinRegistry();
 /**
- * The two examples of INTERFACE.md (spec/examples/*.json), copied here so the suite does not
+ * The two examples of the interface specification, copied here so the suite does not
  * depend on files outside the repository.
  */
 const EXAMPLE_A = JSON.stringify(

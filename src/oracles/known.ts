@@ -1,0 +1,112 @@
+import type { Build, BuildRegistry, Revisions } from '../model/migration/builds.js';
+import type { DeviceSpec, Schedule } from '../model/schedule/types.js';
+
+/**
+ * The causes of findings migfuzz already knows: the two seed bugs, what historical builds are
+ * documented to do wrong, and the one real problem of today's QEMU. A finding is "known" when
+ * its signature is one a cause produces and the run's builds have that cause (a revision
+ * switch of either side: a ping-pong migration loads on both). The same signature on builds
+ * without the cause is new: data-loss on qemu-9.2 is not the old FIFO problem.
+ *
+ * Causes are keyed on revisions, not build names, so a user's build file with
+ * `virtioSerialPortOpen: "in-load"` shows bug A as known too. docs/signatures.md is checked
+ * against this table by a test.
+ */
+export interface KnownCause {
+  /** Short name, shown in the findings table. */
+  name: string;
+  /** What goes wrong and where it was fixed (or that it is not). */
+  summary: string;
+  /** The builds that have it, in words (for the docs). */
+  when: string;
+  /** Does a run from `src` to `dst` have this cause? */
+  has(src: Revisions, dst: Revisions): boolean;
+  /** The signatures it produces: oracle, the kind of device, and the key. */
+  signatures: readonly { oracle: string; kind: DeviceSpec['kind']; key: string }[];
+}
+
+const either =
+  (p: (r: Revisions) => boolean) =>
+  (src: Revisions, dst: Revisions): boolean =>
+    p(src) || p(dst);
+
+const serial = (oracle: string, key: string) => ({ oracle, kind: 'isa-serial' as const, key });
+const vser = (oracle: string, key: string) => ({ oracle, kind: 'virtio-serial' as const, key });
+
+/** What a 16550 shows when its FIFO, TSR and timer state do not travel with the migration. */
+const SERIAL_STATE_LOST = [
+  serial('data-loss', 'rx-lost'),
+  serial('data-loss', 'tx-lost'),
+  serial('data-corruption', 'phantom-read'),
+  serial('data-corruption', 'reordered'),
+  serial('lost-interrupt', 'handler-not-run'),
+];
+
+export const KNOWN_CAUSES: readonly KnownCause[] = [
+  {
+    name: 'bug A',
+    summary:
+      'virtio-serial sent PORT_OPEN and raised its interrupt while the destination was still loading; the LAPIC state installed at the end of load wiped the delivery (fixed by QEMU 80dcfb8532)',
+    when: 'a side with virtioSerialPortOpen "in-load" (qemu-1.2)',
+    has: either((r) => r.virtioSerialPortOpen === 'in-load'),
+    signatures: [
+      vser('lost-interrupt', 'handler-not-run'),
+      vser('stuck-irq-line', 'remote-irr'),
+      vser('stale-guest-view', 'host-connected'),
+    ],
+  },
+  {
+    name: 'bug B',
+    summary:
+      'downstream RHEL skipped the 16550\'s tsr and FIFO subsections on pre-2.2 machine types: "inconsistent state in serial device" or lost FIFO bytes (fixed by c782c664)',
+    when: 'a side whose serialGatedPre22 includes serial/tsr (rhel-7.4), on a pre-2.2 machine type',
+    has: either((r) => r.serialGatedPre22.includes('serial/tsr')),
+    signatures: [serial('migration-failed', 'tsr-not-empty'), ...SERIAL_STATE_LOST],
+  },
+  {
+    name: 'pre-2.3 serial',
+    summary:
+      "QEMU before 2.3 migrated none of the 16550's FIFO, TSR or timer state (the subsections came in 2.3): bytes in flight are lost or reordered, a FIFO reads empty with DR set",
+    when: 'a side with no serialSubsections (qemu-1.2, qemu-1.3)',
+    has: either((r) => r.serialSubsections.length === 0),
+    signatures: SERIAL_STATE_LOST,
+  },
+  {
+    name: 'backward migration',
+    summary:
+      'a newer build sends a serial subsection the older destination does not know; QEMU fails such a load too ("unknown subsection")',
+    when: 'the two builds know different serial subsections (qemu-2.3 onwards with qemu-1.x)',
+    has: (src, dst) =>
+      src.serialSubsections.some((s) => !dst.serialSubsections.includes(s)) ||
+      dst.serialSubsections.some((s) => !src.serialSubsections.includes(s)),
+    signatures: [serial('migration-failed', 'unknown-subsection')],
+  },
+  {
+    name: 'paused re-migration',
+    summary:
+      "a paused VM migrated on before `cont` forgets the port-open event its post-load timer owed the guest (today's QEMU too: corpus/regressions/qemu-9.2-paused-remigration.mpk)",
+    when: 'a side with virtioSerialPortOpen "timer" (qemu-1.3 onwards)',
+    has: either((r) => r.virtioSerialPortOpen === 'timer'),
+    signatures: [vser('stale-guest-view', 'host-connected-unsent-at-save')],
+  },
+];
+
+/** The known cause of a finding of `schedule`, or null when it is new. */
+export function knownCause(
+  f: { signature: string; device: string | null },
+  schedule: Schedule,
+  builds: BuildRegistry,
+): KnownCause | null {
+  const [oracle, , key] = f.signature.split(':');
+  const kind = f.device === null ? undefined : schedule.devices[f.device]?.kind;
+  const src: Build | undefined = builds.get(schedule.src.build);
+  const dst: Build | undefined = builds.get(schedule.dst.build);
+  if (!src || !dst || kind === undefined) return null;
+  return (
+    KNOWN_CAUSES.find(
+      (c) =>
+        c.signatures.some((s) => s.oracle === oracle && s.kind === kind && s.key === key) &&
+        c.has(src.revisions, dst.revisions),
+    ) ?? null
+  );
+}
