@@ -7,7 +7,7 @@ import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
 import { cloneRam, type Host, Machine, type MachineFault, type Ram, Sk } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
 import { LoadError } from './migration/stream.js';
-import { loadVm, saveVm } from './migration/vm.js';
+import { type DeviceHazard, loadVm, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
 import type { Schedule, Step } from './schedule/types.js';
 import { makeScheduler, pop, type Scheduler, schedule } from './scheduler.js';
@@ -27,6 +27,11 @@ export interface RunOptions {
   eventBudget?: number;
   /** A fault to inject into the VM that runs the guest at the start. */
   fault?: MachineFault;
+  /**
+   * A hostile migration source: rewrites each saved stream (`n` counts the migrations) before
+   * the destination loads it (the hostile-stream properties and the robustness bench).
+   */
+  tamper?: (stream: Uint8Array, n: number) => Uint8Array;
 }
 
 export interface MigrationFailure {
@@ -37,7 +42,23 @@ export interface MigrationFailure {
   message: string;
 }
 
-export type RunEnd = { kind: 'horizon' } | { kind: 'hang' } | { kind: 'assert'; message: string };
+/**
+ * How a run ended. 'unsafe-load': a destination accepted a device state that its QEMU then
+ * mishandles (an out-of-bounds access, one of QEMU's own asserts, a broken device): the model
+ * does not run such a device on, the run stops once the migration completes.
+ */
+export type RunEnd =
+  | { kind: 'horizon' }
+  | { kind: 'hang' }
+  | { kind: 'assert'; message: string }
+  | { kind: 'unsafe-load'; device: string; key: string; message: string };
+
+/** Thrown out of the run loop by a completed migration whose destination is unsafe. */
+class UnsafeLoadStop extends Error {
+  constructor(readonly end: RunEnd & { kind: 'unsafe-load' }) {
+    super(end.message);
+  }
+}
 
 interface Migration {
   from: number;
@@ -66,6 +87,8 @@ export class World implements Host {
   private migration: Migration | null = null;
   /** A migrate step whose source has not stopped yet. */
   private migrationStarting = false;
+  /** Streams saved so far (the tamper hook's count). */
+  private migrations = 0;
   readonly deviceNames: string[];
 
   constructor(
@@ -123,6 +146,7 @@ export class World implements Host {
       }
       return { kind: 'horizon' };
     } catch (e) {
+      if (e instanceof UnsafeLoadStop) return e.end;
       if (e instanceof ModelAssertError) return { kind: 'assert', message: e.message };
       // Any other throw is a bug of the model: an abort all the same, judged and recorded
       // (a replay throws at the same event).
@@ -281,7 +305,8 @@ export class World implements Host {
     if (src.runState !== RunState.RUNNING && src.runState !== RunState.PAUSED) return;
     const srcWasRunning = src.running;
     src.vmStop(RunState.FINISH_MIGRATE);
-    const stream = saveVm(src);
+    const saved = saveVm(src);
+    const stream = this.opts.tamper ? this.opts.tamper(saved, this.migrations++) : saved;
     this.emit(Ev.MIGRATION, from, -1, MigPhase.SAVED, stream.length);
     const to = 1 - from;
     // Guest RAM travels with the migration (copied: the source keeps its own if it fails).
@@ -299,8 +324,9 @@ export class World implements Host {
     const src = this.vms[mig.from]!;
     const to = 1 - mig.from;
     const dst = this.vms[to]!;
+    let hazards: DeviceHazard[];
     try {
-      loadVm(dst, mig.stream);
+      hazards = loadVm(dst, mig.stream);
     } catch (e) {
       if (!(e instanceof LoadError)) throw e;
       this.failures.push({
@@ -321,6 +347,11 @@ export class World implements Host {
     src.vmStop(RunState.POSTMIGRATE);
     this.active = to;
     this.emit(Ev.MIGRATION, to, -1, MigPhase.COMPLETED, 0);
+    const hazard = hazards[0];
+    if (hazard) {
+      const { dev, key, message } = hazard;
+      throw new UnsafeLoadStop({ kind: 'unsafe-load', device: this.deviceNames[dev]!, key, message });
+    }
     if (mig.srcWasRunning && mig.autostart) this.startGuestVm(dst);
     else dst.vmStop(RunState.PAUSED);
   }

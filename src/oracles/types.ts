@@ -10,6 +10,7 @@ export const ORACLE_NAMES = [
   'migration-failed',
   'model-assert',
   'hang',
+  'unsafe-load',
 ] as const;
 export type OracleName = (typeof ORACLE_NAMES)[number];
 

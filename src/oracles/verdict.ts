@@ -3,7 +3,7 @@ import type { MachineFault } from '../model/machine.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { oneLine } from '../model/schedule/validate.js';
-import { type RunEnd, World } from '../model/world.js';
+import { type RunEnd, type RunOptions, World } from '../model/world.js';
 import { dataOracles } from './data.js';
 import { lostInterrupt } from './lost-interrupt.js';
 import { migrationFailed } from './migration-failed.js';
@@ -43,6 +43,7 @@ export interface JudgeOptions {
   eventBudget?: number;
   fault?: MachineFault;
   params?: Partial<OracleParams>;
+  tamper?: RunOptions['tamper'];
 }
 
 /**
@@ -86,6 +87,7 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
     builds: opts.builds,
     eventBudget: opts.eventBudget,
     fault: opts.fault,
+    tamper: opts.tamper,
   });
   const oracles = ORACLES.map((make) => make({ world, params, report }));
   world.sink = new OracleSink(oracles, opts.sink);
@@ -99,6 +101,16 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
         message: oneLine(end.message).slice(0, 1000),
       },
       assertKey(end.message),
+    );
+  } else if (end.kind === 'unsafe-load') {
+    report(
+      {
+        oracle: 'unsafe-load',
+        device: end.device,
+        at: world.hostNow,
+        message: `${end.device}: the destination accepted a state it mishandles: ${end.message}`,
+      },
+      end.key,
     );
   } else if (end.kind === 'hang') {
     report(

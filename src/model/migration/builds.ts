@@ -34,7 +34,23 @@ export interface Revisions {
    * load; 'post-load' in the apic section's own post_load (78d6a05d onwards).
    */
   lapicLoad: 'end-of-load' | 'post-load';
+  /**
+   * virtio_load's "Guest index inconsistent with Host index" (avail idx - last_avail_idx above
+   * the ring size): 'fail-load' returns -1 (QEMU <= 5.1); 'device-broken' loads anyway and the
+   * device must be reset ("virtio: skip guest index check on device load", 5.2; later
+   * virtio_error, which marks it broken): an unsafe load.
+   */
+  virtioGuestIndexCheck: RevisionChoice<'virtioGuestIndexCheck'>;
 }
+
+/**
+ * Revisions that pick one of a few named behaviours, with their choices: build files and
+ * traces read them from this table.
+ */
+export const REVISION_CHOICES = {
+  virtioGuestIndexCheck: ['fail-load', 'device-broken'],
+} as const;
+export type RevisionChoice<K extends keyof typeof REVISION_CHOICES> = (typeof REVISION_CHOICES)[K][number];
 
 export interface MachineType {
   name: string;
@@ -94,6 +110,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: false,
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
+      virtioGuestIndexCheck: 'fail-load',
     },
     machines: machines(PC_1.slice(0, 3)),
   },
@@ -105,6 +122,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: false,
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
+      virtioGuestIndexCheck: 'fail-load',
     },
     machines: machines(PC_1),
   },
@@ -116,6 +134,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: true,
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
+      virtioGuestIndexCheck: 'fail-load',
     },
     machines: machines([...PC_1, ...I440FX_2.slice(0, 4).map((v) => `pc-i440fx-${v}`)]),
   },
@@ -128,6 +147,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: true,
       serialGatedPre22: SERIAL_SUBSECTIONS,
       lapicLoad: 'end-of-load',
+      virtioGuestIndexCheck: 'fail-load',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
@@ -145,6 +165,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
         'serial/poll',
       ],
       lapicLoad: 'post-load',
+      virtioGuestIndexCheck: 'fail-load',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },
@@ -156,6 +177,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialPostLoadChecks: true,
       serialGatedPre22: NONE,
       lapicLoad: 'post-load',
+      virtioGuestIndexCheck: 'device-broken',
     },
     machines: machines([...I440FX_2, ...I440FX_LATER].map((v) => `pc-i440fx-${v}`)),
   },

@@ -3,6 +3,7 @@ import { Ev, MigPhase } from '../events.js';
 import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PCI_GSI_BASE } from '../irqchip.js';
 import type { Machine } from '../machine.js';
 import { MAX_HORIZON_NS } from '../schedule/validate.js';
+import { type LoadHazard, uartLoadHazard } from '../uart16550/uart.js';
 import type { Revisions } from './builds.js';
 import { type SerialImage, serialSection } from './serial-section.js';
 import { LoadError } from './stream.js';
@@ -21,6 +22,13 @@ export interface MigCtx {
   rev: Revisions;
   /** The machine type's migrate_pre_2_2 compat flag. */
   pre22: boolean;
+  /** States the load accepted that the device will mishandle (the unsafe-load oracle). */
+  hazards: DeviceHazard[];
+}
+
+/** A device's loaded state that QEMU accepts and then mishandles (uartLoadHazard and the like). */
+export interface DeviceHazard extends LoadHazard {
+  dev: number;
 }
 
 /** The vm_clock (QEMU's "timer" section: cpu_clock_offset): guest time continues. */
@@ -217,7 +225,12 @@ function entries(m: Machine): VmEntry<MigCtx>[] {
   return list;
 }
 
-const ctxOf = (m: Machine): MigCtx => ({ m, rev: m.build.revisions, pre22: m.machineType.migratePre22 });
+const ctxOf = (m: Machine): MigCtx => ({
+  m,
+  rev: m.build.revisions,
+  pre22: m.machineType.migratePre22,
+  hazards: [],
+});
 
 /** qemu_savevm_state_complete: the stopped source's device state as a stream. */
 export function saveVm(m: Machine): Uint8Array {
@@ -228,10 +241,12 @@ export function saveVm(m: Machine): Uint8Array {
 /**
  * qemu_loadvm_state on an incoming destination: every section, then cross-section checks,
  * then (pre-2017 builds) the LAPIC from the stream is pushed, overwriting whatever was
- * delivered to the CPU during load. Throws LoadError; the caller discards the destination.
+ * delivered to the CPU during load. Throws LoadError (refused: the caller discards the
+ * destination); returns what was accepted but will be mishandled (empty when all is well).
  */
-export function loadVm(m: Machine, stream: Uint8Array): void {
-  loadStream(stream, entries(m), ctxOf(m), m.machineType.name);
+export function loadVm(m: Machine, stream: Uint8Array): DeviceHazard[] {
+  const ctx = ctxOf(m);
+  loadStream(stream, entries(m), ctx, m.machineType.name);
   checkPciCounts(m);
   settleIoapicInputs(m);
   const staged = m.stagedLapic;
@@ -242,6 +257,11 @@ export function loadVm(m: Machine, stream: Uint8Array): void {
     m.irq.lapic = staged;
     m.emit(Ev.MIGRATION, -1, MigPhase.LAPIC_PUSH, lost);
   }
+  for (const d of m.devices) {
+    const hazard = d.kind === 'uart' ? uartLoadHazard(d.s) : null;
+    if (hazard) ctx.hazards.push({ dev: d.s.dev, ...hazard });
+  }
+  return ctx.hazards;
 }
 
 /** The bus's counts must be the sum of the devices' INTx levels (pci_change_irq_level). */

@@ -498,7 +498,6 @@ export function uartCheckInvariants(s: UartState): string | null {
   if (s.tsrRetry > MAX_XMIT_RETRY) return `tsr_retry=${s.tsrRetry} above ${MAX_XMIT_RETRY}`;
   const fifoErr = checkFifo('recv_fifo', s.recvFifo) ?? checkFifo('xmit_fifo', s.xmitFifo);
   if (fifoErr !== null) return fifoErr;
-  if (s.ier > Ier.MASK) return `ier=0x${s.ier.toString(16)} has bits above 0x0f`;
   const itl = s.recvFifoItl;
   if (itl !== 1 && itl !== 4 && itl !== 8 && itl !== 14) return `recv_fifo_itl=${itl} not 1/4/8/14`;
   return null;
@@ -512,5 +511,53 @@ function checkFifo(name: string, f: Fifo8): string | null {
     return `${name}.head=${f.head} outside 0..${UART_FIFO_LENGTH - 1}`;
   }
   if (f.data.length !== UART_FIFO_LENGTH) return `${name} capacity ${f.data.length} not ${UART_FIFO_LENGTH}`;
+  return null;
+}
+
+/** A loaded state the device code mishandles: what QEMU does with it, named. */
+export interface LoadHazard {
+  key: string;
+  message: string;
+}
+
+/**
+ * A UART state that QEMU's loader accepts (vmstate_fifo8 checks nothing; serial_post_load
+ * checks only tsr_retry against TEMT) and its device code then mishandles, with the access or
+ * assert it runs into (../realqemu: QEMU 7.2 crashes or aborts on each FIFO case). Only FIFO
+ * mode touches the FIFOs; enabling it later resets them (fifo8_reset).
+ */
+export function uartLoadHazard(s: UartState): LoadHazard | null {
+  if (!fifoMode(s)) return null;
+  const fifos = [
+    ['recv_fifo', s.recvFifo, 'the next RBR read (serial_ioport_read)'],
+    ['xmit_fifo', s.xmitFifo, 'the next transmit (serial_xmit)'],
+  ] as const;
+  for (const [name, f, when] of fifos) {
+    if (f.head >= UART_FIFO_LENGTH) {
+      return {
+        key: `${name.replace('_', '-')}-head`,
+        message: `${name}.head=${f.head} lies outside its ${UART_FIFO_LENGTH}-byte buffer: fifo8_pop reads data[head] out of bounds at ${when}`,
+      };
+    }
+  }
+  if (s.xmitFifo.num > UART_FIFO_LENGTH) {
+    return {
+      key: 'xmit-fifo-num',
+      message: `xmit_fifo.num=${s.xmitFifo.num} above its capacity ${UART_FIFO_LENGTH}: the next THR write fails fifo8_push's assert(fifo->num < fifo->capacity)`,
+    };
+  }
+  if (s.recvFifo.num > UART_FIFO_LENGTH) {
+    return {
+      key: 'recv-fifo-num',
+      message: `recv_fifo.num=${s.recvFifo.num} above its capacity ${UART_FIFO_LENGTH}: fifo8_pop reads the buffer round and round and LSR.DR never clears (an interrupt storm); a received byte fails fifo8_push's assert(fifo->num < fifo->capacity)`,
+    };
+  }
+  // The watch re-added by post_load sends TSR, then takes the next byte from the FIFO.
+  if (s.tsrRetry > 0 && !(s.lsr & Lsr.THRE) && fifoIsEmpty(s.xmitFifo)) {
+    return {
+      key: 'xmit-fifo-empty',
+      message: `THRE clear with an empty transmit FIFO (tsr_retry=${s.tsrRetry}): serial_xmit fails assert(!fifo8_is_empty(&s->xmit_fifo)) once TSR is sent`,
+    };
+  }
   return null;
 }

@@ -727,8 +727,10 @@ describe('invariants', () => {
     s.xmitFifo.head = 16;
     expect(uartCheckInvariants(s)).toMatch(/xmit_fifo.head=16/);
     s.xmitFifo.head = 0;
+    // IER bits above 0x0f: a loaded vmstate_serial keeps them (QEMU masks only register
+    // writes); serial_update_irq tests single bits, so they are harmless.
     s.ier = 0x10;
-    expect(uartCheckInvariants(s)).toMatch(/ier=0x10/);
+    expect(uartCheckInvariants(s)).toBeNull();
     s.ier = 0;
     s.recvFifoItl = 0;
     expect(uartCheckInvariants(s)).toMatch(/recv_fifo_itl=0/);
