@@ -8,10 +8,12 @@ import { dataOracles } from './data.js';
 import { lostInterrupt } from './lost-interrupt.js';
 import { migrationFailed } from './migration-failed.js';
 import { staleGuestView } from './stale-guest-view.js';
+import { starvedData } from './starved-data.js';
 import { stuckIrqLine } from './stuck-irq-line.js';
 import {
   DEFAULT_ORACLE_PARAMS,
   type Finding,
+  type NearMissSink,
   type Oracle,
   type OracleContext,
   type OracleParams,
@@ -25,6 +27,7 @@ export const ORACLES: readonly ((ctx: OracleContext) => Oracle)[] = [
   staleGuestView,
   dataOracles,
   migrationFailed,
+  starvedData,
 ];
 
 export interface Verdict {
@@ -40,6 +43,8 @@ export interface JudgeOptions {
   builds: BuildRegistry;
   /** Also receives every executed event (a trace recorder). */
   sink?: EventSink;
+  /** Receives the oracles' near-misses (coverage). */
+  nearMiss?: NearMissSink;
   eventBudget?: number;
   fault?: MachineFault;
   params?: Partial<OracleParams>;
@@ -89,7 +94,11 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
     fault: opts.fault,
     tamper: opts.tamper,
   });
-  const oracles = ORACLES.map((make) => make({ world, params, report }));
+  const nearMissSink = opts.nearMiss;
+  const nearMiss: NearMissSink['nearMiss'] = nearMissSink
+    ? (oracle, key) => nearMissSink.nearMiss(oracle, key)
+    : () => {};
+  const oracles = ORACLES.map((make) => make({ world, params, report, nearMiss }));
   world.sink = new OracleSink(oracles, opts.sink);
   const end = world.run();
   if (end.kind === 'assert') {
