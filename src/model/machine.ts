@@ -29,11 +29,11 @@ import type { DeviceSpec, UartBackendState } from './schedule/types.js';
 import { type Scheduler, schedule } from './scheduler.js';
 import { makeUart, type UartState } from './uart16550/state.js';
 import {
-  type UartTimer,
   uartCanReceive,
   uartRead,
   uartReceive,
   uartTimer,
+  uartTimerOf,
   uartWatch,
   uartWrite,
 } from './uart16550/uart.js';
@@ -203,17 +203,23 @@ export class Machine implements Bus, GuestIo, IrqOut {
     let slot = 1; // slot 0: the CPU's interrupt dispatch
     let pciSlot = 3; // PCI slots 0-2 hold the host bridge, ISA bridge and VGA
     const slotDev: number[] = [-1];
+    // Each UART's 1.x transmit_timer comes after every other slot (numbering kept).
+    const uarts = cfg.devices.filter(([, spec]) => spec.kind === 'isa-serial').length;
+    let xmitSlot = 1 + cfg.devices.length + uarts;
     this.devices = cfg.devices.map(([name, spec], dev): DeviceModel => {
       if (spec.kind === 'isa-serial') {
         slotDev.push(dev, dev); // FIFO timeout, modem-status poll
         slot += 2;
-        return { kind: 'uart', name, s: makeUart(dev, slot - 2), gsi: spec.irq };
+        const s = makeUart(dev, slot - 2, xmitSlot++, cfg.build.revisions.uartGeneration);
+        return { kind: 'uart', name, s, gsi: spec.irq };
       }
       const pirq = pciSlot++ & 3; // pci_slot_get_pirq: (slot + INTA) & 3
       slotDev.push(dev);
       const s = makeVser(dev, pirq, slot++, spec.irq === 'msix', spec.ports);
       return { kind: 'vser', name, s, gsi: PCI_GSI_BASE + pirq };
     });
+    for (const d of this.devices) if (d.kind === 'uart') slotDev.push(d.s.dev);
+    slot = slotDev.length;
     this.timerExpiry = new Float64Array(slot).fill(-1);
     this.timerGen = new Int32Array(slot);
     this.slotDev = Int32Array.from(slotDev);
@@ -368,7 +374,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     if (slot === 0) return this.cpuDispatch();
     const dev = this.slotDev[slot]!;
     const d = this.devices[dev]!;
-    if (d.kind === 'uart') uartTimer(d.s, this, (slot - d.s.timerSlot) as UartTimer);
+    if (d.kind === 'uart') uartTimer(d.s, this, uartTimerOf(d.s, slot));
     else vserPostLoadTimer(d.s, this, this.rings(dev));
   }
 

@@ -1,4 +1,5 @@
 import { Ev, MigPhase, streamDev } from '../model/events.js';
+import { uart8250Pending } from '../model/guest/serial8250.js';
 import { MSIX_ENTRIES, vectorOfMsix } from '../model/irqchip.js';
 import type { Machine } from '../model/machine.js';
 import { Fcr, Ier, Iir, Lsr, Mcr } from '../model/uart16550/regs.js';
@@ -13,7 +14,9 @@ import type { Oracle, OracleContext } from './types.js';
  * nothing will wake again). Where bytes can sit, and when they could move:
  *
  * - UART TX in TSR (a write being retried), THR or the xmit FIFO, while the backend accepts
- *   writes (any state but a hung-up reader; not in loopback, where TX goes to RX at once).
+ *   writes (any state but a hung-up reader; not in loopback, where TX goes to RX at once);
+ *   or still in the guest driver's buffer while it waits, IER.THRI on, for a THRE interrupt
+ *   that is not pending although THR is empty (a THRI lost in migration).
  * - UART RX in RBR or the recv FIFO, while the guest listens (IER.RDI set, the interrupt not
  *   disabled) and nothing will make it read them: no interrupt pending (IIR shows none) and
  *   no character timeout armed (fifo_timeout_timer), e.g. bytes below the trigger level on a
@@ -29,7 +32,7 @@ import type { Oracle, OracleContext } from './types.js';
  */
 
 /** Where held bytes sit: part of the signature key. */
-const WHERE = ['tsr', 'thr', 'xmit-fifo', 'rbr', 'recv-fifo', 'out-buffer', 'in-buffers'] as const;
+const WHERE = ['tsr', 'thr', 'xmit-fifo', 'rbr', 'recv-fifo', 'out-buffer', 'in-buffers', 'driver'] as const;
 type Where = (typeof WHERE)[number];
 const W = Object.fromEntries(WHERE.map((w, i) => [w, i])) as Record<Where, number>;
 
@@ -55,9 +58,27 @@ function uartTx(m: Machine, dev: number): Starved {
   const fifo = (s.fcr & Fcr.FE) !== 0;
   const holding = fifo ? s.xmitFifo.num : s.lsr & Lsr.THRE ? 0 : 1;
   const bytes = holding + (s.tsrRetry > 0 ? 1 : 0);
-  if (bytes === 0) return NOT_STARVED;
+  if (bytes === 0) return driverTx(m, dev);
   const where = s.tsrRetry > 0 ? W.tsr : fifo ? W['xmit-fifo'] : W.thr;
   return { where, bytes, why: `the backend accepts writes (LSR=0x${hex(s.lsr)}, tsr_retry=${s.tsrRetry})` };
+}
+
+/**
+ * Bytes the guest's 8250 driver keeps for a THRE interrupt (IER.THRI on) that will not come:
+ * THR empty and no interrupt pending, e.g. a THRI lost by the 1.x serial_post_load.
+ */
+function driverTx(m: Machine, dev: number): Starved {
+  const d = m.devices[dev]!;
+  const drv = m.ram.guest.drivers[dev];
+  if (d.kind !== 'uart' || drv?.kind !== 'uart' || m.ram.guest.disabled[dev]) return NOT_STARVED;
+  const s = d.s;
+  const bytes = uart8250Pending(drv.d);
+  if (bytes === 0 || !(s.ier & Ier.THRI) || !(s.lsr & Lsr.THRE) || !(s.iir & Iir.NO_INT)) return NOT_STARVED;
+  return {
+    where: W.driver,
+    bytes,
+    why: `IER.THRI is set, THR is empty and no interrupt is pending (IIR=0x${hex(s.iir)}, thr_ipending=${s.thrIpending})`,
+  };
 }
 
 function uartRx(m: Machine, dev: number): Starved {

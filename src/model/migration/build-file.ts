@@ -136,7 +136,8 @@ function readRevisions(input: JsonReader, v: unknown, path: string, base: Revisi
     out.lapicLoad = input.oneOf(obj.lapicLoad, at('lapicLoad'), ['end-of-load', 'post-load'] as const);
   }
   for (const key of Object.keys(REVISION_CHOICES) as (keyof typeof REVISION_CHOICES)[]) {
-    if (obj[key] !== undefined) out[key] = input.oneOf(obj[key], at(key), REVISION_CHOICES[key]);
+    if (obj[key] !== undefined)
+      Object.assign(out, { [key]: input.oneOf(obj[key], at(key), REVISION_CHOICES[key]) });
   }
   return out;
 }

@@ -41,6 +41,13 @@ export interface Revisions {
    * virtio_error, which marks it broken): an unsafe load.
    */
   virtioGuestIndexCheck: RevisionChoice<'virtioGuestIndexCheck'>;
+  /**
+   * The 16550's code (src/model/uart16550/): 'transmit-timer' is the 1.x hw/serial.c (up to
+   * QEMU 1.4: transmit paced by a vm_clock transmit_timer, a refused write dropped at once,
+   * THRE resampled on every IER write, serial_post_load doing the full FCR write; uart-1x.ts);
+   * 'write-watch' retries a refused write from a G_IO_OUT watch (1.5 onwards; uart.ts).
+   */
+  uartGeneration: RevisionChoice<'uartGeneration'>;
 }
 
 /**
@@ -49,6 +56,7 @@ export interface Revisions {
  */
 export const REVISION_CHOICES = {
   virtioGuestIndexCheck: ['fail-load', 'device-broken'],
+  uartGeneration: ['transmit-timer', 'write-watch'],
 } as const;
 export type RevisionChoice<K extends keyof typeof REVISION_CHOICES> = (typeof REVISION_CHOICES)[K][number];
 
@@ -111,6 +119,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'transmit-timer',
     },
     machines: machines(PC_1.slice(0, 3)),
   },
@@ -123,8 +132,24 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'transmit-timer',
     },
     machines: machines(PC_1),
+  },
+  {
+    // 2.0-2.2: the watch-based serial_xmit (from 1.5) without subsections; a write the backend
+    // refuses leaves TEMT=0 with tsr_retry > 0, which 2.3's serial_post_load rejects.
+    name: 'qemu-2.2',
+    revisions: {
+      virtioSerialPortOpen: 'timer',
+      serialSubsections: NONE,
+      serialPostLoadChecks: false,
+      serialGatedPre22: NONE,
+      lapicLoad: 'end-of-load',
+      virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'write-watch',
+    },
+    machines: machines([...PC_1, ...I440FX_2.slice(0, 3).map((v) => `pc-i440fx-${v}`)]),
   },
   {
     name: 'qemu-2.3',
@@ -135,6 +160,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: NONE,
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'write-watch',
     },
     machines: machines([...PC_1, ...I440FX_2.slice(0, 4).map((v) => `pc-i440fx-${v}`)]),
   },
@@ -148,6 +174,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: SERIAL_SUBSECTIONS,
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'write-watch',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
@@ -166,6 +193,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       ],
       lapicLoad: 'post-load',
       virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'write-watch',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },
@@ -178,6 +206,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       serialGatedPre22: NONE,
       lapicLoad: 'post-load',
       virtioGuestIndexCheck: 'device-broken',
+      uartGeneration: 'write-watch',
     },
     machines: machines([...I440FX_2, ...I440FX_LATER].map((v) => `pc-i440fx-${v}`)),
   },

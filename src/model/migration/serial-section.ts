@@ -3,6 +3,7 @@ import type { Machine } from '../machine.js';
 import { Fcr, Ier, Iir, Lsr, MAX_XMIT_RETRY, UART_FIFO_LENGTH } from '../uart16550/regs.js';
 import type { UartState } from '../uart16550/state.js';
 import { updateParameters, writeFcr } from '../uart16550/uart.js';
+import { writeFcr1x } from '../uart16550/uart-1x.js';
 import type { Revisions, SerialSubsection } from './builds.js';
 import type { MigCtx } from './vm.js';
 import { fieldAt, type PostLoadResult, type VmField, type VmSection, type VmSubsection } from './vmstate.js';
@@ -138,10 +139,19 @@ function makeSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
   };
 }
 
-/** serial_post_load: runs after every subsection; never touches the IRQ line. */
+/**
+ * serial_post_load: runs after every subsection. Today's never touches the IRQ line; the 1.x
+ * one runs the full FCR write, which recomputes IIR with the destination's own thr_ipending
+ * (0: not migrated), so a pending THRE interrupt is lost, and moves the line mid-load.
+ */
 function serialPostLoad(o: SerialImage, ctx: MigCtx, versionId: number): PostLoadResult {
   const s = o.s;
   if (versionId < 3) o.fcrVmstate = 0;
+  if (s.generation === 'transmit-timer') {
+    writeFcr1x(s, o.m, o.fcrVmstate);
+    updateParameters(s);
+    return null;
+  }
   if (s.thrIpending === -1) s.thrIpending = (s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0;
   if (ctx.rev.serialPostLoadChecks) {
     if (s.tsrRetry > 0) {

@@ -178,6 +178,9 @@ const ioapicSection: VmSection<IoapicImage, MigCtx> = {
       io.masked[pin] = entry & MASKED ? 1 : 0;
       io.irr[pin] = (o.irr >>> pin) & 1;
     }
+    // The i8259 and the PCI bus came first: devices whose post_load moves their line (1.x
+    // serial_post_load) then change it from the loaded level, not from the fresh one.
+    settleIoapicInputs(o.m);
     return null;
   },
 };

@@ -23,17 +23,26 @@ import {
   RESET_CHAR_TRANSMIT_TIME_NS,
   type UartState,
 } from './state.js';
+import { serialXmit1x, writeFcr1x, writeIer1x, writeThr1x } from './uart-1x.js';
 
 const NS_PER_SECOND = 1_000_000_000;
 /** The character timeout fires after 4 character times without a read (16550A datasheet). */
 const TIMEOUT_CHARS = 4;
 /** Which vm_clock timer of the UART fired. */
-export const UartTimer = { FIFO_TIMEOUT: 0, MODEM_POLL: 1 } as const;
+export const UartTimer = { FIFO_TIMEOUT: 0, MODEM_POLL: 1, TRANSMIT: 2 } as const;
 export type UartTimer = (typeof UartTimer)[keyof typeof UartTimer];
 
-const txStream = (s: UartState): number => streamId(s.dev, 0, false);
-const rxStream = (s: UartState): number => streamId(s.dev, 0, true);
-const fifoMode = (s: UartState): boolean => (s.fcr & Fcr.FE) !== 0;
+/** The UART timer behind a machine timer slot. */
+export function uartTimerOf(s: UartState, slot: number): UartTimer {
+  if (slot === s.xmitTimerSlot) return UartTimer.TRANSMIT;
+  return slot === s.timerSlot ? UartTimer.FIFO_TIMEOUT : UartTimer.MODEM_POLL;
+}
+
+export const txStream = (s: UartState): number => streamId(s.dev, 0, false);
+export const rxStream = (s: UartState): number => streamId(s.dev, 0, true);
+export const fifoMode = (s: UartState): boolean => (s.fcr & Fcr.FE) !== 0;
+/** The 1.x hw/serial.c (uart-1x.ts) rather than today's. */
+const v1 = (s: UartState): boolean => s.generation === 'transmit-timer';
 
 // ---------------------------------------------------------------------------------------------
 // Interrupts and line parameters
@@ -74,18 +83,18 @@ export function updateParameters(s: UartState): void {
  * serial_update_msl with a backend that has no TIOCM ioctl (all of ours): the poll timer is
  * deleted and polling is reported unsupported.
  */
-function updateMsl(s: UartState, bus: Bus): void {
+export function updateMsl(s: UartState, bus: Bus): void {
   pollTimerDel(s, bus);
   s.pollMsl = -1;
 }
 
-function pollTimerDel(s: UartState, bus: Bus): void {
+export function pollTimerDel(s: UartState, bus: Bus): void {
   if (s.pollNs < 0) return;
   s.pollNs = -1;
   bus.timerMod(s.timerSlot + 1, -1);
 }
 
-function fifoTimeoutDel(s: UartState, bus: Bus): void {
+export function fifoTimeoutDel(s: UartState, bus: Bus): void {
   if (s.fifoTimeoutNs < 0) return;
   s.fifoTimeoutNs = -1;
   bus.timerMod(s.timerSlot, -1);
@@ -288,6 +297,9 @@ export function uartTimer(s: UartState, bus: Bus, which: UartTimer): void {
       s.timeoutIpending = 1;
       uartUpdateIrq(s, bus);
     }
+  } else if (which === UartTimer.TRANSMIT) {
+    s.xmitTimerNs = -1;
+    serialXmit1x(s, bus);
   } else {
     // modem_status_poll runs serial_update_msl.
     s.pollNs = -1;
@@ -416,6 +428,7 @@ export function uartWrite(s: UartState, bus: Bus, offset: number, value: number)
 }
 
 function writeThr(s: UartState, bus: Bus, val: number): void {
+  if (v1(s)) return writeThr1x(s, bus, val);
   const tx = txStream(s);
   bus.emit(Ev.BYTE_ACCEPT, tx, val, 0);
   // A byte still waiting in TSR is older than anything in THR or the FIFO.
@@ -436,6 +449,7 @@ function writeThr(s: UartState, bus: Bus, val: number): void {
 }
 
 function writeIer(s: UartState, bus: Bus, val: number): void {
+  if (v1(s)) return writeIer1x(s, bus, val);
   const changed = (s.ier ^ val) & Ier.MASK;
   s.ier = val & Ier.MASK;
   if (changed & Ier.MSI && s.pollMsl >= 0) {
@@ -456,6 +470,7 @@ function writeIer(s: UartState, bus: Bus, val: number): void {
 }
 
 function writeFcrReg(s: UartState, bus: Bus, val: number): void {
+  if (v1(s)) return writeFcr1x(s, bus, val);
   // A change of FIFO enable flushes both FIFOs.
   if ((val ^ s.fcr) & Fcr.FE) val |= Fcr.XFR | Fcr.RFR;
   if (val & Fcr.RFR) {
