@@ -46,6 +46,8 @@ interface Shape {
   pair: BuildPair;
   machine: string;
   serial: boolean;
+  /** The guest opens the UART at boot (else at its first guest.uart step). */
+  serialOpen: boolean;
   vser: { irq: 'intx' | 'msix'; ports: number[] } | null;
 }
 
@@ -62,11 +64,13 @@ const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
         { freq: 4 },
       ),
       machineIndex: fc.nat(),
+      serialOpen: fc.constantFrom(true, true, true, false),
     })
-    .map(({ pair, serial, vser, machineIndex }) => ({
+    .map(({ pair, serial, vser, machineIndex, serialOpen }) => ({
       pair,
       machine: pair.machines[machineIndex % pair.machines.length]!,
       serial: serial || vser === null,
+      serialOpen,
       vser,
     }));
 
@@ -181,7 +185,8 @@ function document(
   horizon: number,
 ): object {
   const devices: Record<string, object> = {};
-  if (shape.serial) devices[SERIAL] = { kind: 'isa-serial', irq: 4 };
+  if (shape.serial)
+    devices[SERIAL] = { kind: 'isa-serial', irq: 4, ...(shape.serialOpen ? {} : { guestOpen: false }) };
   if (shape.vser)
     devices[VSER] = {
       kind: 'virtio-serial',

@@ -210,7 +210,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
       if (spec.kind === 'isa-serial') {
         slotDev.push(dev, dev); // FIFO timeout, modem-status poll
         slot += 2;
-        const s = makeUart(dev, slot - 2, xmitSlot++, cfg.build.revisions.uartGeneration);
+        const rev = cfg.build.revisions;
+        const pollMsl = rev.serialPollMsl === 'reset-zero' ? 0 : -1;
+        const s = makeUart(dev, slot - 2, xmitSlot++, rev.uartGeneration, pollMsl);
         return { kind: 'uart', name, s, gsi: spec.irq };
       }
       const pirq = pciSlot++ & 3; // pci_slot_get_pirq: (slot + INTA) & 3
@@ -227,7 +229,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
       guest: makeGuest(
         cfg.devices.map(([, spec]) =>
           spec.kind === 'isa-serial'
-            ? { kind: 'uart' }
+            ? { kind: 'uart', open: spec.guestOpen }
             : { kind: 'vser', msix: spec.irq === 'msix', portIds: spec.ports.map((p) => p.id) },
         ),
       ),

@@ -1,7 +1,7 @@
 import { fail, ModelAssertError } from './assert.js';
 import { Ev, type EventSink, MigPhase, RunState } from './events.js';
 import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
-import { uart8250Config, uart8250Write } from './guest/serial8250.js';
+import { uart8250Boot, uart8250Config, uart8250Write } from './guest/serial8250.js';
 import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './guest/virtio-console.js';
 import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
 import { cloneRam, type Host, Machine, type MachineFault, type Ram, Sk } from './machine.js';
@@ -240,6 +240,8 @@ export class World implements Host {
     if (!('dev' in s)) return;
     const dev = this.devIndex(s.dev);
     const drv = g.drivers[dev]!;
+    // A port nobody had open is opened by its first user (serial8250_startup).
+    if (drv.kind === 'uart' && !drv.d.open && s.do.startsWith('guest.uart.')) uart8250Boot(drv.d, m);
     switch (s.do) {
       case 'guest.uart.config':
         if (drv.kind === 'uart') uart8250Config(drv.d, m, s);

@@ -48,6 +48,13 @@ export interface Revisions {
    * 'write-watch' retries a refused write from a G_IO_OUT watch (1.5 onwards; uart.ts).
    */
   uartGeneration: RevisionChoice<'uartGeneration'>;
+  /**
+   * poll_msl after serial_reset: 'reset-zero' (QEMU <= 2.3: serial_reset sets poll_msl = 0
+   * and the ISA realize never probes the backend, so serial/poll is needed, and sent, until
+   * the guest reads MSR or writes IER and serial_update_msl finds no TIOCM); 'probed' (a30cf876,
+   * "check if backed by a physical serial port at realize time": -1 from the start).
+   */
+  serialPollMsl: RevisionChoice<'serialPollMsl'>;
 }
 
 /**
@@ -57,6 +64,7 @@ export interface Revisions {
 export const REVISION_CHOICES = {
   virtioGuestIndexCheck: ['fail-load', 'device-broken'],
   uartGeneration: ['transmit-timer', 'write-watch'],
+  serialPollMsl: ['reset-zero', 'probed'],
 } as const;
 export type RevisionChoice<K extends keyof typeof REVISION_CHOICES> = (typeof REVISION_CHOICES)[K][number];
 
@@ -120,6 +128,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'transmit-timer',
+      serialPollMsl: 'reset-zero',
     },
     machines: machines(PC_1.slice(0, 3)),
   },
@@ -133,6 +142,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'transmit-timer',
+      serialPollMsl: 'reset-zero',
     },
     machines: machines(PC_1),
   },
@@ -148,6 +158,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'write-watch',
+      serialPollMsl: 'reset-zero',
     },
     machines: machines([...PC_1, ...I440FX_2.slice(0, 3).map((v) => `pc-i440fx-${v}`)]),
   },
@@ -161,6 +172,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'write-watch',
+      serialPollMsl: 'reset-zero',
     },
     machines: machines([...PC_1, ...I440FX_2.slice(0, 4).map((v) => `pc-i440fx-${v}`)]),
   },
@@ -175,6 +187,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'write-watch',
+      serialPollMsl: 'probed',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
@@ -194,6 +207,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'post-load',
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'write-watch',
+      serialPollMsl: 'probed',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },
@@ -207,6 +221,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'post-load',
       virtioGuestIndexCheck: 'device-broken',
       uartGeneration: 'write-watch',
+      serialPollMsl: 'probed',
     },
     machines: machines([...I440FX_2, ...I440FX_LATER].map((v) => `pc-i440fx-${v}`)),
   },

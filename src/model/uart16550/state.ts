@@ -120,15 +120,16 @@ export const RESET_CHAR_TRANSMIT_TIME_NS = Math.floor(1e9 / 9600) * 10;
 /**
  * A UART after serial_realize and serial_reset. `fcr` and `recvFifoItl` are realize-time
  * values that serial_reset leaves alone; `pollMsl` is -1 because our backends have no TIOCM
- * support (serial_update_msl gets -ENOTSUP), except in the 1.x code, whose serial_reset sets
- * poll_msl = 0 and whose ISA realize never calls serial_update_msl (only an MSR read or an
- * IER.MSI write finds out).
+ * support (serial_update_msl gets -ENOTSUP), except up to QEMU 2.3 (`pollMslAtReset` 0),
+ * whose serial_reset sets poll_msl = 0 and whose ISA realize never calls serial_update_msl
+ * (only an MSR read or an IER write finds out; a30cf876 probes at realize).
  */
 export function makeUart(
   dev: number,
   timerSlot: number,
   xmitTimerSlot = timerSlot + 2,
   generation: UartGeneration = 'write-watch',
+  pollMslAtReset: 0 | -1 = -1,
 ): UartState {
   return {
     dev,
@@ -150,7 +151,7 @@ export function makeUart(
     thrIpending: 0,
     tsrRetry: 0,
     timeoutIpending: 0,
-    pollMsl: generation === 'transmit-timer' ? 0 : -1,
+    pollMsl: pollMslAtReset,
     lastBreakEnable: 0,
     recvFifo: makeFifo8(),
     xmitFifo: makeFifo8(),
