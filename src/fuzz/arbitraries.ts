@@ -48,7 +48,8 @@ interface Shape {
   serial: boolean;
   /** The guest opens the UART at boot (else at its first guest.uart step). */
   serialOpen: boolean;
-  vser: { irq: 'intx' | 'msix'; ports: number[] } | null;
+  /** `console`: the first port is a virtconsole port. */
+  vser: { irq: 'intx' | 'msix'; ports: number[]; console: boolean } | null;
 }
 
 const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
@@ -60,6 +61,7 @@ const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
         fc.record({
           irq: fc.constantFrom<'intx' | 'msix'>('intx', 'intx', 'intx', 'msix'),
           ports: fc.subarray([1, 2, 3], { minLength: 1 }),
+          console: fc.constantFrom(false, false, false, true),
         }),
         { freq: 4 },
       ),
@@ -191,7 +193,9 @@ function document(
     devices[VSER] = {
       kind: 'virtio-serial',
       irq: shape.vser.irq,
-      ports: shape.vser.ports.map((id) => ({ id })),
+      ports: shape.vser.ports.map((id, i) =>
+        i === 0 && shape.vser?.console ? { id, console: true } : { id },
+      ),
     };
   return {
     format: 'migfuzz.schedule',
