@@ -212,7 +212,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
         slot += 2;
         const rev = cfg.build.revisions;
         const pollMsl = rev.serialPollMsl === 'reset-zero' ? 0 : -1;
-        const s = makeUart(dev, slot - 2, xmitSlot++, rev.uartGeneration, pollMsl);
+        const s = makeUart(dev, slot - 2, xmitSlot++, rev.uartGeneration, pollMsl, rev.serialSpeed);
         return { kind: 'uart', name, s, gsi: spec.irq };
       }
       const pirq = pciSlot++ & 3; // pci_slot_get_pirq: (slot + INTA) & 3

@@ -55,6 +55,13 @@ export interface Revisions {
    * "check if backed by a physical serial port at realize time": -1 from the start).
    */
   serialPollMsl: RevisionChoice<'serialPollMsl'>;
+  /**
+   * serial_update_parameters: 'integer' (QEMU <= 4.x and RHEL 7: `speed = baudbase /
+   * divider`, `char_transmit_time = (NANOSECONDS_PER_SECOND / speed) * frame_size` in integer
+   * math, nothing done for divider 0); 'float' (9.2: `float speed`, 3500 when the divider is
+   * 0, the character time truncated from float).
+   */
+  serialSpeed: RevisionChoice<'serialSpeed'>;
 }
 
 /**
@@ -65,6 +72,7 @@ export const REVISION_CHOICES = {
   virtioGuestIndexCheck: ['fail-load', 'device-broken'],
   uartGeneration: ['transmit-timer', 'write-watch'],
   serialPollMsl: ['reset-zero', 'probed'],
+  serialSpeed: ['integer', 'float'],
 } as const;
 export type RevisionChoice<K extends keyof typeof REVISION_CHOICES> = (typeof REVISION_CHOICES)[K][number];
 
@@ -129,6 +137,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'transmit-timer',
       serialPollMsl: 'reset-zero',
+      serialSpeed: 'integer',
     },
     machines: machines(PC_1.slice(0, 3)),
   },
@@ -143,6 +152,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'transmit-timer',
       serialPollMsl: 'reset-zero',
+      serialSpeed: 'integer',
     },
     machines: machines(PC_1),
   },
@@ -159,6 +169,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'write-watch',
       serialPollMsl: 'reset-zero',
+      serialSpeed: 'integer',
     },
     machines: machines([...PC_1, ...I440FX_2.slice(0, 3).map((v) => `pc-i440fx-${v}`)]),
   },
@@ -173,6 +184,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'write-watch',
       serialPollMsl: 'reset-zero',
+      serialSpeed: 'integer',
     },
     machines: machines([...PC_1, ...I440FX_2.slice(0, 4).map((v) => `pc-i440fx-${v}`)]),
   },
@@ -188,6 +200,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'write-watch',
       serialPollMsl: 'probed',
+      serialSpeed: 'integer',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
@@ -208,6 +221,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioGuestIndexCheck: 'fail-load',
       uartGeneration: 'write-watch',
       serialPollMsl: 'probed',
+      serialSpeed: 'integer',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },
@@ -222,6 +236,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioGuestIndexCheck: 'device-broken',
       uartGeneration: 'write-watch',
       serialPollMsl: 'probed',
+      serialSpeed: 'float',
     },
     machines: machines([...I440FX_2, ...I440FX_LATER].map((v) => `pc-i440fx-${v}`)),
   },

@@ -56,6 +56,8 @@ export function fifoReset(f: Fifo8): void {
 
 /** Which hw/serial.c the device runs (the build's uartGeneration revision). */
 export type UartGeneration = 'transmit-timer' | 'write-watch';
+/** serial_update_parameters' arithmetic (the build's serialSpeed revision). */
+export type UartSpeedMath = 'integer' | 'float';
 
 export interface UartState {
   /** Device index, passed to every Bus call. */
@@ -65,6 +67,7 @@ export interface UartState {
   /** vm_clock slot of the 1.x transmit_timer (unused by the write-watch code). */
   readonly xmitTimerSlot: number;
   readonly generation: UartGeneration;
+  readonly speedMath: UartSpeedMath;
 
   /** DLL (low byte) and DLM (high byte), u16. */
   divider: number;
@@ -130,12 +133,14 @@ export function makeUart(
   xmitTimerSlot = timerSlot + 2,
   generation: UartGeneration = 'write-watch',
   pollMslAtReset: 0 | -1 = -1,
+  speedMath: UartSpeedMath = 'float',
 ): UartState {
   return {
     dev,
     timerSlot,
     xmitTimerSlot,
     generation,
+    speedMath,
     divider: 0x0c,
     rbr: 0,
     thr: 0,

@@ -68,15 +68,26 @@ export function uartUpdateIrq(s: UartState, bus: Bus): void {
 }
 
 /**
- * serial_update_parameters: ns per character = frame bits / (baudbase / divider). Integer
- * math (exact, deterministic) instead of QEMU's float. A divider of 0 or above baudbase keeps
- * the previous value: the CVE-2016-8669 fix, so no division by zero and no NaN/Infinity.
+ * serial_update_parameters: ns per character = frame bits / speed, as the build computes it.
+ * 'integer': `speed = baudbase / divider` and `(NANOSECONDS_PER_SECOND / speed) * frame_size`
+ * in integer math; a divider of 0 (or, from the CVE-2016-8669 fix, above baudbase: a u16
+ * never is with baudbase 115200) keeps the previous value. 'float' (9.2): `float speed`
+ * (3500 for a divider of 0), the quotient and product in float, truncated to the u64.
+ * Math.fround of a double result is the float32 result (a double holds float32's products
+ * and quotients exactly enough to round once).
  */
 export function updateParameters(s: UartState): void {
-  if (s.divider === 0 || s.divider > s.baudbase) return;
   let frameBits = 1 + 5 + (s.lcr & Lcr.WLS) + (s.lcr & Lcr.NSTB ? 2 : 1);
   if (s.lcr & Lcr.PEN) frameBits++;
-  s.charTransmitTimeNs = Math.floor((NS_PER_SECOND * frameBits * s.divider) / s.baudbase);
+  if (s.speedMath === 'float') {
+    let speed = s.divider ? Math.fround(Math.trunc(s.baudbase / s.divider)) : 3500;
+    if (speed <= 0) speed = 3500;
+    s.charTransmitTimeNs = Math.trunc(Math.fround(Math.fround(NS_PER_SECOND / speed) * frameBits));
+    return;
+  }
+  if (s.divider === 0 || s.divider > s.baudbase) return;
+  const speed = Math.trunc(s.baudbase / s.divider);
+  s.charTransmitTimeNs = Math.trunc(NS_PER_SECOND / speed) * frameBits;
 }
 
 /**

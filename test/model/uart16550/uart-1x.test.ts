@@ -250,3 +250,40 @@ describe('migrations between builds', () => {
     expect(sent).toBe('written before the migration');
   });
 });
+
+describe('serial_update_parameters per build (the serialSpeed revision)', () => {
+  const charTime = (build: string, machine: string): number => {
+    const s = validateSchedule(
+      {
+        format: 'migfuzz.schedule',
+        version: 1,
+        seed: 1,
+        machine,
+        src: { build, backends: { serial0: 'open' } },
+        dst: { build, backends: { serial0: 'open' } },
+        devices: { serial0: { kind: 'isa-serial', irq: 4 } },
+        steps: [],
+        horizon: MS,
+      },
+      builds,
+    );
+    const world = new World(s, { builds });
+    world.run();
+    const d = world.vms[0]!.devices[0]!;
+    if (d.kind !== 'uart') throw new Error('not a UART');
+    return d.s.charTransmitTimeNs;
+  };
+
+  // The guest programs divider 12, 8N1 at boot: 9600 baud, 10 bits a character.
+  it.each([
+    ['qemu-1.3', 'pc-1.3'],
+    ['qemu-2.3', 'pc-1.3'],
+    ['rhel-7.5', 'pc-i440fx-rhel7.5.0'],
+  ])('%s: integer `(NANOSECONDS_PER_SECOND / speed) * frame_size`', (build, machine) => {
+    expect(charTime(build, machine)).toBe(Math.floor(1e9 / 9600) * 10);
+  });
+
+  it('qemu-9.2: float speed, the float product truncated', () => {
+    expect(charTime('qemu-9.2', 'pc-i440fx-9.2')).toBe(1041666);
+  });
+});
