@@ -46,7 +46,10 @@ interface Shape {
   pair: BuildPair;
   machine: string;
   serial: boolean;
-  vser: { irq: 'intx' | 'msix'; ports: number[] } | null;
+  /** The guest opens the UART at boot (else at its first guest.uart step). */
+  serialOpen: boolean;
+  /** `console`: the first port is a virtconsole port. */
+  vser: { irq: 'intx' | 'msix'; ports: number[]; console: boolean } | null;
 }
 
 const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
@@ -58,15 +61,18 @@ const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
         fc.record({
           irq: fc.constantFrom<'intx' | 'msix'>('intx', 'intx', 'intx', 'msix'),
           ports: fc.subarray([1, 2, 3], { minLength: 1 }),
+          console: fc.constantFrom(false, false, false, true),
         }),
         { freq: 4 },
       ),
       machineIndex: fc.nat(),
+      serialOpen: fc.constantFrom(true, true, true, false),
     })
-    .map(({ pair, serial, vser, machineIndex }) => ({
+    .map(({ pair, serial, vser, machineIndex, serialOpen }) => ({
       pair,
       machine: pair.machines[machineIndex % pair.machines.length]!,
       serial: serial || vser === null,
+      serialOpen,
       vser,
     }));
 
@@ -182,12 +188,15 @@ function document(
   horizon: number,
 ): object {
   const devices: Record<string, object> = {};
-  if (shape.serial) devices[SERIAL] = { kind: 'isa-serial', irq: 4 };
+  if (shape.serial)
+    devices[SERIAL] = { kind: 'isa-serial', irq: 4, ...(shape.serialOpen ? {} : { guestOpen: false }) };
   if (shape.vser)
     devices[VSER] = {
       kind: 'virtio-serial',
       irq: shape.vser.irq,
-      ports: shape.vser.ports.map((id) => ({ id })),
+      ports: shape.vser.ports.map((id, i) =>
+        i === 0 && shape.vser?.console ? { id, console: true } : { id },
+      ),
     };
   return {
     format: 'migfuzz.schedule',

@@ -4,7 +4,7 @@ import type { BuildRegistry } from '../model/migration/builds.js';
 import { makeRng, type Rng } from '../model/rng.js';
 import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
-import type { Finding } from '../oracles/types.js';
+import type { Finding, NearMissSink } from '../oracles/types.js';
 import { judge } from '../oracles/verdict.js';
 import { scheduleArb } from './arbitraries.js';
 import { CoverageSink, MAP_SIZE, VirginMap } from './coverage.js';
@@ -87,11 +87,11 @@ export interface MutatorStats {
 export function judgeSafely(
   schedule: Schedule,
   builds: BuildRegistry,
-  sink?: EventSink,
+  coverage?: EventSink & NearMissSink,
   eventBudget?: number,
 ): { findings: Finding[]; events: number } {
   try {
-    const v = judge(schedule, { builds, sink, eventBudget });
+    const v = judge(schedule, { builds, sink: coverage, nearMiss: coverage, eventBudget });
     return { findings: v.findings, events: v.events };
   } catch (e) {
     const name = e instanceof Error ? e.name : 'throw';

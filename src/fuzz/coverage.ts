@@ -1,4 +1,5 @@
 import { Ev, type EventSink, RunState } from '../model/events.js';
+import { type NearMissSink, ORACLE_NAMES, type OracleName } from '../oracles/types.js';
 
 /**
  * Coverage from the executed events, AFL-style: each event becomes a point (its kind and the
@@ -6,7 +7,9 @@ import { Ev, type EventSink, RunState } from '../model/events.js';
  * the migration phase, a line level with the VM's run state...), and the pair (previous
  * point, point) is counted in a fixed-size map. Register values give IIR/LSR/ISR
  * transitions; run state × line level gives near-misses such as a line high while the VM is
- * stopped; SUBSECTION events give subsections sent and loaded.
+ * stopped; SUBSECTION events give subsections sent and loaded. Oracles add near-misses (a
+ * condition held for half its deadline, e.g. bytes held by a device: starved-data) as points
+ * of their own, so a schedule that comes close to a finding is kept and mutated further.
  */
 export const MAP_BITS = 16;
 export const MAP_SIZE = 1 << MAP_BITS;
@@ -23,7 +26,10 @@ function mix(a: number, b: number, c: number): number {
   return (h ^ (h >>> 13)) >>> 0;
 }
 
-export class CoverageSink implements EventSink {
+/** A point kind outside the event numbering, for oracle near-misses. */
+const NEAR_MISS = 0x100;
+
+export class CoverageSink implements EventSink, NearMissSink {
   readonly map = new Uint8Array(MAP_SIZE);
   /** Indices touched in this run, so merging and resetting skip the untouched map. */
   readonly touched: number[] = [];
@@ -76,6 +82,14 @@ export class CoverageSink implements EventSink {
       default:
         point = mix(kind, 0, 0);
     }
+    this.hit(point);
+  }
+
+  nearMiss(oracle: OracleName, key: number): void {
+    this.hit(mix(NEAR_MISS, ORACLE_NAMES.indexOf(oracle), key));
+  }
+
+  private hit(point: number): void {
     const i = (point ^ this.prev) & MASK;
     this.prev = point >>> 1;
     const c = this.map[i]!;

@@ -29,7 +29,7 @@ import type { Rng } from './rng.js';
 import type { DeviceSpec } from './schedule/types.js';
 import { type Scheduler, Sk, schedule } from './scheduler.js';
 import { makeUart, type UartState } from './uart16550/state.js';
-import { type UartTimer, uartRead, uartTimer, uartWrite } from './uart16550/uart.js';
+import { uartRead, uartTimer, uartTimerOf, uartWrite } from './uart16550/uart.js';
 import { vserKick, vserPostLoadTimer, vserReadIsr, vserSetStatus } from './virtio-serial/device.js';
 import { makeVser, makeVserMem, VirtioPci, type VserMem, type VserState } from './virtio-serial/state.js';
 import { cloneVring } from './virtio-serial/virtqueue.js';
@@ -143,17 +143,25 @@ export class Machine implements Bus, GuestIo, IrqOut {
     let slot = 1; // slot 0: the CPU's interrupt dispatch
     let pciSlot = 3; // PCI slots 0-2 hold the host bridge, ISA bridge and VGA
     const slotDev: number[] = [-1];
+    // Each UART's 1.x transmit_timer comes after every other slot (numbering kept).
+    const uarts = cfg.devices.filter(([, spec]) => spec.kind === 'isa-serial').length;
+    let xmitSlot = 1 + cfg.devices.length + uarts;
     this.devices = cfg.devices.map(([name, spec], dev): DeviceModel => {
       if (spec.kind === 'isa-serial') {
         slotDev.push(dev, dev); // FIFO timeout, modem-status poll
         slot += 2;
-        return { kind: 'uart', name, s: makeUart(dev, slot - 2), gsi: spec.irq };
+        const rev = cfg.build.revisions;
+        const pollMsl = rev.serialPollMsl === 'reset-zero' ? 0 : -1;
+        const s = makeUart(dev, slot - 2, xmitSlot++, rev.uartGeneration, pollMsl, rev.serialSpeed);
+        return { kind: 'uart', name, s, gsi: spec.irq };
       }
       const pirq = pciSlot++ & 3; // pci_slot_get_pirq: (slot + INTA) & 3
       slotDev.push(dev);
       const s = makeVser(dev, pirq, slot++, spec.irq === 'msix', spec.ports);
       return { kind: 'vser', name, s, gsi: PCI_GSI_BASE + pirq };
     });
+    for (const d of this.devices) if (d.kind === 'uart') slotDev.push(d.s.dev);
+    slot = slotDev.length;
     this.timerExpiry = new Float64Array(slot).fill(-1);
     this.timerGen = new Int32Array(slot);
     this.slotDev = Int32Array.from(slotDev);
@@ -161,7 +169,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
       guest: makeGuest(
         cfg.devices.map(([, spec]) =>
           spec.kind === 'isa-serial'
-            ? { kind: 'uart' }
+            ? { kind: 'uart', open: spec.guestOpen }
             : { kind: 'vser', msix: spec.irq === 'msix', portIds: spec.ports.map((p) => p.id) },
         ),
       ),
@@ -280,7 +288,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     if (slot === 0) return this.cpuDispatch();
     const dev = this.slotDev[slot]!;
     const d = this.devices[dev]!;
-    if (d.kind === 'uart') uartTimer(d.s, this, (slot - d.s.timerSlot) as UartTimer);
+    if (d.kind === 'uart') uartTimer(d.s, this, uartTimerOf(d.s, slot));
     else vserPostLoadTimer(d.s, this, this.rings(dev));
   }
 

@@ -1,14 +1,14 @@
 import { fail, ModelAssertError } from './assert.js';
 import { Ev, type EventSink, MigPhase, RunState } from './events.js';
 import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
-import { uart8250Config, uart8250Write } from './guest/serial8250.js';
+import { uart8250Boot, uart8250Config, uart8250Write } from './guest/serial8250.js';
 import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './guest/virtio-console.js';
 import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
 import { cloneRam, type Host, Machine, type MachineFault, type Ram } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
 import { applySourceState, type SourceState } from './migration/from-stream.js';
 import { LoadError } from './migration/stream.js';
-import { finishLoad, loadSections, saveVm } from './migration/vm.js';
+import { type DeviceHazard, finishLoad, loadSections, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
 import type { Schedule, Step } from './schedule/types.js';
 import { makeScheduler, pop, type Scheduler, Sk, schedule } from './scheduler.js';
@@ -40,6 +40,11 @@ export interface RunOptions {
   fault?: MachineFault;
   /** Device state from a real stream, applied to the source once it has booted. */
   fromStream?: SourceState;
+  /**
+   * A hostile migration source: rewrites each saved stream (`n` counts the migrations) before
+   * the destination loads it (the hostile-stream properties and the robustness bench).
+   */
+  tamper?: (stream: Uint8Array, n: number) => Uint8Array;
 }
 
 export interface MigrationFailure {
@@ -50,7 +55,23 @@ export interface MigrationFailure {
   message: string;
 }
 
-export type RunEnd = { kind: 'horizon' } | { kind: 'hang' } | { kind: 'assert'; message: string };
+/**
+ * How a run ended. 'unsafe-load': a destination accepted a device state that its QEMU then
+ * mishandles (an out-of-bounds access, one of QEMU's own asserts, a broken device): the model
+ * does not run such a device on, the run stops once the migration completes.
+ */
+export type RunEnd =
+  | { kind: 'horizon' }
+  | { kind: 'hang' }
+  | { kind: 'assert'; message: string }
+  | { kind: 'unsafe-load'; device: string; key: string; message: string };
+
+/** Thrown out of the run loop by a completed migration whose destination is unsafe. */
+class UnsafeLoadStop extends Error {
+  constructor(readonly end: RunEnd & { kind: 'unsafe-load' }) {
+    super(end.message);
+  }
+}
 
 interface Migration {
   from: number;
@@ -71,6 +92,8 @@ export class World implements Host {
    * without a migration pays nothing for it.
    */
   private streamRng: Rng | null = null;
+  /** What the current migration's load accepted that its devices will mishandle (unsafe-load). */
+  private loadHazards: DeviceHazard[] = [];
   hostNow = 0;
   nextSerial = 1;
   eventCount = 0;
@@ -86,6 +109,8 @@ export class World implements Host {
   private migration: Migration | null = null;
   /** A migrate step whose source has not stopped yet. */
   private migrationStarting = false;
+  /** Streams saved so far (the tamper hook's count). */
+  private migrations = 0;
   readonly deviceNames: string[];
 
   constructor(
@@ -143,6 +168,7 @@ export class World implements Host {
       }
       return { kind: 'horizon' };
     } catch (e) {
+      if (e instanceof UnsafeLoadStop) return e.end;
       if (e instanceof ModelAssertError) return { kind: 'assert', message: e.message };
       // Any other throw is a bug of the model: an abort all the same, judged and recorded
       // (a replay throws at the same event).
@@ -246,6 +272,8 @@ export class World implements Host {
     if (!('dev' in s)) return;
     const dev = this.devIndex(s.dev);
     const drv = g.drivers[dev]!;
+    // A port nobody had open is opened by its first user (serial8250_startup).
+    if (drv.kind === 'uart' && !drv.d.open && s.do.startsWith('guest.uart.')) uart8250Boot(drv.d, m);
     switch (s.do) {
       case 'guest.uart.config':
         if (drv.kind === 'uart') uart8250Config(drv.d, m, s);
@@ -311,7 +339,8 @@ export class World implements Host {
     if (src.runState !== RunState.RUNNING && src.runState !== RunState.PAUSED) return;
     const srcWasRunning = src.running;
     src.vmStop(RunState.FINISH_MIGRATE);
-    const stream = saveVm(src);
+    const saved = saveVm(src);
+    const stream = this.opts.tamper ? this.opts.tamper(saved, this.migrations++) : saved;
     this.emit(Ev.MIGRATION, from, -1, MigPhase.SAVED, stream.length);
     const to = 1 - from;
     // Guest RAM travels with the migration (copied: the source keeps its own if it fails).
@@ -333,7 +362,7 @@ export class World implements Host {
   private loadMigration(): void {
     const mig = this.migration!;
     const dst = this.vms[1 - mig.from]!;
-    if (!this.tryLoad(mig, () => loadSections(dst, mig.stream))) return;
+    if (!this.tryLoad(mig, () => (this.loadHazards = loadSections(dst, mig.stream)))) return;
     this.streamRng ??= makeRng((this.schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     if (this.streamRng.below(2) === 1) {
       this.emit(Ev.MIGRATION, 1 - mig.from, -1, MigPhase.STREAM_WAIT, 0);
@@ -347,13 +376,19 @@ export class World implements Host {
     const mig = this.migration!;
     const to = 1 - mig.from;
     const dst = this.vms[to]!;
-    if (!this.tryLoad(mig, () => finishLoad(dst))) return;
+    if (!this.tryLoad(mig, () => finishLoad(dst, this.loadHazards))) return;
     this.migration = null;
     const src = this.vms[mig.from]!;
     this.emit(Ev.MIGRATION, to, -1, MigPhase.LOADED, 0);
     src.vmStop(RunState.POSTMIGRATE);
     this.active = to;
     this.emit(Ev.MIGRATION, to, -1, MigPhase.COMPLETED, 0);
+    // Accepted state the device will mishandle: the run ends here with an unsafe-load finding.
+    const hazard = this.loadHazards[0];
+    if (hazard) {
+      const { dev, key, message } = hazard;
+      throw new UnsafeLoadStop({ kind: 'unsafe-load', device: this.deviceNames[dev]!, key, message });
+    }
     if (mig.srcWasRunning && mig.autostart) this.startGuestVm(dst);
     else dst.vmStop(RunState.PAUSED);
   }

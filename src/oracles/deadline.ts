@@ -31,10 +31,18 @@ export class Stopwatches {
     return this.since[vm]![key]! >= 0;
   }
 
-  start(vm: number, key: number): void {
+  /** Starts counting at vm time `atVm` (default: now); a running count goes on. */
+  start(vm: number, key: number, atVm = this.now(vm)): void {
     if (this.since[vm]![key]! >= 0) return;
-    this.since[vm]![key] = this.now(vm);
+    this.since[vm]![key] = atVm;
     this.used[vm]![key] = 0;
+  }
+
+  /** The running time counted for `key` up to vm time `atVm` (0 when idle). */
+  elapsed(vm: number, key: number, atVm = this.now(vm)): number {
+    const since = this.since[vm]![key]!;
+    if (since < 0) return 0;
+    return this.used[vm]![key]! + (this.paused[vm]![key] ? 0 : atVm - since);
   }
 
   stop(vm: number, key: number): void {
@@ -69,6 +77,18 @@ export class Stopwatches {
         out(key, deadlineV - m.clock.offsetNs);
       }
     }
+  }
+
+  /**
+   * The host time at which `key`'s count reached the deadline by vm time `untilVm` (default:
+   * now), or -1 if it had not: one key, without stopping it (for a count about to stop).
+   */
+  crossed(vm: number, key: number, untilVm = this.now(vm)): number {
+    const m = this.world.vms[vm];
+    const since = this.since[vm]![key]!;
+    if (!m?.clock.enabled || since < 0 || this.paused[vm]![key]) return -1;
+    const deadlineV = since + this.deadlineNs - this.used[vm]![key]!;
+    return deadlineV <= untilVm ? deadlineV - m.clock.offsetNs : -1;
   }
 
   /** A completed migration: the guest's watches continue on the destination. */

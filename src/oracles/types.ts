@@ -10,6 +10,8 @@ export const ORACLE_NAMES = [
   'migration-failed',
   'model-assert',
   'hang',
+  'unsafe-load',
+  'starved-data',
 ] as const;
 export type OracleName = (typeof ORACLE_NAMES)[number];
 
@@ -45,10 +47,19 @@ export interface Oracle {
 
 export type Report = (f: Omit<Finding, 'signature'>, key: string) => void;
 
+/**
+ * Receives near-misses: an oracle's condition held for half its deadline (coverage counts
+ * them, so the campaign keeps schedules that come close). `key` is small and oracle-defined.
+ */
+export interface NearMissSink {
+  nearMiss(oracle: OracleName, key: number): void;
+}
+
 export interface OracleContext {
   world: World;
   params: OracleParams;
   report: Report;
+  nearMiss: NearMissSink['nearMiss'];
 }
 
 export function signatureOf(oracle: OracleName, device: string | null, key: string): string {

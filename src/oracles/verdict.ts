@@ -4,15 +4,17 @@ import type { BuildRegistry } from '../model/migration/builds.js';
 import type { SourceState } from '../model/migration/from-stream.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { oneLine } from '../model/schedule/validate.js';
-import { type RunEnd, World } from '../model/world.js';
+import { type RunEnd, type RunOptions, World } from '../model/world.js';
 import { dataOracles } from './data.js';
 import { lostInterrupt } from './lost-interrupt.js';
 import { migrationFailed } from './migration-failed.js';
 import { staleGuestView } from './stale-guest-view.js';
+import { starvedData } from './starved-data.js';
 import { stuckIrqLine } from './stuck-irq-line.js';
 import {
   DEFAULT_ORACLE_PARAMS,
   type Finding,
+  type NearMissSink,
   type Oracle,
   type OracleContext,
   type OracleParams,
@@ -26,6 +28,7 @@ export const ORACLES: readonly ((ctx: OracleContext) => Oracle)[] = [
   staleGuestView,
   dataOracles,
   migrationFailed,
+  starvedData,
 ];
 
 export interface Verdict {
@@ -41,11 +44,14 @@ export interface JudgeOptions {
   builds: BuildRegistry;
   /** Also receives every executed event (a trace recorder). */
   sink?: EventSink;
+  /** Receives the oracles' near-misses (coverage). */
+  nearMiss?: NearMissSink;
   eventBudget?: number;
   fault?: MachineFault;
   params?: Partial<OracleParams>;
   /** Start the source from a real stream's device state (run --from-stream). */
   fromStream?: SourceState;
+  tamper?: RunOptions['tamper'];
 }
 
 /**
@@ -90,8 +96,13 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
     eventBudget: opts.eventBudget,
     fault: opts.fault,
     fromStream: opts.fromStream,
+    tamper: opts.tamper,
   });
-  const oracles = ORACLES.map((make) => make({ world, params, report }));
+  const nearMissSink = opts.nearMiss;
+  const nearMiss: NearMissSink['nearMiss'] = nearMissSink
+    ? (oracle, key) => nearMissSink.nearMiss(oracle, key)
+    : () => {};
+  const oracles = ORACLES.map((make) => make({ world, params, report, nearMiss }));
   world.sink = new OracleSink(oracles, opts.sink);
   const end = world.run();
   if (end.kind === 'assert') {
@@ -103,6 +114,16 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
         message: oneLine(end.message).slice(0, 1000),
       },
       assertKey(end.message),
+    );
+  } else if (end.kind === 'unsafe-load') {
+    report(
+      {
+        oracle: 'unsafe-load',
+        device: end.device,
+        at: world.hostNow,
+        message: `${end.device}: the destination accepted a state it mishandles: ${end.message}`,
+      },
+      end.key,
     );
   } else if (end.kind === 'hang') {
     report(

@@ -9,12 +9,16 @@ import {
   type Build,
   type BuildRegistry,
   builtinRegistry,
+  REVISION_CHOICES,
 } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { indexPath, type JsonReader, quote } from '../model/schedule/validate.js';
 import { MAX_TRACE_BUILDS, type TraceBuild, TraceFormatError } from './format.js';
 
-/** The switches every recorded user build carries (traces written before later switches lack those). */
+/**
+ * Revision switches a recorded user build must give. Later ones (REVISION_CHOICES) may be
+ * absent in traces that predate them; those take the base build's value.
+ */
 const REVISION_KEYS = [
   'virtioSerialPortOpen',
   'serialSubsections',
@@ -54,7 +58,9 @@ function revisionsJson(b: Build): object {
     serialPostLoadChecks: r.serialPostLoadChecks,
     serialGatedPre22: [...r.serialGatedPre22],
     lapicLoad: r.lapicLoad,
-    vmClockAtCreation: r.vmClockAtCreation,
+    ...Object.fromEntries(
+      Object.keys(REVISION_CHOICES).map((k) => [k, r[k as keyof typeof REVISION_CHOICES]]),
+    ),
   };
 }
 

@@ -50,7 +50,7 @@ const TOP_FIELDS = [
   'digest',
   'stats',
 ];
-const RUN_ENDS = ['horizon', 'hang', 'assert'] as const;
+const RUN_ENDS = ['horizon', 'hang', 'assert', 'unsafe-load'] as const;
 const TOOL_TEXT = /^[\x20-\x7e]{1,64}$/;
 /** A finding's message: one line of text (it is printed as it is). */
 const LINE_TEXT = new RegExp(`^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]{0,${MAX_TEXT_CHARS}}$`);

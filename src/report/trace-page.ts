@@ -28,6 +28,10 @@ export const ORACLE_EXPLANATIONS: Record<OracleName, string> = {
     'The destination refused the migration stream although both builds support this machine type: the VM cannot move, and the source resumes.',
   'model-assert': "An invariant of migfuzz's own model broke: a bug of the model, not necessarily of QEMU.",
   hang: 'The run exceeded its event budget: something loops without the virtual time reaching the end of the schedule.',
+  'starved-data':
+    'Bytes stayed held by a device past the deadline while the VM ran and they could have moved (the backend accepted writes, or the guest had nothing pending that would make it read them): the device stopped moving data.',
+  'unsafe-load':
+    "The destination accepted migrated state that the device's own code then mishandles (an index outside its buffers, one of QEMU's asserts, a broken invariant): on a real QEMU this is a crash or corruption, not a refusal.",
 };
 
 export interface PageFinding {

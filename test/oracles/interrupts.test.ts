@@ -137,7 +137,11 @@ describe('virtio-serial over MSI-X (one-shot messages, nothing latched)', () => 
     const count = deliveryAt(s, vector, SEND_AT);
     const { verdict, events, signatures } = judged(s, { kind: 'drop-delivery', vector, count });
     expect(events.find((e) => e.kind === Ev.FAULT)?.at).toBe(SEND_AT);
-    expect(signatures).toEqual(['lost-interrupt:vser0:handler-not-run']);
+    // Nothing latched: the received bytes also wait with no notification pending.
+    expect(signatures).toEqual([
+      'lost-interrupt:vser0:handler-not-run',
+      'starved-data:vser0:rx-port1-in-buffers',
+    ]);
     expect(verdict.findings[0]!.device).toBe('vser0');
     expect(verdict.findings[0]!.at).toBe(SEND_AT + DEADLINE);
     expect(bytesToGuest(events, VSER_RX)).toBe('');

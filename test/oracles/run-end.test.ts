@@ -121,3 +121,57 @@ describe('a model that throws', () => {
     ]);
   });
 });
+
+/**
+ * unsafe-load: the destination accepted a state its QEMU then mishandles. The run stops once
+ * the migration completes (the model does not execute such a device), with the finding naming
+ * QEMU's access or assert.
+ */
+describe('unsafe-load', () => {
+  /** A guest that fills the transmit FIFO of a hung-up backend, then migrates. */
+  const hungFifo = (build: string, machine: string): Schedule =>
+    validateSchedule(
+      {
+        ...uartDoc,
+        machine,
+        src: { build, backends: { serial0: 'open' } },
+        dst: { build, backends: { serial0: 'open' } },
+        steps: [
+          { at: 1 * MS, do: 'guest.uart.config', dev: 'serial0', fifo: true },
+          { at: 2 * MS, do: 'host.uart.backend', dev: 'serial0', state: 'hung-up' },
+          { at: 3 * MS, do: 'guest.uart.write', dev: 'serial0', data: 'abcde' },
+          { at: 5 * MS, do: 'migrate', downtime: 300_000, autostart: true },
+        ],
+      },
+      builds,
+    );
+  /** A hostile source: xmit_fifo's num (the last u32 of that subsection) says 17. */
+  const num17 = (stream: Uint8Array): Uint8Array => {
+    const name = [...'serial/xmit_fifo'].map((c) => c.charCodeAt(0));
+    const at = stream.findIndex((_, i) => name.every((b, j) => stream[i + j] === b));
+    expect(at).toBeGreaterThan(0);
+    const out = stream.slice();
+    // name, be32 version, data[16], be32 head, be32 num
+    new DataView(out.buffer).setUint32(at + name.length + 4 + 16 + 4, 17);
+    return out;
+  };
+
+  it('qemu-9.2 accepts xmit_fifo.num=17 (vmstate_fifo8 checks nothing): the run stops, judged', () => {
+    const s = hungFifo('qemu-9.2', 'pc-i440fx-9.2');
+    expect(judge(s, { builds }).end).toBe('horizon');
+    const v = judge(s, { builds, tamper: num17 });
+    expect(v.end).toBe('unsafe-load');
+    expect(v.findings).toEqual([
+      {
+        oracle: 'unsafe-load',
+        device: 'serial0',
+        at: v.endNs,
+        message: expect.stringMatching(
+          /xmit_fifo.num=17 .*fifo8_push's assert\(fifo->num < fifo->capacity\)/,
+        ),
+        signature: 'unsafe-load:serial0:xmit-fifo-num',
+      },
+    ]);
+    expect(v.endNs).toBe(5 * MS + 300_000);
+  });
+});

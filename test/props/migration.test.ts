@@ -3,9 +3,10 @@
  *  (a) transparency: removing the migrate steps changes no byte stream, and neither run has a
  *      finding;
  *  (b) save → load → save gives the identical stream;
- *  (c) hostile streams only ever throw LoadError, and a mutated stream that loads leaves the
- *      destination's devices within their invariants; states an honest source never saves
- *      are refused at load.
+ *  (c) hostile streams only ever throw LoadError (refused), or load and are then judged: a
+ *      destination either keeps its devices within their invariants or names how QEMU would
+ *      mishandle its state (unsafe-load); a whole run with a tampered stream never ends in a
+ *      model assert or a hang.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { NUM_PIRQS, PCI_GSI_BASE, pciSetIrq } from '../../src/model/irqchip.js';
 import { cloneRam, Machine } from '../../src/model/machine.js';
 import { builtinRegistry, findMachine } from '../../src/model/migration/builds.js';
 import { LoadError } from '../../src/model/migration/stream.js';
-import { loadVm, saveVm } from '../../src/model/migration/vm.js';
+import { type DeviceHazard, loadVm, saveVm } from '../../src/model/migration/vm.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
 import { validateSchedule } from '../../src/model/schedule/validate.js';
 import { uartCheckInvariants } from '../../src/model/uart16550/uart.js';
@@ -288,9 +289,14 @@ function machineInvariants(m: Machine): string[] {
       const s = d.s;
       const broken = uartCheckInvariants(s);
       if (broken !== null) errs.push(`uart ${dev}: ${broken}`);
-      if (!isBit(s.thrIpending)) errs.push(`uart ${dev}: thr_ipending=${s.thrIpending}`);
-      if (!isBit(s.timeoutIpending)) errs.push(`uart ${dev}: timeout_ipending=${s.timeoutIpending}`);
-      if (![-1, 0, 1].includes(s.pollMsl)) errs.push(`uart ${dev}: poll_msl=${s.pollMsl}`);
+      // thr_ipending, timeout_ipending and poll_msl are plain INT32s QEMU never checks: the
+      // device reads them as truth values (poll_msl: as a sign), whatever they hold.
+      for (const [name, v] of [
+        ['thr_ipending', s.thrIpending],
+        ['timeout_ipending', s.timeoutIpending],
+        ['poll_msl', s.pollMsl],
+      ] as const)
+        if (!(Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31)) errs.push(`uart ${dev}: ${name}=${v}`);
       if (!(s.fifoTimeoutNs === -1 || (Number.isSafeInteger(s.fifoTimeoutNs) && s.fifoTimeoutNs >= 0)))
         errs.push(`uart ${dev}: fifo timeout ${s.fifoTimeoutNs}`);
       if (!(Number.isSafeInteger(s.charTransmitTimeNs) && s.charTransmitTimeNs > 0))
@@ -299,7 +305,7 @@ function machineInvariants(m: Machine): string[] {
       continue;
     }
     const s = d.s;
-    if (s.isr < 0 || s.isr > 3) errs.push(`vser ${dev}: isr=${s.isr}`);
+    if (!(Number.isInteger(s.isr) && s.isr >= 0 && s.isr <= 0xff)) errs.push(`vser ${dev}: isr=${s.isr}`);
     const rings = m.rings(dev).rings;
     for (let q = 0; q < NUM_QUEUES; q++) {
       const vq = s.queues[q]!;
@@ -490,38 +496,56 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), pos: fc.nat() }) },
 );
 
-/** Loads on a fresh destination: a LoadError is fine, anything else thrown fails the property. */
-function hostileLoad(stopped: Stopped, bytes: Uint8Array): { ok: boolean; dst: Machine } {
+/**
+ * Loads on a fresh destination: a LoadError is fine (refused), anything else thrown fails the
+ * property. `unsafe`: accepted, with a state the device would mishandle (named).
+ */
+function hostileLoad(
+  stopped: Stopped,
+  bytes: Uint8Array,
+): { ok: boolean; unsafe: DeviceHazard[]; dst: Machine } {
   const dst = freshDestination(stopped);
   try {
-    loadVm(dst, bytes);
-    return { ok: true, dst };
+    return { ok: true, unsafe: loadVm(dst, bytes), dst };
   } catch (e) {
-    if (e instanceof LoadError) return { ok: false, dst };
+    if (e instanceof LoadError) return { ok: false, unsafe: [], dst };
     throw e;
   }
 }
 
-/** hostileLoad, then the invariants of a destination that loaded. */
-function hostileLoadChecked(stopped: Stopped, bytes: Uint8Array): boolean {
+/**
+ * hostileLoad, then the invariants of a destination that loaded safely. Returns 'safe',
+ * 'unsafe' (accepted, judged unsafe-load) or 'refused'.
+ */
+function hostileLoadChecked(stopped: Stopped, bytes: Uint8Array): 'safe' | 'unsafe' | 'refused' {
   const res = hostileLoad(stopped, bytes);
-  if (!res.ok) return false;
+  if (!res.ok) return 'refused';
+  if (res.unsafe.length > 0) {
+    // Each names the QEMU function whose access or assert the state runs into.
+    for (const h of res.unsafe) expect(h.message).toMatch(/fifo8_|serial_xmit|virtio_/);
+    return 'unsafe';
+  }
   expect(machineInvariants(res.dst)).toEqual([]);
   // The destination may migrate on (ping-pong): what it loaded, it can save.
   expect(saveVm(res.dst).length).toBeGreaterThan(0);
-  return true;
+  return 'safe';
 }
 
-/** A qemu-9.2 schedule of these devices and steps, 2 ms long, port backends on both sides. */
-function smallSchedule(devices: Record<string, unknown>, steps: Record<string, unknown>[]): Schedule {
+/** A schedule of these devices and steps (qemu-9.2 unless said), 2 ms long, port backends on both sides. */
+function smallSchedule(
+  devices: Record<string, unknown>,
+  steps: Record<string, unknown>[],
+  build = 'qemu-9.2',
+  machine = 'pc-i440fx-9.2',
+): Schedule {
   return validateSchedule(
     {
       format: 'migfuzz.schedule',
       version: 1,
       seed: 1,
-      machine: 'pc-i440fx-9.2',
-      src: { build: 'qemu-9.2', backends: { 'vser0.port1': 'socket' } },
-      dst: { build: 'qemu-9.2', backends: { 'vser0.port1': 'socket' } },
+      machine,
+      src: { build, backends: { 'vser0.port1': 'socket' } },
+      dst: { build, backends: { 'vser0.port1': 'socket' } },
       devices,
       steps,
       horizon: 2 * MS,
@@ -589,21 +613,40 @@ describe('hostile streams', () => {
     for (const b of bases) expect(hostileLoad(b, b.stream).ok).toBe(true);
   });
 
-  it('mutated streams throw only LoadError; the ones that load keep every invariant', () => {
-    let loaded = 0;
+  it('mutated streams throw only LoadError; the ones that load keep every invariant or are unsafe', () => {
+    const outcomes = { safe: 0, unsafe: 0, refused: 0 };
     fc.assert(
       fc.property(
         fc.nat(bases.length - 1),
         fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
         (i, muts) => {
           const base = bases[i]!;
-          if (hostileLoadChecked(base, mutate(base.stream, muts))) loaded++;
+          outcomes[hostileLoadChecked(base, mutate(base.stream, muts))]++;
         },
       ),
       { seed: 0x5eed_0d, numRuns: 12_000 },
     );
-    // Many mutations land in field values and load: the invariant checks ran.
-    expect(loaded).toBeGreaterThan(600);
+    // Many mutations land in field values and load: the invariant checks ran, and some
+    // loaded states were judged unsafe.
+    expect(outcomes.safe).toBeGreaterThan(600);
+    expect(outcomes.unsafe).toBeGreaterThan(0);
+  });
+
+  // A whole run whose source is hostile: each migration's stream is mutated. The destination
+  // refuses it (migration-failed), or runs it, or stops it as an unsafe load: never a model
+  // assert (the model ran into a state it cannot execute) and never a hang.
+  it('runs with tampered streams end judged, never in a model assert or a hang', () => {
+    const ends = new Map<string, number>();
+    fc.assert(
+      fc.property(scheduleArb, fc.array(mutationArb, { minLength: 1, maxLength: 3 }), (s, muts) => {
+        const v = judge(s, { builds: BUILDS, tamper: (stream) => mutate(stream, muts) });
+        expect(v.findings.filter((f) => f.oracle === 'model-assert' || f.oracle === 'hang')).toEqual([]);
+        ends.set(v.end, (ends.get(v.end) ?? 0) + 1);
+      }),
+      { seed: 0x5eed_11, numRuns: 400 },
+    );
+    expect(ends.get('horizon')).toBeGreaterThan(0);
+    expect(ends.get('unsafe-load')).toBeGreaterThan(0);
   });
 
   it('truncated streams always fail with LoadError', () => {
@@ -643,7 +686,7 @@ describe('hostile streams', () => {
  */
 describe('hostile streams: a doctored source', () => {
   /** A stopped source with a UART in FIFO mode and a virtio-serial port the guest opened. */
-  const doctored = (): Stopped =>
+  const doctored = (build?: string, machine?: string): Stopped =>
     stopAt(
       smallSchedule(
         {
@@ -654,6 +697,8 @@ describe('hostile streams: a doctored source', () => {
           { at: 500 * US, do: 'guest.uart.config', dev: 'uart0', fifo: true },
           { at: 500 * US, do: 'guest.vport.open', dev: 'vser0', port: 1 },
         ],
+        build,
+        machine,
       ),
       2 * MS,
     );
@@ -686,18 +731,103 @@ describe('hostile streams: a doctored source', () => {
     expect(e.key).toBe('elem');
   });
 
-  it('a TSR retry with THRE clear and an empty transmit FIFO (FIFO mode)', () => {
-    const stopped = doctored();
-    const d = stopped.src.devices[0]!;
+  const uartOf = (m: Machine) => {
+    const d = m.devices[0]!;
     if (d.kind !== 'uart') throw new Error('device 0 is not a UART');
     expect(d.s.fcr & 1).toBe(1);
-    d.s.lsr &= ~0x60; // THRE and TEMT clear: TSR and the FIFO said to hold bytes
-    d.s.tsrRetry = 1;
-    const e = loadError(stopped);
-    expect(e.key).toBe('xmit-fifo-empty');
-    expect(e.message).toMatch(
-      /^inconsistent state in serial device \(THRE clear with an empty transmit FIFO/,
-    );
+    return d.s;
+  };
+  /** Loads the doctored source's stream: accepted, with the hazards it carries. */
+  const accepted = (stopped: Stopped): DeviceHazard[] =>
+    loadVm(freshDestination(stopped), saveVm(stopped.src));
+
+  // serial_post_load checks only tsr_retry against TEMT: QEMU loads this, and serial_xmit
+  // later hits its assert once the watch has sent TSR.
+  it('a TSR retry with THRE clear and an empty transmit FIFO loads, judged unsafe', () => {
+    const stopped = doctored();
+    const s = uartOf(stopped.src);
+    s.lsr &= ~0x60; // THRE and TEMT clear: TSR and the FIFO said to hold bytes
+    s.tsrRetry = 1;
+    const [h] = accepted(stopped);
+    expect(h?.key).toBe('xmit-fifo-empty');
+    expect(h?.message).toMatch(/serial_xmit fails assert\(!fifo8_is_empty\(&s->xmit_fifo\)\)/);
+  });
+
+  // ../realqemu HOSTILE-STREAM: QEMU 7.2 loads every Fifo8 state (vmstate_fifo8 checks
+  // nothing), then crashes in fifo8_pop, aborts in fifo8_push, or storms.
+  it.each([
+    [
+      'recv_fifo {head 0x7ffffff0, num 16}: SIGSEGV in fifo8_pop',
+      'recvFifo',
+      0x7ffffff0,
+      16,
+      'recv-fifo-head',
+      /fifo8_pop reads data\[head\] out of bounds at the next RBR read/,
+    ],
+    [
+      'xmit_fifo {head 0x7ffffff0, num 16}: SIGSEGV in fifo8_pop',
+      'xmitFifo',
+      0x7ffffff0,
+      16,
+      'xmit-fifo-head',
+      /fifo8_pop reads data\[head\] out of bounds at the next transmit/,
+    ],
+    [
+      'xmit_fifo {head 0, num 17}: fifo8_push assert',
+      'xmitFifo',
+      0,
+      17,
+      'xmit-fifo-num',
+      /fifo8_push's assert\(fifo->num < fifo->capacity\)/,
+    ],
+    [
+      'recv_fifo {head 0, num 0xffffffff}: interrupt storm',
+      'recvFifo',
+      0,
+      0xffffffff,
+      'recv-fifo-num',
+      /interrupt storm/,
+    ],
+  ] as const)('%s: loads, judged unsafe', (_name, fifo, head, num, key, message) => {
+    const stopped = doctored();
+    const s = uartOf(stopped.src);
+    s[fifo].head = head;
+    s[fifo].num = num;
+    // LSR as the experiment set it: DR with received bytes, THRE clear with bytes to send.
+    if (fifo === 'recvFifo') s.lsr |= 1;
+    const hazards = accepted(stopped);
+    expect(hazards.map((h) => h.key)).toEqual([key]);
+    expect(hazards[0]!.message).toMatch(message);
+  });
+
+  it('the same FIFO state with the FIFOs disabled is safe (enabling them resets both)', () => {
+    const stopped = doctored();
+    const s = uartOf(stopped.src);
+    s.xmitFifo.num = 17;
+    s.fcr = 0;
+    expect(accepted(stopped)).toEqual([]);
+  });
+
+  // virtio_load's "Guest index inconsistent with Host index": a failed load until QEMU 5.2
+  // ("virtio: skip guest index check on device load"); since then the load goes on and
+  // virtio_error leaves the device broken until reset.
+  it('a last_avail_idx more than a ring ahead of the guest: refused by qemu-2.3, unsafe on qemu-9.2', () => {
+    // The first queue the guest set up (the control receive queue).
+    const q = 2;
+    const skew = (stopped: Stopped): Stopped => {
+      expect(stopped.src.rings(1).rings[q]).not.toBeNull();
+      const vq = vserOf(stopped.src).queues[q]!;
+      vq.lastAvailIdx = u16(vq.lastAvailIdx - 0x200);
+      return stopped;
+    };
+    const old = loadError(skew(doctored('qemu-2.3', 'pc-i440fx-2.3')));
+    expect([old.key, old.message]).toEqual([
+      'queue-index',
+      expect.stringMatching(/^virtio-serial: VQ 2 size 0x[0-9a-f]+ Guest index inconsistent with Host index/),
+    ]);
+    const hazards = accepted(skew(doctored()));
+    expect(hazards.map((h) => [h.key, h.dev])).toEqual([['guest-index', 1]]);
+    expect(hazards[0]!.message).toMatch(/virtio_error marks the device broken/);
   });
 
   it('a vm_clock past the longest run', () => {

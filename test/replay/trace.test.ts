@@ -180,7 +180,10 @@ describe('decoding rejects with one clear line', () => {
     );
     rejects(pack({ ...baseDoc(), digest: 'md5:00' }), /digest: expected "sha256:"/);
     const verdict = { ...(baseDoc().verdict as object), end: 'crash' };
-    rejects(pack({ ...baseDoc(), verdict }), /verdict.end: expected "horizon", "hang" or "assert"/);
+    rejects(
+      pack({ ...baseDoc(), verdict }),
+      /verdict.end: expected "horizon", "hang", "assert" or "unsafe-load"/,
+    );
   });
 
   it('out-of-range values and inconsistent fields', () => {

@@ -31,6 +31,8 @@ export interface GuestState {
 
 export interface GuestDeviceSpec {
   kind: 'uart' | 'vser';
+  /** A UART the driver opens at boot (false: at its first use). */
+  open?: boolean;
   msix?: boolean;
   portIds?: number[];
 }
@@ -40,7 +42,7 @@ export function makeGuest(devices: GuestDeviceSpec[]): GuestState {
     drivers: devices.map(
       (s, dev): Driver =>
         s.kind === 'uart'
-          ? { kind: 'uart', d: makeUart8250(dev) }
+          ? { kind: 'uart', d: makeUart8250(dev, s.open !== false) }
           : { kind: 'vser', d: makeVirtioConsole(dev, s.msix ?? false, s.portIds ?? []) },
     ),
     disabled: new Uint8Array(devices.length),
@@ -66,8 +68,11 @@ export function cloneGuest(g: GuestState): GuestState {
 /** Drivers probe their devices at boot. */
 export function guestBoot(g: GuestState, io: GuestIo): void {
   for (const x of g.drivers) {
-    if (x.kind === 'uart') uart8250Boot(x.d, io);
-    else virtioConsoleBoot(x.d, io);
+    if (x.kind === 'uart') {
+      if (x.d.openAtBoot) uart8250Boot(x.d, io);
+    } else {
+      virtioConsoleBoot(x.d, io);
+    }
   }
 }
 

@@ -16,6 +16,10 @@ export interface Uart8250 {
   txHead: number;
   /** Bytes the driver read from RBR, in order. */
   rx: number[];
+  /** serial8250_startup ran (the port was opened); an unopened port is left alone. */
+  open: boolean;
+  /** The port is opened at boot (a console or getty); otherwise at its first use. */
+  openAtBoot: boolean;
 }
 
 /** Linux's 16550A defaults: 8N1, FIFO with an 8-byte trigger, RLSI|RDI. */
@@ -30,8 +34,8 @@ const PASS_LIMIT = 512;
 /** Divisor latch for 9600 baud at 115200 baud base. */
 const BOOT_DIVIDER = 12;
 
-export function makeUart8250(dev: number): Uart8250 {
-  return { dev, ier: 0, fifo: true, tx: [], txHead: 0, rx: [] };
+export function makeUart8250(dev: number, openAtBoot = true): Uart8250 {
+  return { dev, ier: 0, fifo: true, tx: [], txHead: 0, rx: [], open: false, openAtBoot };
 }
 
 export function cloneUart8250(d: Uart8250): Uart8250 {
@@ -40,6 +44,7 @@ export function cloneUart8250(d: Uart8250): Uart8250 {
 
 /** serial8250_startup + set_termios: line parameters, FIFO, modem control, interrupts. */
 export function uart8250Boot(d: Uart8250, io: GuestIo): void {
+  d.open = true;
   io.uartWrite(d.dev, Reg.LCR, Lcr.DLAB | 0x03);
   io.uartWrite(d.dev, Reg.DLL, BOOT_DIVIDER & 0xff);
   io.uartWrite(d.dev, Reg.DLM, BOOT_DIVIDER >> 8);

@@ -19,6 +19,7 @@ import {
   type Build,
   type BuildRegistry,
   type MachineType,
+  REVISION_CHOICES,
   type Revisions,
   SERIAL_SUBSECTIONS,
   type SerialSubsection,
@@ -42,8 +43,7 @@ const REVISION_FIELDS: readonly (keyof Revisions)[] = [
   'serialPostLoadChecks',
   'serialGatedPre22',
   'lapicLoad',
-  'virtioSerialSaveHostConnected',
-  'vmClockAtCreation',
+  ...(Object.keys(REVISION_CHOICES) as (keyof typeof REVISION_CHOICES)[]),
 ];
 
 export function parseBuildFile(text: string, base: BuildRegistry): BuildRegistry {
@@ -135,18 +135,9 @@ function readRevisions(input: JsonReader, v: unknown, path: string, base: Revisi
   if (obj.lapicLoad !== undefined) {
     out.lapicLoad = input.oneOf(obj.lapicLoad, at('lapicLoad'), ['end-of-load', 'post-load'] as const);
   }
-  if (obj.virtioSerialSaveHostConnected !== undefined) {
-    out.virtioSerialSaveHostConnected = input.oneOf(
-      obj.virtioSerialSaveHostConnected,
-      at('virtioSerialSaveHostConnected'),
-      ['port', 'post-load-record'] as const,
-    );
-  }
-  if (obj.vmClockAtCreation !== undefined) {
-    out.vmClockAtCreation = input.oneOf(obj.vmClockAtCreation, at('vmClockAtCreation'), [
-      'enabled',
-      'disabled',
-    ] as const);
+  for (const key of Object.keys(REVISION_CHOICES) as (keyof typeof REVISION_CHOICES)[]) {
+    if (obj[key] !== undefined)
+      Object.assign(out, { [key]: input.oneOf(obj[key], at(key), REVISION_CHOICES[key]) });
   }
   return out;
 }

@@ -40,7 +40,7 @@ export interface Revisions {
    * i.e. what the guest was last told, while the record's timer has not run (the proposed fix
    * of the paused re-migration, docs/findings/virtio-serial-paused-remigration.md).
    */
-  virtioSerialSaveHostConnected: 'port' | 'post-load-record';
+  virtioSerialSaveHostConnected: RevisionChoice<'virtioSerialSaveHostConnected'>;
   /**
    * QEMU_CLOCK_VIRTUAL on a VM that has never run (an -incoming destination): 'enabled' before
    * 3fdd0ee3 ("timer: set vm_clock disabled default", QEMU 2.7, 2016), so vm_clock timers that
@@ -48,8 +48,50 @@ export interface Revisions {
    * main-loop pass even while paused or mid-load; 'disabled' from 3fdd0ee3 on: they wait
    * for vm_start (qemu_clock_init, resume_all_vcpus).
    */
-  vmClockAtCreation: 'enabled' | 'disabled';
+  vmClockAtCreation: RevisionChoice<'vmClockAtCreation'>;
+  /**
+   * virtio_load's "Guest index inconsistent with Host index" (avail idx - last_avail_idx above
+   * the ring size): 'fail-load' returns -1 (QEMU <= 5.1); 'device-broken' loads anyway and the
+   * device must be reset ("virtio: skip guest index check on device load", 5.2; later
+   * virtio_error, which marks it broken): an unsafe load.
+   */
+  virtioGuestIndexCheck: RevisionChoice<'virtioGuestIndexCheck'>;
+  /**
+   * The 16550's code (src/model/uart16550/): 'transmit-timer' is the 1.x hw/serial.c (up to
+   * QEMU 1.4: transmit paced by a vm_clock transmit_timer, a refused write dropped at once,
+   * THRE resampled on every IER write, serial_post_load doing the full FCR write; uart-1x.ts);
+   * 'write-watch' retries a refused write from a G_IO_OUT watch (1.5 onwards; uart.ts).
+   */
+  uartGeneration: RevisionChoice<'uartGeneration'>;
+  /**
+   * poll_msl after serial_reset: 'reset-zero' (QEMU <= 2.3: serial_reset sets poll_msl = 0
+   * and the ISA realize never probes the backend, so serial/poll is needed, and sent, until
+   * the guest reads MSR or writes IER and serial_update_msl finds no TIOCM); 'probed' (a30cf876,
+   * "check if backed by a physical serial port at realize time": -1 from the start).
+   */
+  serialPollMsl: RevisionChoice<'serialPollMsl'>;
+  /**
+   * serial_update_parameters: 'integer' (QEMU <= 4.x and RHEL 7: `speed = baudbase /
+   * divider`, `char_transmit_time = (NANOSECONDS_PER_SECOND / speed) * frame_size` in integer
+   * math, nothing done for divider 0); 'float' (9.2: `float speed`, 3500 when the divider is
+   * 0, the character time truncated from float).
+   */
+  serialSpeed: RevisionChoice<'serialSpeed'>;
 }
+
+/**
+ * Revisions that pick one of a few named behaviours, with their choices: build files and
+ * traces read them from this table.
+ */
+export const REVISION_CHOICES = {
+  virtioSerialSaveHostConnected: ['port', 'post-load-record'],
+  vmClockAtCreation: ['enabled', 'disabled'],
+  virtioGuestIndexCheck: ['fail-load', 'device-broken'],
+  uartGeneration: ['transmit-timer', 'write-watch'],
+  serialPollMsl: ['reset-zero', 'probed'],
+  serialSpeed: ['integer', 'float'],
+} as const;
+export type RevisionChoice<K extends keyof typeof REVISION_CHOICES> = (typeof REVISION_CHOICES)[K][number];
 
 export interface MachineType {
   name: string;
@@ -102,6 +144,10 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'enabled',
+      virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'transmit-timer',
+      serialPollMsl: 'reset-zero',
+      serialSpeed: 'integer',
     },
     machines: machines([...PC_0, ...PC_1.slice(0, 3)]),
   },
@@ -115,8 +161,31 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'enabled',
+      virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'transmit-timer',
+      serialPollMsl: 'reset-zero',
+      serialSpeed: 'integer',
     },
     machines: machines([...PC_0, ...PC_1]),
+  },
+  {
+    // 2.0-2.2: the watch-based serial_xmit (from 1.5) without subsections; a write the backend
+    // refuses leaves TEMT=0 with tsr_retry > 0, which 2.3's serial_post_load rejects.
+    name: 'qemu-2.2',
+    revisions: {
+      virtioSerialPortOpen: 'timer',
+      serialSubsections: NONE,
+      serialPostLoadChecks: false,
+      serialGatedPre22: NONE,
+      lapicLoad: 'end-of-load',
+      virtioSerialSaveHostConnected: 'port',
+      vmClockAtCreation: 'enabled',
+      virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'write-watch',
+      serialPollMsl: 'reset-zero',
+      serialSpeed: 'integer',
+    },
+    machines: machines([...PC_0, ...PC_1, ...I440FX_1, ...I440FX_2_0.slice(0, 3)]),
   },
   {
     name: 'qemu-2.3',
@@ -128,6 +197,10 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'enabled',
+      virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'write-watch',
+      serialPollMsl: 'reset-zero',
+      serialSpeed: 'integer',
     },
     machines: machines([...PC_0, ...PC_1, ...I440FX_1, ...I440FX_2_0]),
   },
@@ -142,6 +215,10 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'end-of-load',
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'disabled',
+      virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'write-watch',
+      serialPollMsl: 'probed',
+      serialSpeed: 'integer',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
@@ -161,6 +238,10 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'post-load',
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'disabled',
+      virtioGuestIndexCheck: 'fail-load',
+      uartGeneration: 'write-watch',
+      serialPollMsl: 'probed',
+      serialSpeed: 'integer',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },
@@ -174,6 +255,10 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'post-load',
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'disabled',
+      virtioGuestIndexCheck: 'device-broken',
+      uartGeneration: 'write-watch',
+      serialPollMsl: 'probed',
+      serialSpeed: 'float',
     },
     machines: machines([...I440FX_2_4, ...I440FX_3_TO_7_2, ...I440FX_8_TO_9_2]),
   },
@@ -189,6 +274,11 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       lapicLoad: 'post-load',
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'disabled',
+      virtioGuestIndexCheck: 'device-broken',
+      uartGeneration: 'write-watch',
+      serialPollMsl: 'probed',
+      // 7.2's serial_update_parameters has the float speed and the 3500 fallback too.
+      serialSpeed: 'float',
     },
     machines: machines([...I440FX_1, ...I440FX_2_0, ...I440FX_2_4, ...I440FX_3_TO_7_2]),
   },

@@ -3,6 +3,7 @@ import type { Machine } from '../machine.js';
 import { Fcr, Ier, Iir, Lsr, MAX_XMIT_RETRY, UART_FIFO_LENGTH } from '../uart16550/regs.js';
 import type { UartState } from '../uart16550/state.js';
 import { updateParameters, writeFcr } from '../uart16550/uart.js';
+import { writeFcr1x } from '../uart16550/uart-1x.js';
 import type { Revisions, SerialSubsection } from './builds.js';
 import type { MigCtx } from './vm.js';
 import { fieldAt, type PostLoadResult, type VmField, type VmSection, type VmSubsection } from './vmstate.js';
@@ -22,18 +23,25 @@ export interface SerialImage {
 
 const u8 = (name: keyof UartState & string): VmField<SerialImage, MigCtx> => fieldAt(`s.${name}`, 'u8');
 
+/**
+ * vmstate_fifo8 (util/fifo8.c) has no checks: any head and num load, and the device mishandles
+ * them later (uartLoadHazard names how). The data buffer is sized by the local capacity.
+ */
 const FIFO_FIELDS = (fifo: 'recvFifo' | 'xmitFifo'): VmField<SerialImage, MigCtx>[] => [
   fieldAt(`s.${fifo}.data`, { buffer: UART_FIFO_LENGTH }),
-  fieldAt(`s.${fifo}.head`, 'u32', { max: UART_FIFO_LENGTH - 1 }),
-  fieldAt(`s.${fifo}.num`, 'u32', { max: UART_FIFO_LENGTH }),
+  fieldAt(`s.${fifo}.head`, 'u32'),
+  fieldAt(`s.${fifo}.num`, 'u32'),
 ];
 
-/** Each subsection's upstream needed() and fields. */
+/**
+ * Each subsection's upstream needed() and fields. The int fields are plain VMSTATE_INT32s:
+ * QEMU checks none of their values, and the device reads them as truth values.
+ */
 const SUBSECTIONS: Record<SerialSubsection, Omit<VmSubsection<SerialImage, MigCtx>, 'name' | 'version'>> = {
   'serial/thr_ipending': {
     needed: ({ s }) =>
       (s.ier & Ier.THRI) !== 0 && s.thrIpending !== ((s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0),
-    fields: [fieldAt('s.thrIpending', 'i32', { min: 0, max: 1 })],
+    fields: [fieldAt('s.thrIpending', 'i32')],
   },
   'serial/tsr': {
     needed: ({ s }) => s.tsrRetry !== 0,
@@ -59,12 +67,12 @@ const SUBSECTIONS: Record<SerialSubsection, Omit<VmSubsection<SerialImage, MigCt
   },
   'serial/timeout_ipending': {
     needed: ({ s }) => s.timeoutIpending !== 0,
-    fields: [fieldAt('s.timeoutIpending', 'i32', { min: 0, max: 1 })],
+    fields: [fieldAt('s.timeoutIpending', 'i32')],
   },
   'serial/poll': {
     needed: ({ s }) => s.pollMsl >= 0,
     fields: [
-      fieldAt('s.pollMsl', 'i32', { min: -1, max: 1 }),
+      fieldAt('s.pollMsl', 'i32'),
       {
         name: 'modem_status_poll',
         type: 'i64',
@@ -132,12 +140,19 @@ function makeSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
   };
 }
 
-/** serial_post_load: runs after every subsection; never touches the IRQ line. */
+/**
+ * serial_post_load: runs after every subsection. Today's never touches the IRQ line; the 1.x
+ * one runs the full FCR write, which recomputes IIR with the destination's own thr_ipending
+ * (0: not migrated), so a pending THRE interrupt is lost, and moves the line mid-load.
+ */
 function serialPostLoad(o: SerialImage, ctx: MigCtx, versionId: number): PostLoadResult {
   const s = o.s;
   if (versionId < 3) o.fcrVmstate = 0;
-  // IER is four bits wide (serial_ioport_write stores val & 0x0f); a stream may say more.
-  s.ier &= Ier.MASK;
+  if (s.generation === 'transmit-timer') {
+    writeFcr1x(s, o.m, o.fcrVmstate);
+    updateParameters(s);
+    return null;
+  }
   if (s.thrIpending === -1) s.thrIpending = (s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0;
   if (ctx.rev.serialPostLoadChecks) {
     if (s.tsrRetry > 0) {
@@ -155,15 +170,6 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx, versionId: number): PostLoa
     }
   }
   if (s.tsrRetry > 0) {
-    // The watch will send TSR, then (THRE clear, FIFO mode) take the next byte from the
-    // transmit FIFO: serial_xmit asserts it is not empty. A stream with tsr but not xmit_fifo
-    // (a build that splits them) would abort the destination once it runs; refuse it here.
-    if (o.fcrVmstate & Fcr.FE && !(s.lsr & Lsr.THRE) && s.xmitFifo.num === 0) {
-      return {
-        message: `inconsistent state in serial device (THRE clear with an empty transmit FIFO, tsr_retry=${s.tsrRetry}`,
-        key: 'xmit-fifo-empty',
-      };
-    }
     s.tsrRetry = Math.min(s.tsrRetry, MAX_XMIT_RETRY);
     // The chardev watch is not migrated: re-add it (it fires once the VM runs).
     s.watchPending = true;

@@ -29,7 +29,7 @@ const queues = custom<VserImage, MigCtx>('queues', {
     w.be32(NUM_QUEUES);
     for (const q of s.queues) w.be16(q.lastAvailIdx);
   },
-  load(r, { m, s }) {
+  load(r, { m, s }, ctx) {
     const n = r.be32();
     if (n !== NUM_QUEUES) fail(`${n} queues in the stream, the device has ${NUM_QUEUES}`, 'queue-count');
     const rings = m.rings(s.dev).rings;
@@ -43,11 +43,20 @@ const queues = custom<VserImage, MigCtx>('queues', {
       }
       const avail = u16(ring.availIdx - last);
       const inuse = u16(last - ring.usedIdx);
-      if (avail > ring.num)
-        fail(
-          `VQ ${q} size 0x${ring.num.toString(16)} Guest index inconsistent with Host index`,
-          'queue-index',
-        );
+      if (avail > ring.num) {
+        const msg = `VQ ${q} size 0x${ring.num.toString(16)} Guest index inconsistent with Host index`;
+        if (ctx.rev.virtioGuestIndexCheck === 'fail-load') fail(msg, 'queue-index');
+        // virtio_error: the device is broken until the guest resets it; the queue's indices
+        // are zeroed and the load goes on.
+        ctx.hazards.push({
+          dev: s.dev,
+          key: 'guest-index',
+          message: `virtio_load: ${msg}: virtio_error marks the device broken (needs reset), the port stops moving data`,
+        });
+        s.queues[q]!.lastAvailIdx = last;
+        s.queues[q]!.inuse = 0;
+        continue;
+      }
       if (inuse > ring.num)
         fail(`VQ ${q} size 0x${ring.num.toString(16)} < last_avail_idx - used_idx`, 'queue-index');
       s.queues[q]!.lastAvailIdx = last;
@@ -135,11 +144,8 @@ const device = custom<VserImage, MigCtx>('device', {
   },
 });
 
-const bool = (r: StreamReader): boolean => {
-  const v = r.u8();
-  if (v > 1) fail(`boolean field holds ${v}`, 'field-range');
-  return v === 1;
-};
+/** qemu_get_byte into a C bool: any nonzero byte is true. */
+const bool = (r: StreamReader): boolean => r.u8() !== 0;
 
 /**
  * The source's host_connected is only recorded. 31abe21f (QEMU <= 1.2) told the guest at
@@ -195,7 +201,8 @@ export const virtioConsoleSection: VmSection<VserImage, MigCtx> = {
       },
     },
     fieldAt('s.status', 'u8'),
-    fieldAt('s.isr', 'u8', { max: 3 }),
+    // VMSTATE_UINT8: any ISR loads; INTx follows bit 0.
+    fieldAt('s.isr', 'u8'),
     queues,
     device,
   ],

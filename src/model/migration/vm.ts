@@ -3,6 +3,7 @@ import { Ev, MigPhase } from '../events.js';
 import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PCI_GSI_BASE } from '../irqchip.js';
 import type { Machine } from '../machine.js';
 import { MAX_HORIZON_NS } from '../schedule/validate.js';
+import { type LoadHazard, uartLoadHazard } from '../uart16550/uart.js';
 import type { Revisions } from './builds.js';
 import { type SerialImage, serialSection } from './serial-section.js';
 import { LoadError } from './stream.js';
@@ -21,6 +22,13 @@ export interface MigCtx {
   rev: Revisions;
   /** The machine type's migrate_pre_2_2 compat flag. */
   pre22: boolean;
+  /** States the load accepted that the device will mishandle (the unsafe-load oracle). */
+  hazards: DeviceHazard[];
+}
+
+/** A device's loaded state that QEMU accepts and then mishandles (uartLoadHazard and the like). */
+export interface DeviceHazard extends LoadHazard {
+  dev: number;
 }
 
 /** The vm_clock (QEMU's "timer" section: cpu_clock_offset): guest time continues. */
@@ -170,6 +178,9 @@ const ioapicSection: VmSection<IoapicImage, MigCtx> = {
       io.masked[pin] = entry & MASKED ? 1 : 0;
       io.irr[pin] = (o.irr >>> pin) & 1;
     }
+    // The i8259 and the PCI bus came first: devices whose post_load moves their line (1.x
+    // serial_post_load) then change it from the loaded level, not from the fresh one.
+    settleIoapicInputs(o.m);
     return null;
   },
 };
@@ -217,7 +228,12 @@ function entries(m: Machine): VmEntry<MigCtx>[] {
   return list;
 }
 
-const ctxOf = (m: Machine): MigCtx => ({ m, rev: m.build.revisions, pre22: m.machineType.migratePre22 });
+const ctxOf = (m: Machine): MigCtx => ({
+  m,
+  rev: m.build.revisions,
+  pre22: m.machineType.migratePre22,
+  hazards: [],
+});
 
 /** qemu_savevm_state_complete: the stopped source's device state as a stream. */
 export function saveVm(m: Machine): Uint8Array {
@@ -227,24 +243,26 @@ export function saveVm(m: Machine): Uint8Array {
 
 /**
  * qemu_loadvm_state on an incoming destination: every section (loadSections), then the end of
- * the load (finishLoad). Throws LoadError; the caller discards the destination.
+ * the load (finishLoad). Throws LoadError (refused: the caller discards the destination);
+ * returns what was accepted but will be mishandled (empty when all is well).
  */
-export function loadVm(m: Machine, stream: Uint8Array): void {
-  loadSections(m, stream);
-  finishLoad(m);
+export function loadVm(m: Machine, stream: Uint8Array): DeviceHazard[] {
+  return finishLoad(m, loadSections(m, stream));
 }
 
-/** The sections of the stream, up to its end marker. Throws LoadError. */
-export function loadSections(m: Machine, stream: Uint8Array): void {
-  loadStream(stream, entries(m), ctxOf(m), m.machineType.name);
+/** The sections of the stream, up to its end marker. Throws LoadError; returns the hazards so far. */
+export function loadSections(m: Machine, stream: Uint8Array): DeviceHazard[] {
+  const ctx = ctxOf(m);
+  loadStream(stream, entries(m), ctx, m.machineType.name);
+  return ctx.hazards;
 }
 
 /**
  * The end of the load: cross-section checks, then (pre-2017 builds) the LAPIC from the stream
  * is pushed (cpu_synchronize_all_post_init), overwriting whatever was delivered to the CPU
- * during the load. Throws LoadError.
+ * during the load. Throws LoadError; returns `hazards` with the devices' own added.
  */
-export function finishLoad(m: Machine): void {
+export function finishLoad(m: Machine, hazards: DeviceHazard[] = []): DeviceHazard[] {
   checkPciCounts(m);
   settleIoapicInputs(m);
   const staged = m.stagedLapic;
@@ -255,6 +273,11 @@ export function finishLoad(m: Machine): void {
     m.irq.lapic = staged;
     m.emit(Ev.MIGRATION, -1, MigPhase.LAPIC_PUSH, lost);
   }
+  for (const d of m.devices) {
+    const hazard = d.kind === 'uart' ? uartLoadHazard(d.s) : null;
+    if (hazard) hazards.push({ dev: d.s.dev, ...hazard });
+  }
+  return hazards;
 }
 
 /** The bus's counts must be the sum of the devices' INTx levels (pci_change_irq_level). */

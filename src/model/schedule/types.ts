@@ -26,6 +26,11 @@ export interface IsaSerialDevice {
   kind: 'isa-serial';
   /** ISA IRQ number (3-15, not 2: that is the i8259 cascade). */
   irq: number;
+  /**
+   * The guest's driver opens the port at boot (default). false: a port nobody opens (no
+   * console, no getty), left as serial_reset made it until the first guest.uart step.
+   */
+  guestOpen: boolean;
 }
 
 export interface VirtioSerialPortSpec {

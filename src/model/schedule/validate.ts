@@ -345,7 +345,7 @@ function readDevice(input: JsonReader, v: unknown, path: string): DeviceSpec {
     'virtio-serial',
   ]);
   if (kind === 'isa-serial') {
-    input.onlyFields(obj, path, ['kind', 'irq']);
+    input.onlyFields(obj, path, ['kind', 'irq', 'guestOpen']);
     // Not 2: on the PC that is the i8259 cascade input.
     const irq = input.int(
       input.need(obj, 'irq', path, 'an ISA IRQ in [3, 15]'),
@@ -353,7 +353,9 @@ function readDevice(input: JsonReader, v: unknown, path: string): DeviceSpec {
       3,
       15,
     );
-    return { kind, irq };
+    const guestOpen =
+      obj.guestOpen === undefined ? true : input.bool(obj.guestOpen, fieldPath(path, 'guestOpen'));
+    return { kind, irq, guestOpen };
   }
   input.onlyFields(obj, path, ['kind', 'irq', 'ports']);
   const irq = input.oneOf(input.need(obj, 'irq', path, '"intx" or "msix"'), fieldPath(path, 'irq'), [
@@ -704,7 +706,8 @@ function sideToJson(side: SideSpec): object {
 }
 
 function deviceToJson(d: DeviceSpec): object {
-  if (d.kind === 'isa-serial') return { kind: d.kind, irq: d.irq };
+  if (d.kind === 'isa-serial')
+    return { kind: d.kind, irq: d.irq, ...(d.guestOpen ? {} : { guestOpen: false }) };
   return { kind: d.kind, irq: d.irq, ports: d.ports.map((p) => ({ ...p })) };
 }
 

@@ -54,11 +54,20 @@ export function fifoReset(f: Fifo8): void {
   f.head = 0;
 }
 
+/** Which hw/serial.c the device runs (the build's uartGeneration revision). */
+export type UartGeneration = 'transmit-timer' | 'write-watch';
+/** serial_update_parameters' arithmetic (the build's serialSpeed revision). */
+export type UartSpeedMath = 'integer' | 'float';
+
 export interface UartState {
   /** Device index, passed to every Bus call. */
   readonly dev: number;
   /** vm_clock slot of the FIFO timeout timer; the modem-status poll uses timerSlot + 1. */
   readonly timerSlot: number;
+  /** vm_clock slot of the 1.x transmit_timer (unused by the write-watch code). */
+  readonly xmitTimerSlot: number;
+  readonly generation: UartGeneration;
+  readonly speedMath: UartSpeedMath;
 
   /** DLL (low byte) and DLM (high byte), u16. */
   divider: number;
@@ -77,7 +86,10 @@ export interface UartState {
 
   /** THRE interrupt pending (int in QEMU; the migration code uses -1 for "absent"). */
   thrIpending: number;
-  /** Backend write attempts that failed with EAGAIN for the byte in TSR (u32, ≤ MAX_XMIT_RETRY). */
+  /**
+   * Backend write attempts that failed with EAGAIN for the byte in TSR (u32, ≤ MAX_XMIT_RETRY);
+   * the 1.x code (an int) sets -1 once it drops refused bytes at once.
+   */
   tsrRetry: number;
   /** Character timeout interrupt pending. */
   timeoutIpending: number;
@@ -95,6 +107,8 @@ export interface UartState {
   fifoTimeoutNs: number;
   /** modem_status_poll timer: absolute vm_clock expiry in ns, -1 when not pending. */
   pollNs: number;
+  /** 1.x transmit_timer: absolute vm_clock expiry in ns, -1 when not pending. Not migrated. */
+  xmitTimerNs: number;
   /** ns per character at the current divider and LCR. */
   charTransmitTimeNs: number;
   baudbase: number;
@@ -109,12 +123,24 @@ export const RESET_CHAR_TRANSMIT_TIME_NS = Math.floor(1e9 / 9600) * 10;
 /**
  * A UART after serial_realize and serial_reset. `fcr` and `recvFifoItl` are realize-time
  * values that serial_reset leaves alone; `pollMsl` is -1 because our backends have no TIOCM
- * support (serial_update_msl gets -ENOTSUP).
+ * support (serial_update_msl gets -ENOTSUP), except up to QEMU 2.3 (`pollMslAtReset` 0),
+ * whose serial_reset sets poll_msl = 0 and whose ISA realize never calls serial_update_msl
+ * (only an MSR read or an IER write finds out; a30cf876 probes at realize).
  */
-export function makeUart(dev: number, timerSlot: number): UartState {
+export function makeUart(
+  dev: number,
+  timerSlot: number,
+  xmitTimerSlot = timerSlot + 2,
+  generation: UartGeneration = 'write-watch',
+  pollMslAtReset: 0 | -1 = -1,
+  speedMath: UartSpeedMath = 'float',
+): UartState {
   return {
     dev,
     timerSlot,
+    xmitTimerSlot,
+    generation,
+    speedMath,
     divider: 0x0c,
     rbr: 0,
     thr: 0,
@@ -130,13 +156,14 @@ export function makeUart(dev: number, timerSlot: number): UartState {
     thrIpending: 0,
     tsrRetry: 0,
     timeoutIpending: 0,
-    pollMsl: -1,
+    pollMsl: pollMslAtReset,
     lastBreakEnable: 0,
     recvFifo: makeFifo8(),
     xmitFifo: makeFifo8(),
     recvFifoItl: 1,
     fifoTimeoutNs: -1,
     pollNs: -1,
+    xmitTimerNs: -1,
     charTransmitTimeNs: RESET_CHAR_TRANSMIT_TIME_NS,
     baudbase: BAUDBASE,
     watchPending: false,

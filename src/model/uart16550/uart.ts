@@ -23,17 +23,26 @@ import {
   RESET_CHAR_TRANSMIT_TIME_NS,
   type UartState,
 } from './state.js';
+import { serialXmit1x, writeFcr1x, writeIer1x, writeThr1x } from './uart-1x.js';
 
 const NS_PER_SECOND = 1_000_000_000;
 /** The character timeout fires after 4 character times without a read (16550A datasheet). */
 const TIMEOUT_CHARS = 4;
 /** Which vm_clock timer of the UART fired. */
-export const UartTimer = { FIFO_TIMEOUT: 0, MODEM_POLL: 1 } as const;
+export const UartTimer = { FIFO_TIMEOUT: 0, MODEM_POLL: 1, TRANSMIT: 2 } as const;
 export type UartTimer = (typeof UartTimer)[keyof typeof UartTimer];
 
-const txStream = (s: UartState): number => streamId(s.dev, 0, false);
-const rxStream = (s: UartState): number => streamId(s.dev, 0, true);
-const fifoMode = (s: UartState): boolean => (s.fcr & Fcr.FE) !== 0;
+/** The UART timer behind a machine timer slot. */
+export function uartTimerOf(s: UartState, slot: number): UartTimer {
+  if (slot === s.xmitTimerSlot) return UartTimer.TRANSMIT;
+  return slot === s.timerSlot ? UartTimer.FIFO_TIMEOUT : UartTimer.MODEM_POLL;
+}
+
+export const txStream = (s: UartState): number => streamId(s.dev, 0, false);
+export const rxStream = (s: UartState): number => streamId(s.dev, 0, true);
+export const fifoMode = (s: UartState): boolean => (s.fcr & Fcr.FE) !== 0;
+/** The 1.x hw/serial.c (uart-1x.ts) rather than today's. */
+const v1 = (s: UartState): boolean => s.generation === 'transmit-timer';
 
 // ---------------------------------------------------------------------------------------------
 // Interrupts and line parameters
@@ -59,33 +68,44 @@ export function uartUpdateIrq(s: UartState, bus: Bus): void {
 }
 
 /**
- * serial_update_parameters: ns per character = frame bits / (baudbase / divider). Integer
- * math (exact, deterministic) instead of QEMU's float. A divider of 0 or above baudbase keeps
- * the previous value: the CVE-2016-8669 fix, so no division by zero and no NaN/Infinity.
+ * serial_update_parameters: ns per character = frame bits / speed, as the build computes it.
+ * 'integer': `speed = baudbase / divider` and `(NANOSECONDS_PER_SECOND / speed) * frame_size`
+ * in integer math; a divider of 0 (or, from the CVE-2016-8669 fix, above baudbase: a u16
+ * never is with baudbase 115200) keeps the previous value. 'float' (9.2): `float speed`
+ * (3500 for a divider of 0), the quotient and product in float, truncated to the u64.
+ * Math.fround of a double result is the float32 result (a double holds float32's products
+ * and quotients exactly enough to round once).
  */
 export function updateParameters(s: UartState): void {
-  if (s.divider === 0 || s.divider > s.baudbase) return;
   let frameBits = 1 + 5 + (s.lcr & Lcr.WLS) + (s.lcr & Lcr.NSTB ? 2 : 1);
   if (s.lcr & Lcr.PEN) frameBits++;
-  s.charTransmitTimeNs = Math.floor((NS_PER_SECOND * frameBits * s.divider) / s.baudbase);
+  if (s.speedMath === 'float') {
+    let speed = s.divider ? Math.fround(Math.trunc(s.baudbase / s.divider)) : 3500;
+    if (speed <= 0) speed = 3500;
+    s.charTransmitTimeNs = Math.trunc(Math.fround(Math.fround(NS_PER_SECOND / speed) * frameBits));
+    return;
+  }
+  if (s.divider === 0 || s.divider > s.baudbase) return;
+  const speed = Math.trunc(s.baudbase / s.divider);
+  s.charTransmitTimeNs = Math.trunc(NS_PER_SECOND / speed) * frameBits;
 }
 
 /**
  * serial_update_msl with a backend that has no TIOCM ioctl (all of ours): the poll timer is
  * deleted and polling is reported unsupported.
  */
-function updateMsl(s: UartState, bus: Bus): void {
+export function updateMsl(s: UartState, bus: Bus): void {
   pollTimerDel(s, bus);
   s.pollMsl = -1;
 }
 
-function pollTimerDel(s: UartState, bus: Bus): void {
+export function pollTimerDel(s: UartState, bus: Bus): void {
   if (s.pollNs < 0) return;
   s.pollNs = -1;
   bus.timerMod(s.timerSlot + 1, -1);
 }
 
-function fifoTimeoutDel(s: UartState, bus: Bus): void {
+export function fifoTimeoutDel(s: UartState, bus: Bus): void {
   if (s.fifoTimeoutNs < 0) return;
   s.fifoTimeoutNs = -1;
   bus.timerMod(s.timerSlot, -1);
@@ -288,6 +308,9 @@ export function uartTimer(s: UartState, bus: Bus, which: UartTimer): void {
       s.timeoutIpending = 1;
       uartUpdateIrq(s, bus);
     }
+  } else if (which === UartTimer.TRANSMIT) {
+    s.xmitTimerNs = -1;
+    serialXmit1x(s, bus);
   } else {
     // modem_status_poll runs serial_update_msl.
     s.pollNs = -1;
@@ -416,6 +439,7 @@ export function uartWrite(s: UartState, bus: Bus, offset: number, value: number)
 }
 
 function writeThr(s: UartState, bus: Bus, val: number): void {
+  if (v1(s)) return writeThr1x(s, bus, val);
   const tx = txStream(s);
   bus.emit(Ev.BYTE_ACCEPT, tx, val, 0);
   // A byte still waiting in TSR is older than anything in THR or the FIFO.
@@ -436,6 +460,7 @@ function writeThr(s: UartState, bus: Bus, val: number): void {
 }
 
 function writeIer(s: UartState, bus: Bus, val: number): void {
+  if (v1(s)) return writeIer1x(s, bus, val);
   const changed = (s.ier ^ val) & Ier.MASK;
   s.ier = val & Ier.MASK;
   if (changed & Ier.MSI && s.pollMsl >= 0) {
@@ -456,6 +481,7 @@ function writeIer(s: UartState, bus: Bus, val: number): void {
 }
 
 function writeFcrReg(s: UartState, bus: Bus, val: number): void {
+  if (v1(s)) return writeFcr1x(s, bus, val);
   // A change of FIFO enable flushes both FIFOs.
   if ((val ^ s.fcr) & Fcr.FE) val |= Fcr.XFR | Fcr.RFR;
   if (val & Fcr.RFR) {
@@ -498,7 +524,6 @@ export function uartCheckInvariants(s: UartState): string | null {
   if (s.tsrRetry > MAX_XMIT_RETRY) return `tsr_retry=${s.tsrRetry} above ${MAX_XMIT_RETRY}`;
   const fifoErr = checkFifo('recv_fifo', s.recvFifo) ?? checkFifo('xmit_fifo', s.xmitFifo);
   if (fifoErr !== null) return fifoErr;
-  if (s.ier > Ier.MASK) return `ier=0x${s.ier.toString(16)} has bits above 0x0f`;
   const itl = s.recvFifoItl;
   if (itl !== 1 && itl !== 4 && itl !== 8 && itl !== 14) return `recv_fifo_itl=${itl} not 1/4/8/14`;
   return null;
@@ -512,5 +537,53 @@ function checkFifo(name: string, f: Fifo8): string | null {
     return `${name}.head=${f.head} outside 0..${UART_FIFO_LENGTH - 1}`;
   }
   if (f.data.length !== UART_FIFO_LENGTH) return `${name} capacity ${f.data.length} not ${UART_FIFO_LENGTH}`;
+  return null;
+}
+
+/** A loaded state the device code mishandles: what QEMU does with it, named. */
+export interface LoadHazard {
+  key: string;
+  message: string;
+}
+
+/**
+ * A UART state that QEMU's loader accepts (vmstate_fifo8 checks nothing; serial_post_load
+ * checks only tsr_retry against TEMT) and its device code then mishandles, with the access or
+ * assert it runs into (../realqemu: QEMU 7.2 crashes or aborts on each FIFO case). Only FIFO
+ * mode touches the FIFOs; enabling it later resets them (fifo8_reset).
+ */
+export function uartLoadHazard(s: UartState): LoadHazard | null {
+  if (!fifoMode(s)) return null;
+  const fifos = [
+    ['recv_fifo', s.recvFifo, 'the next RBR read (serial_ioport_read)'],
+    ['xmit_fifo', s.xmitFifo, 'the next transmit (serial_xmit)'],
+  ] as const;
+  for (const [name, f, when] of fifos) {
+    if (f.head >= UART_FIFO_LENGTH) {
+      return {
+        key: `${name.replace('_', '-')}-head`,
+        message: `${name}.head=${f.head} lies outside its ${UART_FIFO_LENGTH}-byte buffer: fifo8_pop reads data[head] out of bounds at ${when}`,
+      };
+    }
+  }
+  if (s.xmitFifo.num > UART_FIFO_LENGTH) {
+    return {
+      key: 'xmit-fifo-num',
+      message: `xmit_fifo.num=${s.xmitFifo.num} above its capacity ${UART_FIFO_LENGTH}: the next THR write fails fifo8_push's assert(fifo->num < fifo->capacity)`,
+    };
+  }
+  if (s.recvFifo.num > UART_FIFO_LENGTH) {
+    return {
+      key: 'recv-fifo-num',
+      message: `recv_fifo.num=${s.recvFifo.num} above its capacity ${UART_FIFO_LENGTH}: fifo8_pop reads the buffer round and round and LSR.DR never clears (an interrupt storm); a received byte fails fifo8_push's assert(fifo->num < fifo->capacity)`,
+    };
+  }
+  // The watch re-added by post_load sends TSR, then takes the next byte from the FIFO.
+  if (s.tsrRetry > 0 && !(s.lsr & Lsr.THRE) && fifoIsEmpty(s.xmitFifo)) {
+    return {
+      key: 'xmit-fifo-empty',
+      message: `THRE clear with an empty transmit FIFO (tsr_retry=${s.tsrRetry}): serial_xmit fails assert(!fifo8_is_empty(&s->xmit_fifo)) once TSR is sent`,
+    };
+  }
   return null;
 }

@@ -184,6 +184,11 @@ export function flushQueuedData(s: VserState, bus: Bus, mem: VserMem, port: Port
     const buf = vqBuf(r, elem.id);
     const len = r.bufLen[elem.id]!;
     while (elem.offset < len && bus.chrWrite(s.dev, port.id, buf[elem.offset]!) === 1) elem.offset++;
+    if (elem.offset < len && port.console) {
+      // flush_buf: only a non-console port throttles; a console drops what did not fit.
+      for (let i = elem.offset; i < len; i++) bus.emit(Ev.BYTE_DISCARD, stream, buf[i]!, 0);
+      elem.offset = len;
+    }
     if (elem.offset < len) {
       port.elem = elem;
       port.throttled = true;
@@ -233,19 +238,23 @@ function discardOutput(s: VserState, bus: Bus, mem: VserMem, port: PortState): v
   if (pushed) vserNotify(s, bus);
 }
 
-/** virtio_serial_open: a backend connects; the guest is told unless it already was. */
+/**
+ * virtio_serial_open: a backend connects; the guest is told unless it already was. A console
+ * port has no chardev event handler (virtconsole_realize passes NULL for is_console) and was
+ * opened at realize: its host_connected never changes.
+ */
 export function vserHostOpen(s: VserState, bus: Bus, mem: VserMem, portId: number): void {
   const port = findPort(s, portId);
-  if (!port || port.hostConnected) return;
+  if (!port || port.hostConnected || port.console) return;
   port.hostConnected = true;
   bus.emit(Ev.HOST_CONNECTED, s.dev, portId, 1);
   sendControlEvent(s, bus, mem, portId, Ctrl.PORT_OPEN, 1);
 }
 
-/** virtio_serial_close: pending output is dropped and the guest told PORT_OPEN(0). */
+/** virtio_serial_close: pending output is dropped and the guest told PORT_OPEN(0). Not for a console. */
 export function vserHostClose(s: VserState, bus: Bus, mem: VserMem, portId: number): void {
   const port = findPort(s, portId);
-  if (!port?.hostConnected) return;
+  if (!port?.hostConnected || port.console) return;
   port.hostConnected = false;
   port.throttled = false;
   bus.emit(Ev.HOST_CONNECTED, s.dev, portId, 0);

@@ -64,6 +64,15 @@ describe('parseBuildFile', () => {
     ]);
   });
 
+  it('reads the revisions of the choices table (virtio_load guest-index check)', () => {
+    const doc = {
+      builds: [{ name: 'b', base: 'qemu-2.3', revisions: { virtioGuestIndexCheck: 'device-broken' } }],
+    };
+    const registry = parseBuildFile(JSON.stringify(doc), base);
+    expect(base.get('qemu-2.3')!.revisions.virtioGuestIndexCheck).toBe('fail-load');
+    expect(registry.get('b')!.revisions.virtioGuestIndexCheck).toBe('device-broken');
+  });
+
   it('leaves the base registry alone', () => {
     const before = [...base.keys()];
     parseBuildFile(JSON.stringify(file), base);
@@ -99,6 +108,11 @@ describe('build file errors', () => {
       'enum value',
       [{ name: 'b', base: 'qemu-9.2', revisions: { lapicLoad: 'soon' } }],
       'builds[0].revisions.lapicLoad: expected "end-of-load" or "post-load", got "soon"',
+    ],
+    [
+      'a revision of the choices table',
+      [{ name: 'b', base: 'qemu-9.2', revisions: { virtioGuestIndexCheck: 'log' } }],
+      'builds[0].revisions.virtioGuestIndexCheck: expected "fail-load" or "device-broken", got "log"',
     ],
     [
       'port-open revision',

@@ -356,7 +356,8 @@ describe('vmstate engine', () => {
       b.bytes(new Uint8Array(4));
       b.u8(0);
     };
-    const badBool = loadErrorOf(() =>
+    // get_bool (migration/vmstate-types.c) stores any byte into a C bool: 2 loads as true.
+    expect(
       migrate(
         handStream((w) =>
           toyRecord(
@@ -364,9 +365,10 @@ describe('vmstate engine', () => {
             body(2, (b) => b.be64(0)),
           ),
         ),
+        toySection,
+        true,
       ),
-    );
-    expect(badBool.message).toMatch(/^toy: field f: value 2 out of range/);
+    ).toMatchObject({ f: true });
     const badI64 = handStream((w) =>
       toyRecord(
         w,

@@ -158,7 +158,7 @@ describe('valid schedules', () => {
   it('parses bug B and leaves absent optional fields absent', () => {
     const s = parseSchedule(EXAMPLE_B, builds);
     expect(s.seed).toBe(2);
-    expect(s.devices).toEqual({ serial0: { kind: 'isa-serial', irq: 4 } });
+    expect(s.devices).toEqual({ serial0: { kind: 'isa-serial', irq: 4, guestOpen: true } });
     expect(s.steps[0]).toStrictEqual({
       at: 500_000,
       do: 'guest.uart.config',
@@ -853,7 +853,7 @@ const scheduleArb: fc.Arbitrary<Schedule> = fc
           src: { build: top.builds[0], backends: { serial0: top.srcSerial } },
           dst: { build: top.builds[1], backends: { 'vser0.port5': top.dstPort } },
           devices: {
-            serial0: { kind: 'isa-serial', irq: 4 },
+            serial0: { kind: 'isa-serial', irq: 4, guestOpen: true },
             vser0: {
               kind: 'virtio-serial',
               irq: top.msix ? 'msix' : 'intx',
@@ -862,7 +862,7 @@ const scheduleArb: fc.Arbitrary<Schedule> = fc
                 { id: 5, console: true },
               ],
             },
-            serial1: { kind: 'isa-serial', irq: 3 },
+            serial1: { kind: 'isa-serial', irq: 3, guestOpen: true },
           },
           steps,
           horizon: top.horizon,

@@ -688,22 +688,44 @@ describe('line parameters', () => {
     expect(uartRead(s, bus, Reg.DLM)).toBe(0x12);
   });
 
-  it('divider 0 and divider > baudbase keep the previous finite char time (CVE-2016-8669)', () => {
-    const { s, bus } = setup();
+  // serial_update_parameters before the float rewrite: integer speed, an early return for a
+  // divider of 0 or (CVE-2016-8669 fix) above baudbase.
+  it('integer: divider 0 and divider > baudbase keep the previous finite char time', () => {
+    const s = makeUart(DEV, SLOT, SLOT + 2, 'write-watch', -1, 'integer');
+    const bus = new FakeBus();
     setDivider(s, bus, 12);
+    // (1e9 / 9600) * 10 in integer math.
+    expect(s.charTransmitTimeNs).toBe(1041660);
     expect(() => setDivider(s, bus, 0)).not.toThrow();
     expect(s.divider).toBe(0);
-    expect(s.charTransmitTimeNs).toBe(1041666);
+    expect(s.charTransmitTimeNs).toBe(1041660);
     uartWrite(s, bus, Reg.LCR, 0x07); // LCR change with divider 0
-    expect(s.charTransmitTimeNs).toBe(1041666);
+    expect(s.charTransmitTimeNs).toBe(1041660);
     // A u16 divider can only exceed baudbase with a smaller baudbase property.
     s.baudbase = 1000;
     setDivider(s, bus, 2000);
-    expect(s.charTransmitTimeNs).toBe(1041666);
+    expect(s.charTransmitTimeNs).toBe(1041660);
     setDivider(s, bus, 1000); // exactly baudbase: 1 baud, 10 bits
     expect(s.charTransmitTimeNs).toBe(10 * 1e9);
     // The timeout armed with it stays a finite integer.
     setDivider(s, bus, 0);
+    fifoOn(s, bus);
+    uartReceive(s, bus, 1);
+    expect(Number.isSafeInteger(s.fifoTimeoutNs)).toBe(true);
+  });
+
+  // 9.2: `float speed`, 3500 when the divider is 0 (or the quotient is 0), float arithmetic.
+  it('float (9.2): divider 0 or a zero speed fall back to 3500 baud', () => {
+    const { s, bus } = setup();
+    setDivider(s, bus, 12);
+    // 1e9f / 9600.0f = 104166.664f; x 10 = 1041666.625f; truncated.
+    expect(s.charTransmitTimeNs).toBe(1041666);
+    setDivider(s, bus, 0);
+    expect(s.charTransmitTimeNs).toBe(Math.trunc(Math.fround(Math.fround(1e9 / 3500) * 10)));
+    expect(s.charTransmitTimeNs).toBe(2857142);
+    s.baudbase = 1000;
+    setDivider(s, bus, 2000); // 1000 / 2000 = 0 in C's integer division: 3500 again
+    expect(s.charTransmitTimeNs).toBe(2857142);
     fifoOn(s, bus);
     uartReceive(s, bus, 1);
     expect(Number.isSafeInteger(s.fifoTimeoutNs)).toBe(true);
@@ -727,8 +749,10 @@ describe('invariants', () => {
     s.xmitFifo.head = 16;
     expect(uartCheckInvariants(s)).toMatch(/xmit_fifo.head=16/);
     s.xmitFifo.head = 0;
+    // IER bits above 0x0f: a loaded vmstate_serial keeps them (QEMU masks only register
+    // writes); serial_update_irq tests single bits, so they are harmless.
     s.ier = 0x10;
-    expect(uartCheckInvariants(s)).toMatch(/ier=0x10/);
+    expect(uartCheckInvariants(s)).toBeNull();
     s.ier = 0;
     s.recvFifoItl = 0;
     expect(uartCheckInvariants(s)).toMatch(/recv_fifo_itl=0/);
