@@ -364,7 +364,8 @@ export class World implements Host {
     const dst = this.vms[1 - mig.from]!;
     if (!this.tryLoad(mig, () => (this.loadHazards = loadSections(dst, mig.stream)))) return;
     this.streamRng ??= makeRng((this.schedule.seed ^ STREAM_RNG_SALT) >>> 0);
-    if (this.streamRng.below(2) === 1) {
+    // A device left unsafe by the load runs nothing more: the migration completes at once.
+    if (this.loadHazards.length === 0 && this.streamRng.below(2) === 1) {
       this.emit(Ev.MIGRATION, 1 - mig.from, -1, MigPhase.STREAM_WAIT, 0);
       schedule(this.q, this.hostNow, Sk.MIGRATE_EOF, 0, 0);
     } else {

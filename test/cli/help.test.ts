@@ -84,7 +84,7 @@ describe('help', () => {
 
   it('help corpus lists its subcommands', async () => {
     expect((await cli(['help', 'corpus'])).out).toBe(
-      'usage: migfuzz corpus add TRACE [--name NAME] [--force] [--dir DIR]\nusage: migfuzz corpus check [DIR] [--json]',
+      'usage: migfuzz corpus add TRACE [--name NAME] [--force] [--dir DIR]\nusage: migfuzz corpus check [DIR] [--json]\nusage: migfuzz corpus merge OUT_DIR... [--into DIR] [--builds FILE] [--json]',
     );
   });
 
@@ -107,7 +107,7 @@ describe('errors', () => {
     expect(r.code).toBe(2);
     expect(r.err).toEqual([
       'migfuzz: unknown option "--jsno" (did you mean "--json"?)',
-      'usage: migfuzz run FILE [--trace OUT.mpk] [--json] [--builds FILE]',
+      'usage: migfuzz run FILE [--trace OUT.mpk] [--json] [--builds FILE] [--from-stream STREAM]',
       '(migfuzz run --help for more)',
     ]);
   });

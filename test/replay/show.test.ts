@@ -290,7 +290,7 @@ describe('show --vcd: a Value Change Dump', () => {
     for (const [, m] of vcd.changes) for (const [path, v] of m) last.set(path, v);
     expect(last.get('migfuzz.vm1.migration')).toBe('completed');
     expect(last.get('migfuzz.vm1.vser0.port1.host_connected')).toBe('1');
-    expect(last.get('migfuzz.vm1.vser0.port1.guest_view')).not.toBe('1');
+    expect(last.get('migfuzz.guest.vser0_port1_connected')).not.toBe('1');
     expect(t.verdict.findings.map((f) => f.signature)).toContain('stale-guest-view:vser0:host-connected');
   });
 

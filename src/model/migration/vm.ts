@@ -254,13 +254,18 @@ export function loadVm(m: Machine, stream: Uint8Array): DeviceHazard[] {
 export function loadSections(m: Machine, stream: Uint8Array): DeviceHazard[] {
   const ctx = ctxOf(m);
   loadStream(stream, entries(m), ctx, m.machineType.name);
+  // What the sections left the devices with, judged before anything can run on it.
+  for (const d of m.devices) {
+    const hazard = d.kind === 'uart' ? uartLoadHazard(d.s) : null;
+    if (hazard) ctx.hazards.push({ dev: d.s.dev, ...hazard });
+  }
   return ctx.hazards;
 }
 
 /**
  * The end of the load: cross-section checks, then (pre-2017 builds) the LAPIC from the stream
  * is pushed (cpu_synchronize_all_post_init), overwriting whatever was delivered to the CPU
- * during the load. Throws LoadError; returns `hazards` with the devices' own added.
+ * during the load. Throws LoadError; returns `hazards`.
  */
 export function finishLoad(m: Machine, hazards: DeviceHazard[] = []): DeviceHazard[] {
   checkPciCounts(m);
@@ -272,10 +277,6 @@ export function finishLoad(m: Machine, hazards: DeviceHazard[] = []): DeviceHaza
     for (let v = 0; v < 256; v++) if (m.irq.lapic.irr[v] && !staged.irr[v]) lost++;
     m.irq.lapic = staged;
     m.emit(Ev.MIGRATION, -1, MigPhase.LAPIC_PUSH, lost);
-  }
-  for (const d of m.devices) {
-    const hazard = d.kind === 'uart' ? uartLoadHazard(d.s) : null;
-    if (hazard) hazards.push({ dev: d.s.dev, ...hazard });
   }
   return hazards;
 }

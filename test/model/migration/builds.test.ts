@@ -120,6 +120,7 @@ describe('revisions that follow QEMU commits', () => {
     expect(at).toEqual({
       'qemu-1.2': 'enabled',
       'qemu-1.3': 'enabled',
+      'qemu-2.2': 'enabled',
       'qemu-2.3': 'enabled',
       'rhel-7.4': 'disabled',
       'rhel-7.5': 'disabled',
