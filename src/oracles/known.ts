@@ -67,9 +67,47 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
     name: 'pre-2.3 serial',
     summary:
       "QEMU before 2.3 migrated none of the 16550's FIFO, TSR or timer state (the subsections came in 2.3): bytes in flight are lost or reordered, a FIFO reads empty with DR set",
-    when: 'a side with no serialSubsections (qemu-1.2, qemu-1.3)',
+    when: 'a side with no serialSubsections (qemu-1.2, qemu-1.3, qemu-2.2)',
     has: either((r) => r.serialSubsections.length === 0),
-    signatures: SERIAL_STATE_LOST,
+    signatures: [
+      ...SERIAL_STATE_LOST,
+      // 2.0-2.2 leave TEMT=0 with tsr_retry > 0 after a refused write; 2.3's post_load rejects it.
+      serial('migration-failed', 'tsr-not-empty'),
+    ],
+  },
+  {
+    name: '1.x 16550',
+    summary:
+      "hw/serial.c up to 1.4: serial_post_load's full FCR write recomputes IIR during the load and loses a pending THRE interrupt (the guest driver waits for ever), and a FIFO reset leaves LSR.DR set (the guest reads a NUL)",
+    when: 'a side with uartGeneration "transmit-timer" (qemu-1.2, qemu-1.3)',
+    has: either((r) => r.uartGeneration === 'transmit-timer'),
+    signatures: [
+      serial('starved-data', 'tx-driver'),
+      serial('data-corruption', 'duplicated'),
+      serial('data-corruption', 'altered'),
+    ],
+  },
+  {
+    name: 'RHEL timeout gating',
+    summary:
+      'RHEL 7 still gates the timeout subsections on pre-2.2 machine types after c782c664: bytes below the receive trigger level wait for a character timeout the destination never arms',
+    when: 'a side whose serialGatedPre22 includes serial/timeout_ipending (rhel-7.4, rhel-7.5), on a pre-2.2 machine type',
+    has: either((r) => r.serialGatedPre22.includes('serial/timeout_ipending')),
+    signatures: [serial('starved-data', 'rx-recv-fifo'), serial('starved-data', 'rx-rbr')],
+  },
+  {
+    name: 'mid-load main loop',
+    summary:
+      'before 3fdd0ee3 (2.7) vm_clock ran on a destination that had not started: a main-loop pass during the load runs device timers and the post-load timer, and the end-of-load LAPIC push then wipes what they delivered (the residual window of bug A)',
+    when: 'a side with vmClockAtCreation "enabled" and lapicLoad "end-of-load" (qemu-1.3, qemu-2.2, qemu-2.3)',
+    has: either((r) => r.vmClockAtCreation === 'enabled' && r.lapicLoad === 'end-of-load'),
+    signatures: [
+      serial('lost-interrupt', 'handler-not-run'),
+      serial('stuck-irq-line', 'edge-held'),
+      vser('lost-interrupt', 'handler-not-run'),
+      vser('stuck-irq-line', 'remote-irr'),
+      vser('stale-guest-view', 'host-connected'),
+    ],
   },
   {
     name: 'backward migration',
@@ -85,8 +123,8 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
     name: 'paused re-migration',
     summary:
       "a paused VM migrated on before `cont` forgets the port-open event its post-load timer owed the guest (today's QEMU too: corpus/regressions/qemu-9.2-paused-remigration.mpk)",
-    when: 'a side with virtioSerialPortOpen "timer" (qemu-1.3 onwards)',
-    has: either((r) => r.virtioSerialPortOpen === 'timer'),
+    when: 'a side with virtioSerialPortOpen "timer" whose vm_clock waits for vm_start (3fdd0ee3 onwards: rhel-7.x, qemu-7.2, qemu-9.2)',
+    has: either((r) => r.virtioSerialPortOpen === 'timer' && r.vmClockAtCreation === 'disabled'),
     signatures: [vser('stale-guest-view', 'host-connected-unsent-at-save')],
   },
 ];

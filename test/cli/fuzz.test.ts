@@ -84,7 +84,8 @@ describe('migfuzz fuzz --execs 400 --seed 1 from an empty corpus', () => {
   it('exits 1 with findings and prints the table with replay commands', () => {
     expect(code).toBe(1);
     expect(printed).toMatch(/^migfuzz: fuzzing .* with seed 1, 1 worker\(s\), into /);
-    expect(printed).toMatch(/^ {2}signature +builds +count {2}first seen$/m);
+    // A group header per kind: new findings (with their builds) or known ones (with their cause).
+    expect(printed).toMatch(/^ {2}signature +(builds|known cause) +count {2}first seen$/m);
     // Every line of the table but the reproduce commands fits 100 columns.
     const table = printed.slice(printed.search(/^(NEW|known) \(/m));
     for (const line of table.trimEnd().split('\n'))
