@@ -73,6 +73,10 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
       ...SERIAL_STATE_LOST,
       // 2.0-2.2 leave TEMT=0 with tsr_retry > 0 after a refused write; 2.3's post_load rejects it.
       serial('migration-failed', 'tsr-not-empty'),
+      // The retry state stays behind: a byte held for transmit never moves on the destination.
+      serial('starved-data', 'tx-thr'),
+      serial('starved-data', 'tx-tsr'),
+      serial('starved-data', 'tx-xmit-fifo'),
     ],
   },
   {
