@@ -133,6 +133,21 @@ const RHEL6 = range('rhel6.', ['0.0', '1.0', '2.0', '3.0', '4.0', '5.0', '6.0'])
 const RHEL74 = [...RHEL6, ...range('pc-i440fx-rhel', ['7.0.0', '7.1.0', '7.2.0', '7.3.0', '7.4.0'])];
 const RHEL_PRE22 = [...RHEL6, 'pc-i440fx-rhel7.0.0', 'pc-i440fx-rhel7.1.0'];
 
+/** Today's QEMU (9.2, and 7.2 for the modelled devices). */
+const TODAY: Revisions = {
+  virtioSerialPortOpen: 'timer',
+  serialSubsections: SERIAL_SUBSECTIONS,
+  serialPostLoadChecks: true,
+  serialGatedPre22: NONE,
+  lapicLoad: 'post-load',
+  virtioSerialSaveHostConnected: 'port',
+  vmClockAtCreation: 'disabled',
+  virtioGuestIndexCheck: 'device-broken',
+  uartGeneration: 'write-watch',
+  serialPollMsl: 'probed',
+  serialSpeed: 'float',
+};
+
 export const BUILTIN_BUILDS: readonly Build[] = [
   {
     name: 'qemu-1.2',
@@ -247,39 +262,15 @@ export const BUILTIN_BUILDS: readonly Build[] = [
   },
   {
     name: 'qemu-9.2',
-    revisions: {
-      virtioSerialPortOpen: 'timer',
-      serialSubsections: SERIAL_SUBSECTIONS,
-      serialPostLoadChecks: true,
-      serialGatedPre22: NONE,
-      lapicLoad: 'post-load',
-      virtioSerialSaveHostConnected: 'port',
-      vmClockAtCreation: 'disabled',
-      virtioGuestIndexCheck: 'device-broken',
-      uartGeneration: 'write-watch',
-      serialPollMsl: 'probed',
-      serialSpeed: 'float',
-    },
+    revisions: TODAY,
     machines: machines([...I440FX_2_4, ...I440FX_3_TO_7_2, ...I440FX_8_TO_9_2]),
   },
   {
     // Debian 12's QEMU (7.2), the binary real-QEMU confirmation runs: the same device
     // revisions as 9.2 for the modelled devices, and the machine types of `-M help`.
     name: 'qemu-7.2',
-    revisions: {
-      virtioSerialPortOpen: 'timer',
-      serialSubsections: SERIAL_SUBSECTIONS,
-      serialPostLoadChecks: true,
-      serialGatedPre22: NONE,
-      lapicLoad: 'post-load',
-      virtioSerialSaveHostConnected: 'port',
-      vmClockAtCreation: 'disabled',
-      virtioGuestIndexCheck: 'device-broken',
-      uartGeneration: 'write-watch',
-      serialPollMsl: 'probed',
-      // 7.2's serial_update_parameters has the float speed and the 3500 fallback too.
-      serialSpeed: 'float',
-    },
+    // 7.2's serial_update_parameters has the float speed and the 3500 fallback too.
+    revisions: TODAY,
     machines: machines([...I440FX_1, ...I440FX_2_0, ...I440FX_2_4, ...I440FX_3_TO_7_2]),
   },
 ];
