@@ -94,7 +94,15 @@ export async function confirm(s: Schedule, builds: BuildRegistry, o: ConfirmOpti
   const sockDir = mkdtempSync(join(tmpdir(), 'mfz-'));
   const logDir = o.keep ?? mkdtempSync(join(tmpdir(), 'migfuzz-confirm-'));
   mkdirSync(logDir, { recursive: true });
-  const run = new RealRun(s, plan, { binary: o.binary, machine, guest, sockDir, logDir, log: o.log });
+  const run = new RealRun(s, plan, {
+    binary: o.binary,
+    machine,
+    guest,
+    sockDir,
+    logDir,
+    keepStreams: o.keep !== undefined,
+    log: o.log,
+  });
   try {
     const obs = await run.execute();
     const real = judgeReal(obs, plan);

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Schedule, SideSpec } from '../model/schedule/types.js';
@@ -26,6 +26,8 @@ export interface RunOptions {
   sockDir: string;
   /** Serial logs, QEMU stderr and traces. */
   logDir: string;
+  /** Also keep each migration stream (`genN.stream`): migrations then pass through migfuzz. */
+  keepStreams?: boolean;
   log: (line: string) => void;
 }
 
@@ -268,7 +270,10 @@ export class RealRun {
       serialLog,
     };
     agent.setEncoding('latin1');
+    const serialOut = createWriteStream(serialLog, { flags: 'a' });
+    agent.on('close', () => serialOut.end());
     agent.on('data', (d: string) => {
+      serialOut.write(d, 'latin1');
       g.agentBuf += d;
       for (let nl = g.agentBuf.indexOf('\n'); nl >= 0; nl = g.agentBuf.indexOf('\n')) {
         const line = g.agentBuf.slice(0, nl).replace(/\r$/, '');
@@ -505,7 +510,8 @@ export class RealRun {
       'max-bandwidth': 10 * 1024 ** 3,
     });
     for (let i = 0; i < 100 && !existsSync(incoming); i++) await sleep(20);
-    await src.qmp.cmd('migrate', { uri: `unix:${incoming}` });
+    const uri = this.o.keepStreams ? await this.streamTap(gen, incoming) : incoming;
+    await src.qmp.cmd('migrate', { uri: `unix:${uri}` });
     const rec: MigrationRecord = {
       step: ps.step,
       from: src.gen,
@@ -561,6 +567,34 @@ export class RealRun {
       `migrate gen ${src.gen} → ${gen}: ${rec.status}${rec.error ? ` (${rec.error})` : ''}${rec.destStatus ? `, destination ${rec.destStatus}` : ''}`,
     );
     if (this.active === dst && dst.unrun === false) await this.runDeferred();
+  }
+
+  /**
+   * A unix socket between source and destination that copies the migration stream to
+   * `genN.stream` as it passes (precopy sends one way; the other way is relayed too).
+   */
+  private async streamTap(gen: number, incoming: string): Promise<string> {
+    const path = join(this.o.sockDir, `g${gen}-tap`);
+    const file = createWriteStream(join(this.o.logDir, `gen${gen}.stream`));
+    const srv = createServer((from) => {
+      srv.close();
+      const to = connect(incoming);
+      from.on('data', (d) => {
+        file.write(d);
+        to.write(d);
+      });
+      to.on('data', (d) => from.write(d));
+      from.on('end', () => to.end());
+      from.on('close', () => file.end());
+      to.on('close', () => from.destroy());
+      for (const s of [from, to]) s.on('error', () => {});
+    });
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(path, resolve);
+    });
+    this.gens[gen]!.listeners.push(srv);
+    return path;
   }
 
   // ---------------------------------------------------------------- the end

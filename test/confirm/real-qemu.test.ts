@@ -142,8 +142,21 @@ describe.skipIf(skip)('migfuzz confirm on a real QEMU', () => {
         delivered: true,
       });
     }
-    // --keep holds each QEMU's log and agent output.
-    expect(readdirSync(keep).sort()).toEqual(['gen0.stderr', 'gen1.stderr', 'gen2.stderr']);
+    // --keep holds each QEMU's log (with its trace events), the agent's serial output, and
+    // each migration stream as it passed (QEMU's own format: QEVM magic, version 3).
+    expect(readdirSync(keep).sort()).toEqual([
+      'gen0.agent.log',
+      'gen0.stderr',
+      'gen1.agent.log',
+      'gen1.stderr',
+      'gen1.stream',
+      'gen2.agent.log',
+      'gen2.stderr',
+      'gen2.stream',
+    ]);
+    const stream = readFileSync(join(keep, 'gen1.stream'));
+    expect(stream.subarray(0, 8).toString('hex')).toBe('5145564d00000003');
+    expect(readFileSync(join(keep, 'gen0.agent.log'), 'latin1')).toMatch(/MFZ ready /);
   }, 120_000);
 
   it("lists a historical build's steps as untranslatable and runs nothing", async () => {
