@@ -77,6 +77,9 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
       serial('starved-data', 'tx-thr'),
       serial('starved-data', 'tx-tsr'),
       serial('starved-data', 'tx-xmit-fifo'),
+      // Neither thr_ipending nor the timeout state travels: received bytes wait for nothing.
+      serial('starved-data', 'rx-rbr'),
+      serial('starved-data', 'rx-recv-fifo'),
     ],
   },
   {
@@ -102,9 +105,9 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
   {
     name: 'mid-load main loop',
     summary:
-      'before 3fdd0ee3 (2.7) vm_clock ran on a destination that had not started: a main-loop pass during the load runs device timers and the post-load timer, and the end-of-load LAPIC push then wipes what they delivered (the residual window of bug A)',
-    when: 'a side with vmClockAtCreation "enabled" and lapicLoad "end-of-load" (qemu-1.3, qemu-2.2, qemu-2.3)',
-    has: either((r) => r.vmClockAtCreation === 'enabled' && r.lapicLoad === 'end-of-load'),
+      'a stream that arrives in parts lets the main loop run once during the load: chardev handlers (the 16550 keeps receiving and transmitting) and, before 3fdd0ee3 (2.7), vm_clock timers such as the post-load timer raise interrupts that the end-of-load LAPIC push then wipes (the residual window of bug A; fixed by 78d6a05d)',
+    when: 'a side with lapicLoad "end-of-load" (qemu-1.x, qemu-2.x, rhel-7.4)',
+    has: either((r) => r.lapicLoad === 'end-of-load'),
     signatures: [
       serial('lost-interrupt', 'handler-not-run'),
       serial('stuck-irq-line', 'edge-held'),
