@@ -47,7 +47,7 @@ const MODULES = [
 /** Bumped whenever the image's contents change, so a cached older image is rebuilt. */
 const IMAGE_VERSION = 1;
 
-export function defaultGuestDir(): string {
+function defaultGuestDir(): string {
   const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
   return join(cache, 'migfuzz', 'guest');
 }

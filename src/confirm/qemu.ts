@@ -34,10 +34,6 @@ export function killAllQemu(): void {
   LIVE.clear();
 }
 
-export function liveQemuPids(): number[] {
-  return [...LIVE].map((p) => p.pid ?? -1);
-}
-
 export interface QemuInfo {
   binary: string;
   version: string;
