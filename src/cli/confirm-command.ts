@@ -33,7 +33,7 @@ export const CONFIRM: CommandSpec<typeof CONFIRM_FLAGS> = {
   name: 'confirm',
   args: 'FILE',
   summary:
-    "run a schedule (or a trace's) on real QEMU processes with a real Linux guest too; the model's verdict and the real one side by side, with the evidence",
+    "check a schedule's verdict on real QEMU processes with a real Linux guest; the model's verdict and the real one side by side, with the evidence (FILE: a schedule, or a trace's schedule)",
   flags: CONFIRM_FLAGS,
   examples: [
     'npx migfuzz confirm corpus/regressions/qemu-9.2-paused-remigration.mpk',
