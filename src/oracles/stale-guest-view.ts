@@ -27,7 +27,8 @@ export function staleGuestView({ world, params, report }: OracleContext): Oracle
   /** "dev:port" whose pending PORT_OPEN a save dropped, until a later one is sent. */
   const unsent = new Set<string>();
   return {
-    kinds: [Ev.HOST_CONNECTED, Ev.GUEST_VIEW, Ev.MIGRATION, Ev.CTRL_TO_HOST, Ev.CTRL_TO_GUEST],
+    // IRQ_MASK: a guest that unmasks only now is only now able to catch up with what it missed.
+    kinds: [Ev.HOST_CONNECTED, Ev.GUEST_VIEW, Ev.MIGRATION, Ev.CTRL_TO_HOST, Ev.CTRL_TO_GUEST, Ev.IRQ_MASK],
     onEvent(_at, kind, vm, dev, a, b) {
       if (kind === Ev.CTRL_TO_GUEST) {
         if (b >>> 16 === Ctrl.PORT_OPEN) unsent.delete(`${dev}:${a}`);
