@@ -1,12 +1,12 @@
-import { execSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinRegistry } from '../../src/model/migration/builds.js';
 import { parseSchedule } from '../../src/model/schedule/validate.js';
 import { decodeTrace } from '../../src/replay/trace.js';
-import { ROOT } from '../replay/helpers.js';
+import { BIN, buildCli, ROOT } from '../replay/helpers.js';
 
 /**
  * Issue 7: a real campaign process (the compiled CLI) killed with SIGKILL at several points,
@@ -16,7 +16,6 @@ import { ROOT } from '../replay/helpers.js';
  * resumes from it and exits normally.
  */
 
-const BIN = join(ROOT, 'dist', 'src', 'cli', 'bin.js');
 const tmp = mkdtempSync(join(tmpdir(), 'migfuzz-kill-resume-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const OUT = join(tmp, 'out');
@@ -27,12 +26,7 @@ const builds = builtinRegistry();
 const TEMP = /\.tmp-\d+$/;
 
 beforeAll(() => {
-  try {
-    execSync('npm run build', { cwd: ROOT, stdio: 'pipe' });
-  } catch (e) {
-    // Type errors elsewhere (parallel work) still emit JavaScript; what is needed must exist.
-    if (!existsSync(BIN)) throw e;
-  }
+  buildCli();
 }, 120_000);
 
 interface Run {

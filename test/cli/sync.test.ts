@@ -1,4 +1,4 @@
-import { execSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SyncDir } from '../../src/cli/sync.js';
-import { ROOT } from '../replay/helpers.js';
+import { BIN, buildCli, ROOT } from '../replay/helpers.js';
 
 /**
  * Campaigns across machines (issue 15): instances sharing a sync dir save each finding once
@@ -22,16 +22,11 @@ import { ROOT } from '../replay/helpers.js';
  * aggregates them and `corpus merge` keeps each finding once.
  */
 
-const BIN = join(ROOT, 'dist', 'src', 'cli', 'bin.js');
 const tmp = mkdtempSync(join(tmpdir(), 'migfuzz-sync-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 beforeAll(() => {
-  try {
-    execSync('npm run build', { cwd: ROOT, stdio: 'pipe' });
-  } catch (e) {
-    if (!existsSync(BIN)) throw e;
-  }
+  buildCli();
 }, 120_000);
 
 function cli(args: string[], killAfterMs?: number): Promise<{ code: number | null; out: string }> {

@@ -1,19 +1,11 @@
-import { execFileSync, execSync, spawn } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scheduleToJson } from '../../src/model/schedule/validate.js';
 import { decodeTrace } from '../../src/replay/trace.js';
-import { ROOT } from '../replay/helpers.js';
+import { BIN, buildCli, ROOT } from '../replay/helpers.js';
 
 /**
  * Issue 11 on a real QEMU (Debian's qemu-system-x86, TCG) with a real Linux guest built on
@@ -21,7 +13,6 @@ import { ROOT } from '../replay/helpers.js';
  * MIGFUZZ_REQUIRE_REAL=1 (CI sets it, so CI never skips these).
  */
 
-const BIN = join(ROOT, 'dist', 'src', 'cli', 'bin.js');
 const has = (cmd: string): boolean => {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'pipe' });
@@ -77,11 +68,7 @@ function confirm(file: string, ...extra: string[]): Promise<Confirmed> {
 describe.skipIf(skip)('migfuzz confirm on a real QEMU', () => {
   beforeAll(() => {
     expect(missing, `MIGFUZZ_REQUIRE_REAL=1 but ${missing.join(', ')} missing`).toEqual([]);
-    try {
-      execSync('npm run build', { cwd: ROOT, stdio: 'pipe' });
-    } catch (e) {
-      if (!existsSync(BIN)) throw e;
-    }
+    buildCli();
   }, 120_000);
 
   it('confirms the qemu-9.2 paused re-migration finding, quoting the guest', async () => {

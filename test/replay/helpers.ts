@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { execSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtinRegistry } from '../../src/model/migration/builds.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
@@ -8,6 +10,18 @@ import { recordRun } from '../../src/replay/record.js';
 
 /** Shared by the replay tests: the repository root, seed schedules, and recorded traces. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The compiled CLI (tests that run it as a real process). */
+export const BIN = join(ROOT, 'dist', 'src', 'cli', 'bin.js');
+
+/** `npm run build` for those tests; type errors elsewhere still emit JavaScript, so only a missing bin fails. */
+export function buildCli(): void {
+  try {
+    execSync('npm run build', { cwd: ROOT, stdio: 'pipe' });
+  } catch (e) {
+    if (!existsSync(BIN)) throw e;
+  }
+}
 export const builds = builtinRegistry();
 
 export const seedPath = (name: string): string => `${ROOT}corpus/seeds/${name}.json`;
