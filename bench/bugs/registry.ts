@@ -31,8 +31,8 @@ export interface BenchBug {
 export const BENCH_BUGS: readonly BenchBug[] = [
   {
     id: 'virtio-serial-open-in-load',
-    title: 'virtio-serial: delay sending the port-open event until the VM runs',
-    provenance: 'QEMU 80dcfb8532 (1.3); RHBZ 725965',
+    title: 'virtio-serial-bus: post_load send_event when vm is running',
+    provenance: 'QEMU 80dcfb8532 (1.3), fixing 31abe21f4f02',
     account:
       'Up to 1.2, virtio_serial_load sent VIRTIO_CONSOLE_PORT_OPEN for a port whose host ' +
       'connection differed from the source, and raised the interrupt, while the destination ' +
@@ -45,8 +45,8 @@ export const BENCH_BUGS: readonly BenchBug[] = [
   },
   {
     id: 'serial-subsections-pre22-rhel',
-    title: 'serial: always transmit the TSR and FIFOs on RHEL 6 machine types',
-    provenance: 'qemu-kvm-rhev c782c664 (RHEL 7.5); RHBZ 1452067',
+    title: 'serial: always transmit send/receive buffers on migration',
+    provenance: 'qemu-kvm-rhev c782c6646a28 (RHEL 7.5), BZ 1459945',
     account:
       'RHEL 7.4 disabled every serial subsection on pre-2.2 machine types, so a refused ' +
       'transmit (tsr_retry > 0, TEMT clear) reached a destination whose serial_post_load ' +
