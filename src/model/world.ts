@@ -6,9 +6,10 @@ import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './gue
 import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
 import { cloneRam, type Host, Machine, type MachineFault, type Ram } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
+import type { DeviceHazard } from './migration/context.js';
 import { applySourceState, type SourceState } from './migration/from-stream.js';
 import { LoadError } from './migration/stream.js';
-import { type DeviceHazard, finishLoad, loadSections, saveVm } from './migration/vm.js';
+import { finishLoad, loadSections, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
 import type { Schedule, Step } from './schedule/types.js';
 import { makeScheduler, pop, type Scheduler, Sk, schedule } from './scheduler.js';
