@@ -143,7 +143,11 @@ function virtioLines(v: VirtioConsoleState): string[] {
 function sectionHead(s: Section): string {
   const id = s.type === 'part' || s.type === 'end' ? `${s.idstr}` : `${s.idstr} #${s.instance} v${s.version}`;
   const foot = s.footer === null ? '' : `, footer @${s.footer}`;
-  return `  @${s.offset} ${s.type} section ${s.sectionId} ${id}: ${s.bodyLength} bytes${foot}`;
+  const described =
+    'describedBytes' in s.body && s.body.describedBytes !== undefined
+      ? ` (the JSON description says ${s.body.describedBytes}: rewritten after QEMU saved it)`
+      : '';
+  return `  @${s.offset} ${s.type} section ${s.sectionId} ${id}: ${s.bodyLength} bytes${described}${foot}`;
 }
 
 function sectionLines(s: Section): string[] {

@@ -1,4 +1,5 @@
 import { BUILTIN_BUILDS, SERIAL_SUBSECTIONS } from '../model/migration/builds.js';
+import { qemuFieldName } from '../model/migration/hostile.js';
 import { serialStateSection } from '../model/migration/serial-section.js';
 import type { VmField } from '../model/migration/vmstate.js';
 import { beInt, type Cursor, hex } from './cursor.js';
@@ -24,15 +25,6 @@ const modern = [...BUILTIN_BUILDS]
   .reverse()
   .find((b) => b.revisions.serialSubsections.length === SERIAL_SUBSECTIONS.length)!;
 const section = serialStateSection(modern.revisions);
-
-/** QEMU's name for a model field: `s.recvFifo.head` → `recv_fifo.head`, `fcrVmstate` → `fcr_vmstate`. */
-export function qemuFieldName(name: string): string {
-  return name
-    .replace(/^s\./, '')
-    .split('.')
-    .map((part) => part.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`))
-    .join('.');
-}
 
 function readModelField(c: Cursor, f: VmField<unknown, unknown>, where: string): Value {
   const t = f.type;

@@ -8,10 +8,10 @@
  */
 import { fail } from '../model/assert.js';
 import type { Build, MachineType } from '../model/migration/builds.js';
+import { qemuFieldName } from '../model/migration/hostile.js';
 import { serialSection, serialStateSection } from '../model/migration/serial-section.js';
 import { virtioConsoleSection } from '../model/migration/virtio-section.js';
 import type { ScalarType, VmField, VmSection, VmSubsection } from '../model/migration/vmstate.js';
-import { qemuFieldName } from '../stream/serial.js';
 
 export interface DumpField {
   field: string;

@@ -199,7 +199,8 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx): PostLoadResult {
     if (s.tsrRetry > 0) {
       if (s.lsr & Lsr.TEMT) {
         return {
-          message: `inconsistent state in serial device (tsr empty, tsr_retry=${s.tsrRetry}`,
+          // error_report's %d of the uint32_t: 0xffffffff prints as -1.
+          message: `inconsistent state in serial device (tsr empty, tsr_retry=${s.tsrRetry | 0}`,
           key: 'tsr-empty',
         };
       }

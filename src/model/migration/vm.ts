@@ -5,6 +5,7 @@ import type { Machine } from '../machine.js';
 import { MAX_HORIZON_NS } from '../schedule/validate.js';
 import { uartLoadHazard } from '../uart16550/uart.js';
 import type { DeviceHazard, MigCtx } from './context.js';
+import { doctoredUart } from './hostile.js';
 import { type SerialImage, serialSection } from './serial-section.js';
 import { LoadError, StreamReader, StreamWriter } from './stream.js';
 import { type VserImage, virtioConsoleSection } from './virtio-section.js';
@@ -200,8 +201,11 @@ function settleIoapicInputs(m: Machine): void {
   }
 }
 
-/** The entries of a machine, in registration order; fresh adapter objects each time. */
-function entries(m: Machine): VmEntry<MigCtx>[] {
+/**
+ * The entries of a machine, in registration order; fresh adapter objects each time. `hostile`
+ * (by device index): a hostile source's serial fields, saved instead of the device's own.
+ */
+function entries(m: Machine, hostile?: ReadonlyMap<number, Record<string, number>>): VmEntry<MigCtx>[] {
   const list: VmEntry<MigCtx>[] = [
     vmEntry(timerSection, { m, vmNs: 0 }),
     vmEntry(apicSection, { m, irr: new Uint8Array(32), isr: new Uint8Array(32), tmr: new Uint8Array(32) }),
@@ -211,9 +215,10 @@ function entries(m: Machine): VmEntry<MigCtx>[] {
   ];
   let serials = 0;
   let vsers = 0;
-  for (const d of m.devices) {
+  for (const [dev, d] of m.devices.entries()) {
     if (d.kind === 'uart') {
-      const img: SerialImage = { m, s: d.s, fcrVmstate: 0 };
+      const edits = hostile?.get(dev);
+      const img: SerialImage = { m, s: edits ? doctoredUart(d.s, edits) : d.s, fcrVmstate: 0 };
       list.push(vmEntry(serialSection(m.build.revisions), img, serials++));
     } else {
       const img: VserImage = { m, s: d.s };
@@ -230,10 +235,13 @@ const ctxOf = (m: Machine): MigCtx => ({
   hazards: [],
 });
 
-/** qemu_savevm_state_complete: the stopped source's device state as a stream. */
-export function saveVm(m: Machine): Uint8Array {
+/**
+ * qemu_savevm_state_complete: the stopped source's device state as a stream; with `hostile`,
+ * a doctored source's (migration/hostile.ts).
+ */
+export function saveVm(m: Machine, hostile?: ReadonlyMap<number, Record<string, number>>): Uint8Array {
   assert(!m.running, 'saveVm: the source must be stopped');
-  return saveStream(entries(m), ctxOf(m), m.machineType.name);
+  return saveStream(entries(m, hostile), ctxOf(m), m.machineType.name);
 }
 
 /**
@@ -302,16 +310,27 @@ export interface DeviceSection {
   body: Uint8Array;
 }
 
-function deviceEntry(m: Machine, dev: number): VmEntry<MigCtx> {
+function deviceEntry(
+  m: Machine,
+  dev: number,
+  hostile?: ReadonlyMap<number, Record<string, number>>,
+): VmEntry<MigCtx> {
   const d = m.devices[dev];
   assert(d !== undefined, `no device ${dev}`);
   // The board's five sections come first, then the devices in order (entries()).
-  return entries(m)[5 + dev]!;
+  return entries(m, hostile)[5 + dev]!;
 }
 
-/** The section a stopped VM saves for one device (what `stream craft` writes into a real stream). */
-export function saveDeviceSection(m: Machine, dev: number): DeviceSection {
-  const e = deviceEntry(m, dev);
+/**
+ * The section a stopped VM saves for one device (what `stream craft` writes into a real
+ * stream); with `hostile`, a doctored source's (saveVm).
+ */
+export function saveDeviceSection(
+  m: Machine,
+  dev: number,
+  hostile?: ReadonlyMap<number, Record<string, number>>,
+): DeviceSection {
+  const e = deviceEntry(m, dev, hostile);
   const w = new StreamWriter(256);
   saveSection(w, e.section, e.obj, ctxOf(m));
   return { idstr: e.section.name, instanceId: e.instanceId, version: e.section.version, body: w.finish() };
