@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { builtinRegistry } from '../../src/model/migration/builds.js';
+import { parseSchedule } from '../../src/model/schedule/validate.js';
 import { judge } from '../../src/oracles/verdict.js';
 import { CraftError, flaggedSection, spliceSection } from '../../src/stream/craft.js';
 import { decodeStream } from '../../src/stream/decode.js';
 import { realStream } from './fixtures.js';
-import { HOSTILE_CASES, type HostileCase, hostileSchedule } from './hostile.js';
+import { HOSTILE_CASES, type HostileCase, hostileSchedule, hostileScheduleJson } from './hostile.js';
 
 const builds = builtinRegistry();
 
@@ -77,5 +78,26 @@ describe('stream craft onto a real QEMU 7.2 stream', () => {
       /no 'serial' instance 3 section/,
     );
     expect(() => spliceSection(base.subarray(0, 100), section)).toThrow(CraftError);
+  });
+});
+
+describe('the hostile field of a migrate step', () => {
+  const withHostile = (hostile: unknown) => {
+    const doc = JSON.parse(hostileScheduleJson('recv-head'));
+    doc.steps[1].hostile = hostile;
+    return () => parseSchedule(JSON.stringify(doc), builds);
+  };
+  it('names isa-serial devices and QEMU serial fields, each in its range', () => {
+    expect(withHostile({ uart9: { lsr: 1 } })).toThrow(/steps\[1\]\.hostile\.uart9: no device "uart9"/);
+    expect(withHostile({ uart0: { recv_fifo_head: 1 } })).toThrow(
+      /hostile\.uart0\.recv_fifo_head: not a serial field a hostile source can set \(did you mean "recv_fifo\.head"\?\)/,
+    );
+    expect(withHostile({ uart0: { lsr: 256 } })).toThrow(
+      /hostile\.uart0\.lsr: expected an integer in \[0, 255\], got 256/,
+    );
+    expect(withHostile({ uart0: { fcr_vmstate: 1 } })).toThrow(/not a serial field/);
+    expect(withHostile({ uart0: { 'xmit_fifo.num': 0xffffffff, poll_msl: -1 } })().steps[1]).toMatchObject({
+      hostile: { uart0: { 'xmit_fifo.num': 0xffffffff, poll_msl: -1 } },
+    });
   });
 });
