@@ -10,6 +10,7 @@ import type { DeviceHazard } from './migration/context.js';
 import { applySourceState, type SourceState } from './migration/from-stream.js';
 import type { HostileEdits } from './migration/hostile.js';
 import { LoadError } from './migration/stream.js';
+import { FIRST_VSER_SLOT, virtioIdstr } from './migration/virtio-section.js';
 import { finishLoad, loadSections, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
 import type { Schedule, Step } from './schedule/types.js';
@@ -439,10 +440,9 @@ export class World implements Host {
   /** The schedule device behind a failed section (by section name and instance). */
   private sectionDevice(m: Machine, e: LoadError): string | null {
     if (e.section === null) return null;
-    const kind = e.section === 'serial' ? 'uart' : e.section === 'virtio-console' ? 'vser' : null;
-    if (!kind) return null;
-    const same = m.devices.filter((d) => d.kind === kind);
-    return same[e.instanceId]?.name ?? null;
+    if (e.section === 'serial') return m.devices.filter((d) => d.kind === 'uart')[e.instanceId]?.name ?? null;
+    const vsers = m.devices.filter((d) => d.kind === 'vser');
+    return vsers.find((_, i) => virtioIdstr(FIRST_VSER_SLOT + i) === e.section)?.name ?? null;
   }
 }
 

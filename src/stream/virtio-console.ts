@@ -103,7 +103,8 @@ function decodeElement(c: Cursor, id: number): VirtioPort['elem'] {
   const off = c.be64('iov_offset');
   const raw = c.bytes(ELEMENT_OLD_SIZE, `port ${id} popped element`);
   const iov_offset = off <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(off) : off;
-  return { iov_idx, iov_offset, index: le32(raw, 0), in_num: le32(raw, 4), out_num: le32(raw, 8) };
+  // VirtQueueElementOld: index, out_num, in_num (in that order).
+  return { iov_idx, iov_offset, index: le32(raw, 0), out_num: le32(raw, 4), in_num: le32(raw, 8) };
 }
 
 function decodeSerialDevice(c: Cursor): VirtioConsoleState['serial'] {

@@ -10,7 +10,7 @@ import { fail } from '../model/assert.js';
 import type { Build, MachineType } from '../model/migration/builds.js';
 import { qemuFieldName } from '../model/migration/hostile.js';
 import { serialSection, serialStateSection } from '../model/migration/serial-section.js';
-import { virtioConsoleSection } from '../model/migration/virtio-section.js';
+import { FIRST_VSER_SLOT, virtioConsoleSection } from '../model/migration/virtio-section.js';
 import type { ScalarType, VmField, VmSection, VmSubsection } from '../model/migration/vmstate.js';
 
 export interface DumpField {
@@ -157,7 +157,7 @@ function serialDevice(build: Build): DumpDevice {
 }
 
 function virtioDevice(): DumpDevice {
-  const s = virtioConsoleSection as unknown as VmSection<unknown, unknown>;
+  const s = virtioConsoleSection(FIRST_VSER_SLOT) as unknown as VmSection<unknown, unknown>;
   const shape = QEMU_SHAPE.virtio;
   // The section's idstr carries the PCI address in QEMU; the description is "virtio-console".
   // Everything, the virtio/* subsections included, is inside the one opaque field.

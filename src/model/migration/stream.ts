@@ -172,6 +172,18 @@ export class StreamReader {
     return this.pos < this.buf.length ? this.buf[this.pos]! : -1;
   }
 
+  /** Goes back to an earlier offset (after peeking further than one byte). */
+  rewind(to: number): void {
+    if (!(Number.isInteger(to) && to >= 0 && to <= this.pos)) fail(`stream: cannot rewind to ${to}`);
+    this.pos = to;
+  }
+
+  /** A view of the bytes read since `start` (no copy). */
+  since(start: number): Uint8Array {
+    if (!(Number.isInteger(start) && start >= 0 && start <= this.pos)) fail(`stream: bad start ${start}`);
+    return this.buf.subarray(start, this.pos);
+  }
+
   /** Consumes n bytes and returns the offset where they start. */
   private take(n: number): number {
     const at = this.pos;

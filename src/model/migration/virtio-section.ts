@@ -1,18 +1,43 @@
 import { MSIX_ENTRIES } from '../irqchip.js';
 import type { Machine } from '../machine.js';
 import { sendControlEvent } from '../virtio-serial/device.js';
-import { Ctrl, findPort, inQueueOf, MAX_PORTS, NUM_QUEUES, type VserState } from '../virtio-serial/state.js';
+import {
+  C_OVQ,
+  CONTROL_QUEUE_SIZE,
+  Ctrl,
+  findPort,
+  inQueueOf,
+  MAX_PORTS,
+  NUM_QUEUES,
+  PORT_QUEUE_SIZE,
+  type VirtioTransport,
+  type VserState,
+} from '../virtio-serial/state.js';
 import { u16 } from '../virtio-serial/virtqueue.js';
 import type { MigCtx } from './context.js';
 import { LoadError, type StreamReader } from './stream.js';
-import { custom, fieldAt, type VmSection } from './vmstate.js';
+import { custom, fieldAt, type PostLoadResult, type VmSection } from './vmstate.js';
 
 /**
- * The "virtio-console" section (version 3): virtio common state (transport INTx level and
- * MSI-X bits, status, ISR, each queue's last_avail_idx), then virtio_serial_save_device
- * (config, ports_map, per-port connection state and a popped element). What happens after
- * load when a port's host connection differs from the source's is the build's revision:
- * seed bug A.
+ * The virtio-serial-pci section as QEMU writes it: idstr "0000:00:SS.0/virtio-console" (the
+ * PCI address, qdev_get_dev_path), version 3. Its body is virtio_save (hw/virtio/virtio.c):
+ * the transport's config (virtio_pci_save_config: the PCIDevice, msix_save's table and
+ * pending bits, config_vector), the virtio common state (status, ISR, queue_sel, guest
+ * features, the device config), each queue (size, ring address, last_avail_idx, MSI-X
+ * vector), the device's own block (virtio_serial_save_device: config, ports_map, per port
+ * the connection state and a popped element as qemu_put_virtqueue_element writes it), then
+ * the vmstate_virtio subsections. What the model does not interpret travels in the device's
+ * VirtioTransport record. What happens after load when a port's host connection differs
+ * from the source's is the build's revision: seed bug A.
+ *
+ * Builds: QEMU 7.2's layout (checked against a real 7.2 stream, test/fixtures/streams). The
+ * 1.x/2.x virtio_save writes the same fields in the same order up to the device block (1.x:
+ * virtio_serial_save called virtio_save itself under register_savevm "virtio-console";
+ * vring.pa where 2.x+ has vring.desc; the element was the then VirtQueueElement, whose layout
+ * VirtQueueElementOld keeps), and the vmstate_virtio subsections came later (device_endian
+ * and the rest from 2.x on). That older layout is taken from QEMU's history, not checked on a
+ * stream of those releases: every modelled build writes the layout above, and a device the
+ * model made writes no subsection (it holds no guest features or ring addresses to put there).
  */
 export interface VserImage {
   m: Machine;
@@ -23,18 +48,194 @@ function fail(msg: string, key: string): never {
   throw new LoadError(`virtio-serial: ${msg}`, key);
 }
 
-/** Each queue's last_avail_idx, checked against the ring in guest RAM (virtio_load). */
+/** VIRTIO_NO_VECTOR. */
+const NO_VECTOR = 0xffff;
+/** VIRTIO_QUEUE_MAX: the queue count bound and the virtio/* arrays' length. */
+const VIRTIO_QUEUE_MAX = 1024;
+const PCI_CONFIG_SPACE_SIZE = 256;
+const MSIX_ENTRY_SIZE = 16;
+/** PCI_MSIX_ENTRY_VECTOR_CTRL's mask bit, in each entry's last dword. */
+const MSIX_CTRL = 12;
+/** sizeof(struct virtio_console_config): cols, rows, max_nr_ports, emerg_wr. */
+const CONSOLE_CONFIG_SIZE = 12;
+/**
+ * sizeof(VirtQueueElementOld) on a 64-bit host: index, out_num, in_num (padded to 16),
+ * in_addr[1024], out_addr[1024], in_sg[1024], out_sg[1024] (struct iovec: base, len).
+ */
+const VIRTQUEUE_MAX_SIZE = 1024;
+const ELEMENT_OLD_SIZE = 16 + 2 * 8 * VIRTQUEUE_MAX_SIZE + 2 * 16 * VIRTQUEUE_MAX_SIZE;
+const ELEM_OUT_SG = 16 + 16 * VIRTQUEUE_MAX_SIZE + 16 * VIRTQUEUE_MAX_SIZE;
+
+/** The slot of the first virtio-serial-pci (then one per device), as confirm starts them. */
+export const FIRST_VSER_SLOT = 4;
+
+/** The section's idstr for a device at `slot` (bus 0, function 0). */
+export const virtioIdstr = (slot: number): string =>
+  `0000:00:${slot.toString(16).padStart(2, '0')}.0/virtio-console`;
+
+/**
+ * PCI config space of a virtio-serial-pci in QEMU 7.2 at realize (pc-i440fx-7.2, before the
+ * firmware runs), saved with `-S` and `migrate "exec:cat > FILE"`: with the default 2 MSI-X
+ * vectors, and with vectors=0 (no MSI-X capability; the capability pointer differs).
+ */
+const CONFIG_7_2 = {
+  msix: 'f41a0310000010000000800700000000010000000000000000000000000000000c0000000000000000000000f41a030000000000980000000000000000010000090010010400000000000000001000000940100304000000001000000010000009501004040000000020000000100000096014020400000000300000001000000400000009701405000000000000000000000000000000001184010001000000010800000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000',
+  intx: 'f41a0310000010000000800700000000010000000000000000000000000000000c0000000000000000000000f41a030000000000840000000000000000010000090010010400000000000000001000000940100304000000001000000010000009501004040000000020000000100000096014020400000000300000001000000400000009701405000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000',
+} as const;
+
+const fromHex = (h: string): Uint8Array => Uint8Array.from(h.match(/../g)!, (b) => Number.parseInt(b, 16));
+
+/** What a device the model made saves for the parts it does not model: QEMU 7.2 at realize. */
+function realizeTransport(s: VserState): VirtioTransport {
+  const msixTable = new Uint8Array(s.msix ? MSIX_ENTRIES * MSIX_ENTRY_SIZE : 0);
+  return {
+    pciVersion: 2,
+    pciConfig: fromHex(s.msix ? CONFIG_7_2.msix : CONFIG_7_2.intx),
+    irqStateBcd: [0, 0, 0],
+    msixTable,
+    pbaHigh: 0,
+    configVector: NO_VECTOR,
+    queueSel: 0,
+    guestFeaturesLo: 0,
+    config: new Uint8Array(CONSOLE_CONFIG_SIZE),
+    // virtio_serial_device_realize: control queues of 32 entries, port queues of 128.
+    queues: Array.from({ length: NUM_QUEUES }, (_, q) => ({
+      num: q === C_OVQ - 1 || q === C_OVQ ? CONTROL_QUEUE_SIZE : PORT_QUEUE_SIZE,
+      desc: new Uint8Array(8),
+      vector: NO_VECTOR,
+    })),
+    elements: {},
+    subsections: new Uint8Array(0),
+  };
+}
+
+/** The device's transport record, made at the first save of a device the model made. */
+function transportOf(s: VserState): VirtioTransport {
+  s.transport ??= realizeTransport(s);
+  return s.transport;
+}
+
+/** The transport record a load fills in (a fresh one: a failed load leaves no half record). */
+function loading(s: VserState): VirtioTransport {
+  const t = realizeTransport(s);
+  s.transport = t;
+  return t;
+}
+
+const le32 = (b: Uint8Array, at: number): number =>
+  (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+
+/**
+ * virtio_pci_save_config: pci_device_save (vmstate_pci_device v2: version_id, the config
+ * space, irq_state per pin), then msix_save and config_vector when MSI-X is present.
+ */
+const pciConfig = custom<VserImage, MigCtx>('pci', {
+  save(w, { m, s }) {
+    const t = transportOf(s);
+    w.i32(t.pciVersion);
+    w.bytes(t.pciConfig);
+    w.be32(m.irq.pci.irqState[s.dev]!);
+    for (const v of t.irqStateBcd) w.be32(v);
+    if (!s.msix) return;
+    const base = s.dev * MSIX_ENTRIES;
+    const table = t.msixTable.slice();
+    let pba = t.pbaHigh;
+    for (let e = 0; e < MSIX_ENTRIES; e++) {
+      const at = e * MSIX_ENTRY_SIZE + MSIX_CTRL;
+      table[at] = (table[at]! & ~1) | m.irq.msix.masked[base + e]!;
+      pba |= m.irq.msix.pending[base + e]! << e;
+    }
+    w.bytes(table);
+    w.u8(pba);
+    w.be16(t.configVector);
+  },
+  load(r, { m, s }) {
+    const t = loading(s);
+    // VMSTATE_INT32_POSITIVE_LE(version_id): at most the local version.
+    const version = r.i32();
+    if (version < 0 || version > 2)
+      fail(`Invalid value ${version} expecting positive value <= 2`, 'pci-version');
+    t.pciVersion = version;
+    // get_pci_config_device compares the read-only bits with the local device's ("Bad config
+    // data"); the model has no config space of its own and keeps the bytes as they came.
+    t.pciConfig = r.bytes(PCI_CONFIG_SPACE_SIZE).slice();
+    // get_pci_irq_state: every pin's level must be 0 or 1.
+    const pins = [0, 1, 2, 3].map(() => r.i32());
+    const bad = pins.find((v) => v !== 0 && v !== 1);
+    if (bad !== undefined) fail(`irq state ${bad}: must be 0 or 1.`, 'pci-irq-state');
+    m.irq.pci.irqState[s.dev] = pins[0]!;
+    t.irqStateBcd = pins.slice(1);
+    if (!s.msix) return;
+    // msix_load: the table and the pending bits as they came; the model keeps each vector's
+    // mask and pending bit.
+    const table = r.bytes(MSIX_ENTRIES * MSIX_ENTRY_SIZE).slice();
+    const pba = r.u8();
+    const base = s.dev * MSIX_ENTRIES;
+    for (let e = 0; e < MSIX_ENTRIES; e++) {
+      m.irq.msix.masked[base + e] = table[e * MSIX_ENTRY_SIZE + MSIX_CTRL]! & 1;
+      m.irq.msix.pending[base + e] = (pba >> e) & 1;
+    }
+    t.msixTable = table;
+    t.pbaHigh = pba & ~((1 << MSIX_ENTRIES) - 1);
+    t.configVector = vector(r.be16(), 'config_vector');
+  },
+});
+
+/** virtio_pci_load_config/_queue: a vector other than NO_VECTOR must exist (msix_vector_use). */
+function vector(v: number, what: string): number {
+  if (v !== NO_VECTOR && v >= MSIX_ENTRIES)
+    fail(`${what} ${v} is not one of the ${MSIX_ENTRIES} MSI-X vectors`, 'msix-vector');
+  return v;
+}
+
+/** virtio_save's common state after status and ISR: queue_sel, guest features, the device config. */
+const common = custom<VserImage, MigCtx>('common', {
+  save(w, { s }) {
+    const t = transportOf(s);
+    w.be16(t.queueSel);
+    w.be32(t.guestFeaturesLo);
+    w.be32(t.config.length);
+    w.bytes(t.config);
+  },
+  load(r, { s }) {
+    const t = s.transport!;
+    t.queueSel = r.be16();
+    if (t.queueSel >= VIRTIO_QUEUE_MAX) fail(`queue_sel ${t.queueSel} out of range`, 'queue-sel');
+    t.guestFeaturesLo = r.be32();
+    // Any length loads: QEMU reads what fits its config and skips the rest.
+    t.config = r.bytes(r.be32()).slice();
+  },
+});
+/**
+ * The queues: their count (those with a size, from 0), then each one's size, ring address,
+ * last_avail_idx and (MSI-X) vector. last_avail_idx is checked against the ring in guest RAM
+ * (virtio_load).
+ */
 const queues = custom<VserImage, MigCtx>('queues', {
   save(w, { s }) {
-    w.be32(NUM_QUEUES);
-    for (const q of s.queues) w.be16(q.lastAvailIdx);
+    const t = transportOf(s);
+    w.be32(t.queues.length);
+    for (const [q, tq] of t.queues.entries()) {
+      w.be32(tq.num);
+      w.bytes(tq.desc);
+      w.be16(s.queues[q]!.lastAvailIdx);
+      if (s.msix) w.be16(tq.vector);
+    }
   },
   load(r, { m, s }, ctx) {
+    const t = s.transport!;
     const n = r.be32();
+    if (n > VIRTIO_QUEUE_MAX) fail(`Invalid number of virtqueues: 0x${n.toString(16)}`, 'queue-count');
+    // QEMU loads any count up to the maximum; the model's device has exactly its own.
     if (n !== NUM_QUEUES) fail(`${n} queues in the stream, the device has ${NUM_QUEUES}`, 'queue-count');
     const rings = m.rings(s.dev).rings;
+    t.queues = [];
     for (let q = 0; q < NUM_QUEUES; q++) {
+      const num = r.be32();
+      const desc = r.bytes(8).slice();
       const last = r.be16();
+      const vec = s.msix ? vector(r.be16(), `queue ${q} vector`) : NO_VECTOR;
+      t.queues.push({ num, desc, vector: vec });
       const ring = rings[q];
       if (!ring) {
         if (last !== 0)
@@ -77,9 +278,26 @@ function savedHostConnected(s: VserState, p: VserState['ports'][number], ctx: Mi
   return p.hostConnected;
 }
 
+/**
+ * qemu_put_virtqueue_element's VirtQueueElementOld (host-endian, x86-64) for the model's
+ * element: one guest-to-host buffer (out_num 1) whose length the ring gives. A loaded one is
+ * written back as it came; the model knows no guest addresses, so its own has out_addr 0.
+ */
+function elementBytes(m: Machine, s: VserState, port: number, elem: { id: number }): Uint8Array {
+  const loaded = s.transport?.elements[port];
+  if (loaded && le32(loaded, 0) === elem.id) return loaded;
+  const raw = new Uint8Array(ELEMENT_OLD_SIZE);
+  const v = new DataView(raw.buffer);
+  v.setUint32(0, elem.id, true);
+  v.setUint32(4, 1, true); // out_num
+  const ring = m.rings(s.dev).rings[inQueueOf(port) + 1];
+  v.setBigUint64(ELEM_OUT_SG + 8, BigInt(ring ? ring.bufLen[elem.id]! : 0), true);
+  return raw;
+}
+
 /** virtio_serial_save_device / virtio_serial_load_device + fetch_active_ports_list. */
 const device = custom<VserImage, MigCtx>('device', {
-  save(w, { s }, ctx) {
+  save(w, { m, s }, ctx) {
     w.be16(s.cols);
     w.be16(s.rows);
     w.be32(MAX_PORTS);
@@ -93,20 +311,25 @@ const device = custom<VserImage, MigCtx>('device', {
       if (p.elem) {
         w.be32(0); // iov_idx: one buffer per element
         w.be64(p.elem.offset);
-        w.be32(p.elem.id);
+        w.bytes(elementBytes(m, s, p.id, p.elem));
       }
     }
   },
   load(r, { m, s }, ctx, versionId) {
+    const t = s.transport!;
     s.cols = r.be16();
     s.rows = r.be16();
-    r.be32(); // max_nr_ports: ignored on load today
-    const map = r.be32();
-    if (map !== s.portsMap)
-      fail(
-        `ports_map 0x${map.toString(16)} differs from the local 0x${s.portsMap.toString(16)}`,
-        'ports-map',
-      );
+    // More ports than the destination's max_nr_ports fail; each ports_map word must match.
+    const max = r.be32();
+    if (max > MAX_PORTS) fail(`max_nr_ports ${max} above the local ${MAX_PORTS}`, 'ports-map');
+    for (let i = 0; i < Math.ceil(max / 32); i++) {
+      const map = r.be32();
+      if (map !== s.portsMap)
+        fail(
+          `ports_map 0x${map.toString(16)} differs from the local 0x${s.portsMap.toString(16)}`,
+          'ports-map',
+        );
+    }
     const n = r.be32();
     if (n > MAX_PORTS) fail(`${n} active ports, at most ${MAX_PORTS}`, 'port-count');
     const ids: number[] = [];
@@ -123,7 +346,14 @@ const device = custom<VserImage, MigCtx>('device', {
       if (r.be32() === 0) continue;
       if (r.be32() !== 0) fail(`port ${id}: iov_idx out of range`, 'elem');
       const offset = r.be64();
-      const desc = r.be32();
+      const raw = r.bytes(ELEMENT_OLD_SIZE).slice();
+      const outNum = le32(raw, 4);
+      const inNum = le32(raw, 8);
+      // qemu_get_virtqueue_element asserts both counts fit the arrays: QEMU aborts mid-load.
+      if (outNum > VIRTQUEUE_MAX_SIZE || inNum > VIRTQUEUE_MAX_SIZE)
+        fail(`port ${id}: popped element with ${outNum} out / ${inNum} in buffers (QEMU asserts)`, 'elem');
+      if (outNum !== 1 || inNum !== 0) fail(`port ${id}: popped element is not one outgoing buffer`, 'elem');
+      const desc = le32(raw, 0);
       const q = inQueueOf(id) + 1;
       const ring = m.rings(s.dev).rings[q];
       if (!ring || desc >= ring.num || !(offset >= 0 && offset <= ring.bufLen[desc]!))
@@ -135,6 +365,7 @@ const device = custom<VserImage, MigCtx>('device', {
         if (ring.availRing[u16(lastAvailIdx - k) % ring.num] === desc) inFlight = true;
       if (!inFlight) fail(`port ${id}: popped element ${desc} is not in flight`, 'elem');
       port.elem = { id: desc, offset };
+      t.elements[id] = raw;
       // virtio_serial_throttle_port(port, false): the flush bottom half runs on the next
       // main-loop pass, even while the VM is paused or still loading.
       port.throttled = true;
@@ -166,59 +397,96 @@ function afterLoad(m: Machine, s: VserState, ctx: MigCtx, ids: number[], hostCon
   m.timerMod(s.timerSlot, 1);
 }
 
-export const virtioConsoleSection: VmSection<VserImage, MigCtx> = {
-  name: 'virtio-console',
-  version: 3,
-  minVersion: 3,
-  fields: [
-    {
-      // virtio-pci transport: the device's INTx level (irq_state), loaded raw.
-      name: 'irq_state',
-      type: 'bool',
-      get: (o) => o.m.irq.pci.irqState[o.s.dev] === 1,
-      set: (o, v) => {
-        o.m.irq.pci.irqState[o.s.dev] = v ? 1 : 0;
-      },
-    },
-    {
-      name: 'msix',
-      type: { buffer: 2 * MSIX_ENTRIES },
-      get: (o) => {
-        const base = o.s.dev * MSIX_ENTRIES;
-        const { masked, pending } = o.m.irq.msix;
-        return Uint8Array.of(
-          ...masked.subarray(base, base + MSIX_ENTRIES),
-          ...pending.subarray(base, base + MSIX_ENTRIES),
-        );
-      },
-      set: (o, v) => {
-        const bytes = v as Uint8Array;
-        const base = o.s.dev * MSIX_ENTRIES;
-        for (let e = 0; e < MSIX_ENTRIES; e++) {
-          o.m.irq.msix.masked[base + e] = bytes[e]! ? 1 : 0;
-          o.m.irq.msix.pending[base + e] = bytes[MSIX_ENTRIES + e]! ? 1 : 0;
-        }
-      },
-    },
-    fieldAt('s.status', 'u8'),
-    // VMSTATE_UINT8: any ISR loads; INTx follows bit 0.
-    fieldAt('s.isr', 'u8'),
-    queues,
-    device,
-  ],
-  subsections: [],
-  postLoad: ({ m, s }) => {
-    const level = m.irq.pci.irqState[s.dev]!;
-    // The INTx level travels raw; it must agree with the bus count loaded before it (QEMU
-    // would hit pci_change_irq_level's assert) and an MSI-X device never asserts INTx.
-    if (level && (s.msix || m.irq.pci.pirqCount[s.pirq]! < 1)) {
-      return {
-        message: `virtio-serial: INTx irq_state 1 that the PCI bus does not count`,
-        key: 'pci-irq-count',
-      };
-    }
-    // virtio_load ends with virtio_notify_vector(NO_VECTOR): INTx follows the loaded ISR.
-    if (!s.msix) m.setIrq(s.dev, s.isr & 1);
-    return null;
-  },
+/**
+ * vmstate_virtio's subsections (and virtio_pci's inside virtio/extra_state), kept as they
+ * came: their names and body sizes in QEMU 7.2, so the list's end is found. A name QEMU 7.2
+ * does not know fails the load (vmstate_subsection_load: -ENOENT).
+ */
+const SUBSECTION_SIZES: Record<string, number> = {
+  'virtio/device_endian': 1,
+  'virtio/64bit_features': 8,
+  'virtio/virtqueues': 16 * VIRTIO_QUEUE_MAX,
+  'virtio/ringsize': 4 * VIRTIO_QUEUE_MAX,
+  'virtio/packed_virtqueues': 10 * VIRTIO_QUEUE_MAX,
+  'virtio/broken': 1,
+  'virtio/started': 1,
+  'virtio/disabled': 1,
+  'virtio/extra_state': 0,
+  'virtio_pci/modern_state': 16 + 28 * VIRTIO_QUEUE_MAX,
 };
+
+const QEMU_VM_SUBSECTION = 0x05;
+
+/** Skips the subsections of `prefix` (a name outside it ends the list, as in QEMU). */
+function skipSubsections(r: StreamReader, prefix: string): void {
+  while (r.peek() === QEMU_VM_SUBSECTION) {
+    const at = r.offset;
+    r.u8();
+    const name = r.str8();
+    if (!name.startsWith(prefix)) {
+      r.rewind(at);
+      return;
+    }
+    const size = SUBSECTION_SIZES[name];
+    if (size === undefined)
+      throw new LoadError(`virtio-serial: unknown subsection '${name}'`, 'unknown-subsection');
+    const version = r.be32();
+    if (version !== 1)
+      throw new LoadError(`${name}: incoming version_id ${version} is not 1`, 'unknown-subsection');
+    r.bytes(size);
+    if (name === 'virtio/extra_state') skipSubsections(r, 'virtio_pci/');
+  }
+}
+
+const subsections = custom<VserImage, MigCtx>('subsections', {
+  save(w, { s }) {
+    w.bytes(transportOf(s).subsections);
+  },
+  load(r, { s }) {
+    const start = r.offset;
+    skipSubsections(r, 'virtio/');
+    s.transport!.subsections = r.since(start).slice();
+  },
+});
+
+const sections = new Map<number, VmSection<VserImage, MigCtx>>();
+
+/** The section of the virtio-serial-pci at `slot`. */
+export function virtioConsoleSection(slot: number): VmSection<VserImage, MigCtx> {
+  let section = sections.get(slot);
+  if (!section) {
+    section = {
+      name: virtioIdstr(slot),
+      version: 3,
+      minVersion: 3,
+      fields: [
+        pciConfig,
+        fieldAt('s.status', 'u8'),
+        fieldAt('s.isr', 'u8'),
+        common,
+        queues,
+        device,
+        subsections,
+      ],
+      subsections: [],
+      postLoad,
+    };
+    sections.set(slot, section);
+  }
+  return section;
+}
+
+function postLoad({ m, s }: VserImage): PostLoadResult {
+  const level = m.irq.pci.irqState[s.dev]!;
+  // The INTx level travels raw; it must agree with the bus count loaded before it (QEMU
+  // would hit pci_change_irq_level's assert) and an MSI-X device never asserts INTx.
+  if (level && (s.msix || m.irq.pci.pirqCount[s.pirq]! < 1)) {
+    return {
+      message: `virtio-serial: INTx irq_state 1 that the PCI bus does not count`,
+      key: 'pci-irq-count',
+    };
+  }
+  // virtio_load ends with virtio_notify_vector(NO_VECTOR): INTx follows the loaded ISR.
+  if (!s.msix) m.setIrq(s.dev, s.isr & 1);
+  return null;
+}

@@ -8,7 +8,7 @@ import type { DeviceHazard, MigCtx } from './context.js';
 import { doctoredUart } from './hostile.js';
 import { type SerialImage, serialSection } from './serial-section.js';
 import { LoadError, StreamReader, StreamWriter } from './stream.js';
-import { type VserImage, virtioConsoleSection } from './virtio-section.js';
+import { FIRST_VSER_SLOT, type VserImage, virtioConsoleSection } from './virtio-section.js';
 import {
   field,
   loadSection,
@@ -222,7 +222,8 @@ function entries(m: Machine, hostile?: ReadonlyMap<number, Record<string, number
       list.push(vmEntry(serialSection(m.build.revisions), img, serials++));
     } else {
       const img: VserImage = { m, s: d.s };
-      list.push(vmEntry(virtioConsoleSection, img, vsers++));
+      // Each at its own PCI address: its own idstr, instance 0.
+      list.push(vmEntry(virtioConsoleSection(FIRST_VSER_SLOT + vsers++), img));
     }
   }
   return list;

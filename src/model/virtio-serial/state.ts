@@ -68,6 +68,32 @@ export interface PostLoad {
   hostConnected: boolean[];
 }
 
+/**
+ * What virtio_save carries that the model does not interpret: the PCI config space and the
+ * other INTx pins, the MSI-X table's addresses and data, the queues' sizes, ring addresses and
+ * vectors, the device config, each popped element's raw VirtQueueElementOld and the virtio/*
+ * subsections. Kept as a loaded section had it, so the device saves it back byte for byte;
+ * null on a device the model made (virtio-section.ts then writes QEMU 7.2's values at realize).
+ */
+export interface VirtioTransport {
+  pciVersion: number;
+  pciConfig: Uint8Array;
+  /** irq_state of INTB..INTD (INTA is the model's INTx level). */
+  irqStateBcd: number[];
+  /** MSI-X table entries (16 bytes each); each entry's mask bit is the model's. */
+  msixTable: Uint8Array;
+  /** The PBA byte's bits above the model's vectors. */
+  pbaHigh: number;
+  configVector: number;
+  queueSel: number;
+  guestFeaturesLo: number;
+  config: Uint8Array;
+  queues: { num: number; desc: Uint8Array; vector: number }[];
+  /** A popped element's VirtQueueElementOld, by port id. */
+  elements: Record<number, Uint8Array>;
+  subsections: Uint8Array;
+}
+
 export interface VserState {
   /** Config: device index, PIRQ for INTx, vm_clock timer slot, interrupt mode. */
   dev: number;
@@ -84,6 +110,7 @@ export interface VserState {
   portsMap: number;
   ports: PortState[];
   postLoad: PostLoad | null;
+  transport: VirtioTransport | null;
 }
 
 /** Guest memory of one virtio-serial device: its rings (null: the queue is not set up). */
@@ -134,6 +161,7 @@ export function makeVser(
       elem: null,
     })),
     postLoad: null,
+    transport: null,
   };
 }
 
