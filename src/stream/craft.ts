@@ -11,8 +11,8 @@ import { decodeStream, type Section } from './decode.js';
  * refused) is taken as the source saved it, and written over the same section of a real QEMU
  * stream. Everything else in the real stream stays byte for byte as it was (checked), so a
  * real destination started like the base's source meets exactly the model's device state.
- * Serial sections only: the model's serial section is QEMU's isa-serial layout, its
- * virtio-console section is not QEMU's yet.
+ * Serial sections only: the model's virtio-console section is QEMU's layout as well, but a
+ * device the model made has no guest ring addresses to put beside the base's RAM.
  */
 
 /** What cannot be crafted, in one line (exit 3). */
@@ -67,9 +67,11 @@ export function flaggedSection(
     );
   const dev = world.deviceNames.indexOf(target.device);
   const section = saved[target.migration]![dev]!;
+  // A virtio-console section is QEMU's layout too, but a device the model made holds no guest
+  // ring addresses (they would be 0 beside the base's RAM): only serial state is crafted.
   if (section.idstr !== 'serial')
     throw new CraftError(
-      `the flagged device ${target.device} saves a '${section.idstr}' section; only serial sections are in QEMU's layout in the model`,
+      `the flagged device ${target.device} saves a '${section.idstr}' section; stream craft writes serial sections only (the model's virtio rings have no guest addresses)`,
     );
   return { target, section };
 }

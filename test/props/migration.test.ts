@@ -563,15 +563,16 @@ function sectionAt(stream: Uint8Array, name: string): number {
 }
 
 /** An idle machine (virtio-serial only), stopped after boot, and the offset of its stream's
- * virtio-console irq_state byte (the first field after the section header). */
+ * virtio-console INTA irq_state byte (after the PCIDevice's version_id and config space). */
 function idleVser(irq: 'intx' | 'msix'): { stopped: Stopped; irqStateAt: number } {
   const s = smallSchedule({ vser0: { kind: 'virtio-serial', irq, ports: [{ id: 1 }] } }, [
     { at: 500 * US, do: 'guest.vport.open', dev: 'vser0', port: 1 },
   ]);
   const stopped = stopAt(s, 2 * MS);
-  const name = 'virtio-console';
-  // type, be32 section id, str8 name, be32 instance id, be32 version id, then irq_state.
-  const irqStateAt = sectionAt(stopped.stream, name) + 5 + 1 + name.length + 4 + 4;
+  const name = '0000:00:04.0/virtio-console';
+  // type, be32 section id, str8 name, be32 instance id, be32 version id, then the PCIDevice:
+  // be32 version_id, 256 bytes of config space, be32 irq_state per pin (INTA's low byte).
+  const irqStateAt = sectionAt(stopped.stream, name) + 5 + 1 + name.length + 4 + 4 + 4 + 256 + 3;
   expect(stopped.stream[irqStateAt]).toBe(0);
   return { stopped, irqStateAt };
 }

@@ -163,8 +163,8 @@ describe('a popped element in the port block', () => {
     view.setUint32(0, 0); // iov_idx
     view.setBigUint64(4, 7n); // iov_offset
     view.setUint32(12, 5, true); // index
-    view.setUint32(16, 0, true); // in_num
-    view.setUint32(20, 1, true); // out_num
+    view.setUint32(16, 1, true); // out_num (VirtQueueElementOld: index, out_num, in_num)
+    view.setUint32(20, 0, true); // in_num
     const doctored = new Uint8Array(body.length + elem.length);
     doctored.set(body.subarray(0, popped + 4));
     new DataView(doctored.buffer).setUint32(popped, 1);

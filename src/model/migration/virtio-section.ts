@@ -86,11 +86,11 @@ const CONFIG_7_2 = {
 const fromHex = (h: string): Uint8Array => Uint8Array.from(h.match(/../g)!, (b) => Number.parseInt(b, 16));
 
 /** What a device the model made saves for the parts it does not model: QEMU 7.2 at realize. */
-function realizeTransport(s: VserState): VirtioTransport {
-  const msixTable = new Uint8Array(s.msix ? MSIX_ENTRIES * MSIX_ENTRY_SIZE : 0);
+function realizeTransport(msix: boolean): VirtioTransport {
+  const msixTable = new Uint8Array(msix ? MSIX_ENTRIES * MSIX_ENTRY_SIZE : 0);
   return {
     pciVersion: 2,
-    pciConfig: fromHex(s.msix ? CONFIG_7_2.msix : CONFIG_7_2.intx),
+    pciConfig: fromHex(msix ? CONFIG_7_2.msix : CONFIG_7_2.intx),
     irqStateBcd: [0, 0, 0],
     msixTable,
     pbaHigh: 0,
@@ -109,15 +109,15 @@ function realizeTransport(s: VserState): VirtioTransport {
   };
 }
 
-/** The device's transport record, made at the first save of a device the model made. */
-function transportOf(s: VserState): VirtioTransport {
-  s.transport ??= realizeTransport(s);
-  return s.transport;
-}
+/** Read-only: a save never changes the device. */
+const AT_REALIZE = { msix: realizeTransport(true), intx: realizeTransport(false) };
 
-/** The transport record a load fills in (a fresh one: a failed load leaves no half record). */
+/** What the device saves for the parts the model does not model. */
+const transportOf = (s: VserState): VirtioTransport => s.transport ?? AT_REALIZE[s.msix ? 'msix' : 'intx'];
+
+/** The transport record a load fills in (a new one, which the device keeps). */
 function loading(s: VserState): VirtioTransport {
-  const t = realizeTransport(s);
+  const t = realizeTransport(s.msix);
   s.transport = t;
   return t;
 }

@@ -689,9 +689,9 @@ describe('virtio-console section', () => {
     dst.ram = cloneRam(src.ram);
     const e = loadError(() => loadVm(dst, stream));
     expect(e.key).toBe('ports-map');
-    expect(e.section).toBe('virtio-console');
+    expect(e.section).toBe('0000:00:04.0/virtio-console');
     expect(e.message).toBe(
-      "virtio-serial: ports_map 0x3 differs from the local 0x7: error while loading state for instance 0x0 of device 'virtio-console'",
+      "virtio-serial: ports_map 0x3 differs from the local 0x7: error while loading state for instance 0x0 of device '0000:00:04.0/virtio-console'",
     );
   });
 
@@ -742,7 +742,10 @@ describe('virtio-console section', () => {
       const dv = vserOf(dst);
       expect(sv.ports[0]!.elem).toEqual({ id: expect.any(Number), offset: 28 });
       expect(sv.isr).toBe(1);
-      expect({ ...dv, postLoad: null }).toEqual(sv);
+      // The destination keeps the transport record the stream brought (the model-made source
+      // writes QEMU 7.2's values at realize), with the popped element as it was written.
+      expect({ ...dv, postLoad: null, transport: null }).toEqual(sv);
+      expect(saveVm(dst)).toEqual(saveVm(src));
       expect(dv.ports[0]!.throttled).toBe(true);
       expect(dst.chardevs.vport[0]!.get(1)!.watch).toBe(true);
       expect(dst.irq.pci).toEqual(src.irq.pci);
