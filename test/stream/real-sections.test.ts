@@ -109,3 +109,72 @@ describe('real QEMU 7.2 virtio-console sections', () => {
     expect(Buffer.from(saved.body).equals(Buffer.from(real.bytes.subarray(0, saved.body.length)))).toBe(true);
   });
 });
+
+describe("the virtio-console loader refuses what QEMU 7.2's refuses", () => {
+  /** The model-made section (MSI-X) with `edit` applied; the load's LoadError. */
+  const refused = (edit: (b: Uint8Array, v: DataView) => void) => {
+    const body = saveDeviceSection(machine(), 1).body.slice();
+    edit(body, new DataView(body.buffer));
+    try {
+      loadDeviceSection(machine(), 1, 3, body);
+    } catch (e) {
+      return e as Error & { key: string };
+    }
+    throw new Error('the load succeeded');
+  };
+  // PCIDevice: version_id 4, config 256, irq_state 16; MSI-X table 32, PBA 1, config_vector 2;
+  // status, ISR, queue_sel 2, features 4, config_len 4 + 12; the queue count 4, 64 × 16.
+  const CONFIG_VECTOR = 4 + 256 + 16 + 32 + 1;
+  const QUEUE_SEL = CONFIG_VECTOR + 2 + 2;
+  const QUEUES = QUEUE_SEL + 2 + 4 + 4 + 12;
+  const PORT_BLOCK = QUEUES + 4 + 64 * 16;
+
+  it('a PCIDevice version_id above 2 (VMSTATE_INT32_POSITIVE_LE)', () => {
+    expect(refused((_, v) => v.setInt32(0, 3)).message).toBe(
+      'virtio-serial: Invalid value 3 expecting positive value <= 2',
+    );
+  });
+  it('an MSI-X vector the device does not have (msix_vector_use)', () => {
+    expect(refused((_, v) => v.setUint16(CONFIG_VECTOR, 2)).key).toBe('msix-vector');
+    expect(refused((_, v) => v.setUint16(QUEUES + 4 + 14, 7)).message).toMatch(
+      /queue 0 vector 7 is not one of the 2/,
+    );
+  });
+  it('queue_sel at VIRTIO_QUEUE_MAX or above, a queue count above it', () => {
+    expect(refused((_, v) => v.setUint16(QUEUE_SEL, 1024)).key).toBe('queue-sel');
+    expect(refused((_, v) => v.setUint32(QUEUES, 1025)).message).toBe(
+      'virtio-serial: Invalid number of virtqueues: 0x401',
+    );
+  });
+  it('max_nr_ports above the local one', () => {
+    expect(refused((_, v) => v.setUint32(PORT_BLOCK + 4, 32)).message).toMatch(
+      /max_nr_ports 32 above the local 31/,
+    );
+  });
+  it('a popped element with more buffers than VirtQueueElementOld holds (QEMU asserts)', () => {
+    const body = saveDeviceSection(machine(), 1).body;
+    // The port block's head is 16 bytes; port 1: id, guest_connected, host_connected, then
+    // elem_popped, iov_idx, iov_offset and the element (index, out_num 2000, in_num 0).
+    const popped = PORT_BLOCK + 16 + 6;
+    const elem = new Uint8Array(4 + 8 + 49168);
+    new DataView(elem.buffer).setUint32(12 + 4, 2000, true);
+    const doctored = new Uint8Array(body.length + elem.length);
+    doctored.set(body.subarray(0, popped));
+    new DataView(doctored.buffer).setUint32(popped, 1);
+    doctored.set(elem, popped + 4);
+    doctored.set(body.subarray(popped + 4), popped + 4 + elem.length);
+    expect(() => loadDeviceSection(machine(), 1, 3, doctored)).toThrow(
+      'virtio-serial: port 1: popped element with 2000 out / 0 in buffers (QEMU asserts)',
+    );
+  });
+  it('an unknown virtio subsection', () => {
+    const body = saveDeviceSection(machine(), 1).body;
+    const sub = Uint8Array.of(5, 10, ...new TextEncoder().encode('virtio/xyz'), 0, 0, 0, 1);
+    const both = new Uint8Array(body.length + sub.length);
+    both.set(body);
+    both.set(sub, body.length);
+    expect(() => loadDeviceSection(machine(), 1, 3, both)).toThrow(
+      "virtio-serial: unknown subsection 'virtio/xyz'",
+    );
+  });
+});
