@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GOLDEN, goldenTimeline, regenGolden } from '../../src/cli/replay-commands.js';
 import { builtinRegistry } from '../../src/model/migration/builds.js';
-import { scheduleToJson } from '../../src/model/schedule/validate.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
 import { TOOL_VERSION } from '../../src/replay/format.js';
 import { recordRun } from '../../src/replay/record.js';
 import { replayTrace } from '../../src/replay/replay.js';
