@@ -427,7 +427,11 @@ export class World implements Host {
     const kind = e.section === 'serial' ? 'uart' : e.section === 'virtio-console' ? 'vser' : null;
     if (!kind) return null;
     const same = m.devices.filter((d) => d.kind === kind);
-    return same[e.instanceId]?.name ?? null;
+    // A source whose UARTs each register "serial" twice (serialVmsd 'isa-and-core') numbers
+    // their sections 2n and 2n+1.
+    const src = this.vms[1 - m.vm];
+    const copies = kind === 'uart' && src?.build.revisions.serialVmsd === 'isa-and-core' ? 2 : 1;
+    return same[Math.floor(e.instanceId / copies)]?.name ?? null;
   }
 }
 

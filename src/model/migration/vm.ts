@@ -218,8 +218,14 @@ function entries(m: Machine): VmEntry<MigCtx>[] {
   let vsers = 0;
   for (const d of m.devices) {
     if (d.kind === 'uart') {
+      const section = serialSection(m.build.revisions);
       const img: SerialImage = { m, s: d.s, fcrVmstate: 0 };
-      list.push(vmEntry(serialSection(m.build.revisions), img, serials++));
+      list.push(vmEntry(section, img, serials++));
+      // c9808d6028 to f602d047: the core SerialState device registered vmstate_serial too, on
+      // the same state; a stream from a build without it loads all the same.
+      if (m.build.revisions.serialVmsd === 'isa-and-core') {
+        list.push({ ...vmEntry(section, { m, s: d.s, fcrVmstate: 0 }, serials++), optional: true });
+      }
     } else {
       const img: VserImage = { m, s: d.s };
       list.push(vmEntry(virtioConsoleSection, img, vsers++));
