@@ -13,7 +13,7 @@ import {
 } from '../confirm/stream-proof.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { oneLine } from '../model/schedule/validate.js';
+import { oneLine } from '../model/util/text.js';
 import { UsageError } from './args.js';
 import { Exit } from './exit-codes.js';
 import { bool, type CommandSpec, count, parseFlags, text } from './flags.js';

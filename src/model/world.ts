@@ -440,7 +440,13 @@ export class World implements Host {
   /** The schedule device behind a failed section (by section name and instance). */
   private sectionDevice(m: Machine, e: LoadError): string | null {
     if (e.section === null) return null;
-    if (e.section === 'serial') return m.devices.filter((d) => d.kind === 'uart')[e.instanceId]?.name ?? null;
+    if (e.section === 'serial') {
+      // A source whose UARTs each register "serial" twice (serialVmsd 'isa-and-core') numbers
+      // their sections 2n and 2n+1.
+      const src = this.vms[1 - m.vm];
+      const copies = src?.build.revisions.serialVmsd === 'isa-and-core' ? 2 : 1;
+      return m.devices.filter((d) => d.kind === 'uart')[Math.floor(e.instanceId / copies)]?.name ?? null;
+    }
     const vsers = m.devices.filter((d) => d.kind === 'vser');
     return vsers.find((_, i) => virtioIdstr(FIRST_VSER_SLOT + i) === e.section)?.name ?? null;
   }

@@ -2,11 +2,11 @@ import { assert } from '../assert.js';
 import { Ev, MigPhase } from '../events.js';
 import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PCI_GSI_BASE } from '../irqchip.js';
 import type { Machine } from '../machine.js';
-import { MAX_HORIZON_NS } from '../schedule/validate.js';
+import { MAX_HORIZON_NS } from '../schedule/limits.js';
 import { uartLoadHazard } from '../uart16550/uart.js';
 import type { DeviceHazard, MigCtx } from './context.js';
 import { doctoredUart } from './hostile.js';
-import { type SerialImage, serialSection } from './serial-section.js';
+import { type SerialImage, serialSection, serialStateSection } from './serial-section.js';
 import { LoadError, StreamReader, StreamWriter } from './stream.js';
 import { FIRST_VSER_SLOT, type VserImage, virtioConsoleSection } from './virtio-section.js';
 import {
@@ -217,9 +217,17 @@ function entries(m: Machine, hostile?: ReadonlyMap<number, Record<string, number
   let vsers = 0;
   for (const [dev, d] of m.devices.entries()) {
     if (d.kind === 'uart') {
+      const section = serialSection(m.build.revisions);
       const edits = hostile?.get(dev);
       const img: SerialImage = { m, s: edits ? doctoredUart(d.s, edits) : d.s, fcrVmstate: 0 };
-      list.push(vmEntry(serialSection(m.build.revisions), img, serials++));
+      list.push(vmEntry(section, img, serials++));
+      // c9808d6028 to f602d047: the core SerialState device registered vmstate_serial too, on
+      // the same state; a stream from a build without it loads all the same.
+      // Not wrapped: vmstate_serial itself, read at the section's version.
+      if (m.build.revisions.serialVmsd === 'isa-and-core') {
+        const core = serialStateSection(m.build.revisions);
+        list.push({ ...vmEntry(core, { ...img }, serials++), optional: true });
+      }
     } else {
       const img: VserImage = { m, s: d.s };
       // Each at its own PCI address: its own idstr, instance 0.
@@ -318,8 +326,12 @@ function deviceEntry(
 ): VmEntry<MigCtx> {
   const d = m.devices[dev];
   assert(d !== undefined, `no device ${dev}`);
-  // The board's five sections come first, then the devices in order (entries()).
-  return entries(m, hostile)[5 + dev]!;
+  // The board's five sections come first, then the devices in order (entries()), a UART
+  // twice on 'isa-and-core' builds (its first entry is the isa-serial one).
+  const twice = m.build.revisions.serialVmsd === 'isa-and-core';
+  let at = 5;
+  for (let i = 0; i < dev; i++) at += twice && m.devices[i]!.kind === 'uart' ? 2 : 1;
+  return entries(m, hostile)[at]!;
 }
 
 /**
