@@ -30,14 +30,18 @@ import { custom, fieldAt, type PostLoadResult, type VmSection } from './vmstate.
  * VirtioTransport record. What happens after load when a port's host connection differs
  * from the source's is the build's revision: seed bug A.
  *
- * Builds: QEMU 7.2's layout (checked against a real 7.2 stream, test/fixtures/streams). The
- * 1.x/2.x virtio_save writes the same fields in the same order up to the device block (1.x:
- * virtio_serial_save called virtio_save itself under register_savevm "virtio-console";
- * vring.pa where 2.x+ has vring.desc; the element was the then VirtQueueElement, whose layout
- * VirtQueueElementOld keeps), and the vmstate_virtio subsections came later (device_endian
- * and the rest from 2.x on). That older layout is taken from QEMU's history, not checked on a
- * stream of those releases: every modelled build writes the layout above, and a device the
- * model made writes no subsection (it holds no guest features or ring addresses to put there).
+ * Builds: QEMU 7.2's layout, checked against a real 7.2 stream (test/fixtures/streams). The
+ * older virtio_save, read in QEMU's history, writes the same fields in the same order: 1.x's
+ * (vdev->binding->save_config, then status, isr, queue_sel, guest_features, config_len and
+ * config, the queue count, each queue's vring.num, `pa` and last_avail_idx, then
+ * binding->save_queue; virtio_serial_save called it under register_savevm "virtio-console"),
+ * and 2.x's (the same through the virtio bus: k->save_config, vring.desc, k->save_queue).
+ * 1.x's popped element was its VirtQueueElement, whose layout VirtQueueElementOld keeps, and
+ * 1.x had no vmstate_virtio subsections. Not checked on a stream of those releases: that a
+ * 1.x or 2.x QEMU's PCIDevice and MSI-X state have the same size as 7.2's, and when each
+ * virtio/* subsection first appeared. Every modelled build writes the layout above; a device
+ * the model made writes no subsection (it holds no guest features or ring addresses to put
+ * there).
  */
 export interface VserImage {
   m: Machine;
