@@ -53,7 +53,7 @@ const CONFIRM_FLAGS = {
 
 export const CONFIRM: CommandSpec<typeof CONFIRM_FLAGS> = {
   name: 'confirm',
-  args: 'FILE | --stream FILE',
+  args: '[FILE]',
   summary:
     "check a schedule's verdict on real QEMU processes with a real Linux guest; the model's verdict and the real one side by side, with the evidence (FILE: a schedule, or a trace's schedule); with --stream, a stream's fate on a real destination",
   flags: CONFIRM_FLAGS,
@@ -235,6 +235,7 @@ function printProof(file: string, r: StreamProof): void {
 
 const STREAM_BASE_FLAGS = {
   out: text('OUT.bin', 'where to write the stream'),
+  json: bool('print one JSON object: out, qemu, machine, devices'),
   qemu: text('PATH', 'the QEMU binary to run', 'qemu-system-x86_64'),
   guestDir: text('DIR', 'where the guest image is built and cached (default: $XDG_CACHE_HOME/migfuzz/guest)'),
   builds: text('FILE', 'a build file adding builds of your own'),
