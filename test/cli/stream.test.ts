@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { realStream } from '../stream/fixtures.js';
+import { hostileScheduleJson } from '../stream/hostile.js';
 import { captureCli } from './capture.js';
 
 /** `migfuzz stream show FILE [--json]` on the committed real QEMU 7.2 streams. */
@@ -69,5 +70,42 @@ describe('stream show', () => {
     expect(run(cli, ['stream']).code).toBe(2);
     expect(run(cli, ['stream', 'show']).code).toBe(2);
     expect(run(cli, ['stream', 'list', FIFO]).code).toBe(2);
+  });
+});
+
+describe('stream craft', () => {
+  const schedule = file('recv-head.json', new TextEncoder().encode(hostileScheduleJson('recv-head')));
+  const honest = file(
+    'honest.json',
+    new TextEncoder().encode(hostileScheduleJson('recv-head').replace(/,"hostile":\{[^}]*\}\}/, '')),
+  );
+
+  it("writes the finding's serial section into the base; stream show notes the stale description", () => {
+    const out = join(tmp, 'hostile.bin');
+    const r = run(cli, ['stream', 'craft', schedule, '--base', FIFO, '--out', out, '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out[0]!);
+    expect(j.finding).toMatchObject({
+      device: 'uart0',
+      outcome: 'unsafe-load',
+      key: 'recv-fifo-head',
+      migration: 0,
+    });
+    expect(j.section).toEqual({ idstr: 'serial', instance: 0, version: 3 });
+    expect(j.oldLength).toBe(158);
+    const shown = run(cli, ['stream', 'show', out]).out.join('\n');
+    expect(shown).toMatch(
+      /serial #0 v3: \d+ bytes \(the JSON description says 158: rewritten after QEMU saved it\)/,
+    );
+    expect(shown).toMatch(/recv_fifo\.head=2147483632 recv_fifo\.num=16/);
+  });
+
+  it('a run with nothing flagged is exit 3 with one line; missing flags are a usage error', () => {
+    const r = run(cli, ['stream', 'craft', honest, '--base', FIFO, '--out', join(tmp, 'x.bin')]);
+    expect(r.code).toBe(3);
+    expect(r.err.join('\n')).toMatch(
+      /honest\.json: its run ends with no finding and no refused device section/,
+    );
+    expect(run(cli, ['stream', 'craft', schedule, '--out', join(tmp, 'x.bin')]).code).toBe(2);
   });
 });
