@@ -211,22 +211,23 @@ export const BENCH_BUGS: readonly BenchBug[] = [
     witness: 'bench/bugs/witnesses/serial-poll-needless.json',
   },
   {
-    id: 'serial-1x-post-load-thri',
-    title: "hw/serial.c serial_post_load: the full FCR write (1.x) before the FCR setter's side effects only",
+    id: 'serial-post-load-fcr-write',
+    title: 'serial_post_load: the full FCR write (serial_ioport_write) before the serial_write_fcr setter',
     provenance:
-      'QEMU 1.2-1.4 hw/serial.c serial_post_load (serial_ioport_write(s, 0x02, fcr_vmstate)); ' +
-      'hw/char/serial.c from the 1.5 rewrite: serial_write_fcr, "Initialize fcr via setter to ' +
-      'perform essential side-effects"',
+      'QEMU 1.x hw/serial.c and up to 2.2 hw/char/serial.c (@003f8dbc) serial_post_load: ' +
+      'serial_ioport_write(s, 0x02, fcr_vmstate); QEMU 2.3: serial_write_fcr, "Initialize fcr ' +
+      'via setter to perform essential side-effects", and the serial/thr_ipending subsection',
     account:
-      "1.x's serial_post_load re-ran the guest's FCR write in the middle of the load, " +
-      'serial_update_irq included. thr_ipending is not migrated, so IIR was recomputed with the ' +
+      "Up to 2.2, serial_post_load re-ran the guest's FCR write in the middle of the load, " +
+      'serial_update_irq included. thr_ipending was not migrated, so IIR was recomputed with the ' +
       "destination's 0: a THRE interrupt the source had raised and the guest had not yet " +
       "taken vanished, the line dropped during the load, and Linux's 8250 driver, waiting for " +
-      'that interrupt to send the rest of its buffer, never transmitted again.',
-    buggy: { allowed: ['qemu-1.3'] },
-    fixed: { allowed: ['qemu-2.2'] },
+      'that interrupt to send the rest of its buffer, never transmitted again. 2.3 calls a ' +
+      'setter that leaves the IRQ alone and migrates (or rebuilds) thr_ipending.',
+    buggy: { allowed: ['qemu-1.3', 'qemu-2.2'] },
+    fixed: { allowed: ['qemu-2.3'] },
     signature: /^starved-data:serial0:tx-driver$/,
-    witness: 'bench/bugs/witnesses/serial-1x-post-load-thri.json',
+    witness: 'bench/bugs/witnesses/serial-post-load-fcr-write.json',
   },
   {
     id: 'serial-fifo-pre-2.3',

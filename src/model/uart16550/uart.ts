@@ -43,6 +43,8 @@ export const rxStream = (s: UartState): number => streamId(s.dev, 0, true);
 export const fifoMode = (s: UartState): boolean => (s.fcr & Fcr.FE) !== 0;
 /** The 1.x hw/serial.c (uart-1x.ts) rather than today's. */
 const v1 = (s: UartState): boolean => s.generation === 'transmit-timer';
+/** IER and FCR written by serial_ioport_write as before 2.3 (uart-1x.ts): 1.x and 1.5-2.2. */
+const ioportIerFcr = (s: UartState): boolean => s.generation !== 'write-watch';
 
 // ---------------------------------------------------------------------------------------------
 // Interrupts and line parameters
@@ -460,7 +462,7 @@ function writeThr(s: UartState, bus: Bus, val: number): void {
 }
 
 function writeIer(s: UartState, bus: Bus, val: number): void {
-  if (v1(s)) return writeIer1x(s, bus, val);
+  if (ioportIerFcr(s)) return writeIer1x(s, bus, val);
   const changed = (s.ier ^ val) & Ier.MASK;
   s.ier = val & Ier.MASK;
   if (changed & Ier.MSI && s.pollMsl >= 0) {
@@ -481,7 +483,7 @@ function writeIer(s: UartState, bus: Bus, val: number): void {
 }
 
 function writeFcrReg(s: UartState, bus: Bus, val: number): void {
-  if (v1(s)) return writeFcr1x(s, bus, val);
+  if (ioportIerFcr(s)) return writeFcr1x(s, bus, val);
   // A change of FIFO enable flushes both FIFOs.
   if ((val ^ s.fcr) & Fcr.FE) val |= Fcr.XFR | Fcr.RFR;
   if (val & Fcr.RFR) {
