@@ -306,4 +306,33 @@ export const BENCH_BUGS: readonly BenchBug[] = [
     signature: /^starved-data:serial0:rx-recv-fifo$/,
     witness: 'bench/bugs/witnesses/rhel-timeout-gated.json',
   },
+  {
+    id: 'virtio-serial-paused-remigration',
+    title:
+      'virtio-serial: a paused destination migrated on before cont drops the port-open event it owes the guest',
+    provenance:
+      'found by migfuzz and confirmed on a real QEMU 7.2 (docs/findings/virtio-serial-paused-remigration.md); ' +
+      'not fixed upstream: the fixed build is the proposed patch',
+    account:
+      "Not historical: today's QEMU. A destination started paused keeps the source's " +
+      'host_connected in its post-load record until vm_start; migrated on before `cont`, its ' +
+      "virtio_serial_save_device writes the port's own host_connected instead, so the next " +
+      'destination sees no difference and never sends PORT_OPEN: the guest believes a ' +
+      'connected host is away (or the reverse). The proposed fix saves what the guest was last told.',
+    buggy: { allowed: ['qemu-9.2'] },
+    fixed: {
+      allowed: ['qemu-9.2-remigration-fix'],
+      buildFile: {
+        builds: [
+          {
+            name: 'qemu-9.2-remigration-fix',
+            base: 'qemu-9.2',
+            revisions: { virtioSerialSaveHostConnected: 'post-load-record' },
+          },
+        ],
+      },
+    },
+    signature: /^stale-guest-view:vser0:host-connected-unsent-at-save$/,
+    witness: 'bench/bugs/witnesses/virtio-serial-paused-remigration.json',
+  },
 ];
