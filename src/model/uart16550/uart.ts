@@ -23,7 +23,7 @@ import {
   RESET_CHAR_TRANSMIT_TIME_NS,
   type UartState,
 } from './state.js';
-import { serialXmit1x, writeFcr1x, writeIer1x, writeThr1x } from './uart-1x.js';
+import { serialXmit1x, serialXmitWatch, writeFcr1x, writeIer1x, writeThr1x } from './uart-1x.js';
 
 const NS_PER_SECOND = 1_000_000_000;
 /** The character timeout fires after 4 character times without a read (16550A datasheet). */
@@ -207,6 +207,7 @@ export function uartReset(s: UartState, bus: Bus): void {
  * still clear; the next failure drops the byte.
  */
 export function serialXmit(s: UartState, bus: Bus): void {
+  if (s.generation === 'watch-ioport') return serialXmitWatch(s, bus);
   do {
     assert(!(s.lsr & Lsr.TEMT), 'serial_xmit: LSR.TEMT set on entry');
     if (s.tsrRetry === 0) {
