@@ -101,15 +101,11 @@ export const BENCH_BUGS: readonly BenchBug[] = [
       'waited for ever. The fix sent the event from inside the load (which brought bug A; ' +
       '80dcfb8532 deferred it to a timer in 1.3, the fixed build here).',
     buggy: {
-      allowed: ['qemu-0.12'],
+      allowed: ['pre-31abe21f'],
       buildFile: {
         builds: [
-          {
-            name: 'qemu-0.12',
-            base: 'qemu-1.2',
-            revisions: { virtioSerialPortOpen: 'never' },
-            machines: machines(['pc-0.10', 'pc-0.11', 'pc-0.12']),
-          },
+          // qemu-1.2 with virtio_serial_load as it was before the commit.
+          { name: 'pre-31abe21f', base: 'qemu-1.2', revisions: { virtioSerialPortOpen: 'never' } },
         ],
       },
     },
