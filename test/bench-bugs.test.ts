@@ -88,13 +88,3 @@ describe('bench/bugs: the real-bug benchmark', () => {
     },
   );
 });
-
-describe('docs/builds.md', () => {
-  const doc = readFileSync(`${ROOT}docs/builds.md`, 'utf8');
-  it.each(BENCH_BUGS.map((b) => [b.id, b] as const))('lists %s with its builds and provenance', (id, bug) => {
-    const row = doc.split('\n').find((l) => l.startsWith(`| \`${id}\` `));
-    expect(row, `no row for ${id}`).toBeDefined();
-    for (const name of [...bug.buggy.allowed, ...bug.fixed.allowed]) expect(row).toContain(`\`${name}\``);
-    expect(row).toContain(bug.provenance.replace(/\|/g, '\\|'));
-  });
-});

@@ -1,3 +1,4 @@
+import { BENCH_BUGS } from '../bench/bugs/registry.js';
 import { BUILTIN_BUILDS, type Build } from '../src/model/migration/builds.js';
 import { KNOWN_CAUSES } from '../src/oracles/known.js';
 
@@ -40,4 +41,15 @@ export function knownCausesTable(): string {
     '|---|---|---|---|',
     ...rows,
   ].join('\n');
+}
+
+/** The real-bug benchmark of bench/bugs/registry.ts: builds, provenance, account, witness. */
+export function benchBugsTable(): string {
+  const cell = (text: string): string => text.replace(/\|/g, '\\|');
+  const builds = (names: readonly string[]): string => names.map((n) => `\`${n}\``).join(', ');
+  const rows = BENCH_BUGS.map(
+    (b) =>
+      `| \`${b.id}\` ([witness](../${b.witness})) | ${builds(b.buggy.allowed)} → ${builds(b.fixed.allowed)} | ${cell(b.provenance)} | ${cell(b.account)} |`,
+  );
+  return ['| bug | buggy → fixed builds | provenance | account |', '|---|---|---|---|', ...rows].join('\n');
 }

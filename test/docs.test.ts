@@ -7,7 +7,7 @@ import { STEP_KINDS } from '../src/model/schedule/types.js';
 import { parseSchedule } from '../src/model/schedule/validate.js';
 import { KNOWN_CAUSES } from '../src/oracles/known.js';
 import { ORACLE_NAMES } from '../src/oracles/types.js';
-import { buildsTable, knownCausesTable } from './docs-tables.js';
+import { benchBugsTable, buildsTable, knownCausesTable } from './docs-tables.js';
 import { ROOT } from './replay/helpers.js';
 
 /**
@@ -80,6 +80,10 @@ function checkBlock(file: string, name: string, expected: string): void {
 describe('the documents say what the code does', () => {
   it('builds.md: the built-in builds, machine types and revisions of builds.ts', () => {
     checkBlock('builds.md', 'builds', buildsTable());
+  });
+
+  it('builds.md: the real-bug benchmark of bench/bugs/registry.ts', () => {
+    checkBlock('builds.md', 'bench-bugs', benchBugsTable());
   });
 
   it('signatures.md: the known causes of src/oracles/known.ts', () => {

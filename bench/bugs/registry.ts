@@ -101,15 +101,11 @@ export const BENCH_BUGS: readonly BenchBug[] = [
       'waited for ever. The fix sent the event from inside the load (which brought bug A; ' +
       '80dcfb8532 deferred it to a timer in 1.3, the fixed build here).',
     buggy: {
-      allowed: ['qemu-0.12'],
+      allowed: ['pre-31abe21f'],
       buildFile: {
         builds: [
-          {
-            name: 'qemu-0.12',
-            base: 'qemu-1.2',
-            revisions: { virtioSerialPortOpen: 'never' },
-            machines: machines(['pc-0.10', 'pc-0.11', 'pc-0.12']),
-          },
+          // qemu-1.2 with virtio_serial_load as it was before the commit.
+          { name: 'pre-31abe21f', base: 'qemu-1.2', revisions: { virtioSerialPortOpen: 'never' } },
         ],
       },
     },
@@ -211,22 +207,23 @@ export const BENCH_BUGS: readonly BenchBug[] = [
     witness: 'bench/bugs/witnesses/serial-poll-needless.json',
   },
   {
-    id: 'serial-1x-post-load-thri',
-    title: "hw/serial.c serial_post_load: the full FCR write (1.x) before the FCR setter's side effects only",
+    id: 'serial-post-load-fcr-write',
+    title: 'serial_post_load: the full FCR write (serial_ioport_write) before the serial_write_fcr setter',
     provenance:
-      'QEMU 1.2-1.4 hw/serial.c serial_post_load (serial_ioport_write(s, 0x02, fcr_vmstate)); ' +
-      'hw/char/serial.c from the 1.5 rewrite: serial_write_fcr, "Initialize fcr via setter to ' +
-      'perform essential side-effects"',
+      'QEMU 1.x hw/serial.c and up to 2.2 hw/char/serial.c (@003f8dbc) serial_post_load: ' +
+      'serial_ioport_write(s, 0x02, fcr_vmstate); QEMU 2.3: serial_write_fcr, "Initialize fcr ' +
+      'via setter to perform essential side-effects", and the serial/thr_ipending subsection',
     account:
-      "1.x's serial_post_load re-ran the guest's FCR write in the middle of the load, " +
-      'serial_update_irq included. thr_ipending is not migrated, so IIR was recomputed with the ' +
+      "Up to 2.2, serial_post_load re-ran the guest's FCR write in the middle of the load, " +
+      'serial_update_irq included. thr_ipending was not migrated, so IIR was recomputed with the ' +
       "destination's 0: a THRE interrupt the source had raised and the guest had not yet " +
       "taken vanished, the line dropped during the load, and Linux's 8250 driver, waiting for " +
-      'that interrupt to send the rest of its buffer, never transmitted again.',
-    buggy: { allowed: ['qemu-1.3'] },
-    fixed: { allowed: ['qemu-2.2'] },
+      'that interrupt to send the rest of its buffer, never transmitted again. 2.3 calls a ' +
+      'setter that leaves the IRQ alone and migrates (or rebuilds) thr_ipending.',
+    buggy: { allowed: ['qemu-1.3', 'qemu-2.2'] },
+    fixed: { allowed: ['qemu-2.3'] },
     signature: /^starved-data:serial0:tx-driver$/,
-    witness: 'bench/bugs/witnesses/serial-1x-post-load-thri.json',
+    witness: 'bench/bugs/witnesses/serial-post-load-fcr-write.json',
   },
   {
     id: 'serial-fifo-pre-2.3',
@@ -304,5 +301,34 @@ export const BENCH_BUGS: readonly BenchBug[] = [
     },
     signature: /^starved-data:serial0:rx-recv-fifo$/,
     witness: 'bench/bugs/witnesses/rhel-timeout-gated.json',
+  },
+  {
+    id: 'virtio-serial-paused-remigration',
+    title:
+      'virtio-serial: a paused destination migrated on before cont drops the port-open event it owes the guest',
+    provenance:
+      'found by migfuzz and confirmed on a real QEMU 7.2 (docs/findings/virtio-serial-paused-remigration.md); ' +
+      'not fixed upstream: the fixed build is the proposed patch',
+    account:
+      "Not historical: today's QEMU. A destination started paused keeps the source's " +
+      'host_connected in its post-load record until vm_start; migrated on before `cont`, its ' +
+      "virtio_serial_save_device writes the port's own host_connected instead, so the next " +
+      'destination sees no difference and never sends PORT_OPEN: the guest believes a ' +
+      'connected host is away (or the reverse). The proposed fix saves what the guest was last told.',
+    buggy: { allowed: ['qemu-9.2'] },
+    fixed: {
+      allowed: ['qemu-9.2-remigration-fix'],
+      buildFile: {
+        builds: [
+          {
+            name: 'qemu-9.2-remigration-fix',
+            base: 'qemu-9.2',
+            revisions: { virtioSerialSaveHostConnected: 'post-load-record' },
+          },
+        ],
+      },
+    },
+    signature: /^stale-guest-view:vser0:host-connected-unsent-at-save$/,
+    witness: 'bench/bugs/witnesses/virtio-serial-paused-remigration.json',
   },
 ];

@@ -9,9 +9,19 @@ import { Ev } from './events.js';
  */
 
 export const IOAPIC_PINS = 24;
-/** PCI PIRQ A-D reach the IOAPIC as level-triggered GSIs 16-19. */
-export const PCI_GSI_BASE = 16;
 export const NUM_PIRQS = 4;
+/**
+ * i440fx: PCI INTx reaches the interrupt controllers through the PIIX3. pci_slot_get_pirq
+ * (hw/pci-host/i440fx.c) maps a slot's INTx pin to PIRQ (slot - 1 + pin) & 3; the PIIX3's
+ * PIRQ route control registers (config 0x60-0x63) name the ISA IRQ each PIRQ drives, and
+ * SeaBIOS programs them to 10, 10, 11, 11 (src/fw/pciinit.c pci_irqs) and marks those IRQs
+ * level-triggered in the ELCR. piix3_set_irq_pic drives an ISA IRQ with the OR of the PIRQs
+ * routed to it, into the i8259 and the IOAPIC pin of the same number (GSI = ISA IRQ).
+ */
+export const PIRQ_ISA_IRQ: readonly number[] = [10, 10, 11, 11];
+export const pciSlotGetPirq = (slot: number, intx: number): number => (slot - 1 + intx) & 3;
+/** The ELCR SeaBIOS leaves (piix_isa_bridge_setup): the PCI IRQs level, the rest edge. */
+export const BIOS_ELCR = PIRQ_ISA_IRQ.reduce((mask, irq) => mask | (1 << irq), 0);
 /** Vector the guest programs for a GSI (one vector per pin; sharing devices share it). */
 export const vectorOfGsi = (gsi: number): number => 0x30 + gsi;
 /** MSI-X vectors: two table entries per device (0 = config, 1 = virtqueues). */
@@ -37,7 +47,7 @@ export interface PicState {
   irr: number;
   /** The guest masks every input: it uses the IOAPIC. */
   imr: number;
-  /** Edge/level control register (ELCR): 0 = all edge. */
+  /** Edge/level control register (ELCR): a set bit makes that input level-triggered. */
   elcr: number;
 }
 
@@ -80,7 +90,7 @@ export function makeIrqchip(numDevices: number): Irqchip {
       // Reset state of the 82093AA: every redirection entry masked until the guest programs it.
       masked: new Uint8Array(IOAPIC_PINS).fill(1),
     },
-    pic: { lastIrr: 0, irr: 0, imr: 0xff, elcr: 0 },
+    pic: { lastIrr: 0, irr: 0, imr: 0xff, elcr: BIOS_ELCR },
     pci: { irqState: new Uint8Array(numDevices), pirqCount: new Int32Array(NUM_PIRQS) },
     msix: {
       masked: new Uint8Array(numDevices * MSIX_ENTRIES).fill(1),
@@ -201,7 +211,8 @@ export function lapicEoi(c: Irqchip, out: IrqOut, vector: number): void {
 
 /**
  * A PCI device's INTx output (pci_irq_handler): no change, no propagation; otherwise the
- * PIRQ's count of raised devices moves and the pin follows count != 0.
+ * PIRQ's count of raised devices moves, and the PIIX3 drives the PIRQ's ISA IRQ with the OR
+ * of every PIRQ routed to it (piix3_set_irq_level, piix3_set_irq_pic).
  */
 export function pciSetIrq(c: Irqchip, out: IrqOut, dev: number, pirq: number, level: number): void {
   const change = level - c.pci.irqState[dev]!;
@@ -211,7 +222,10 @@ export function pciSetIrq(c: Irqchip, out: IrqOut, dev: number, pirq: number, le
   const count = c.pci.pirqCount[pirq]! + change;
   c.pci.pirqCount[pirq] = count;
   if (!(count >= 0)) fail(`pci: PIRQ ${pirq} raised by a negative number of devices`);
-  setGsiLevel(c, out, PCI_GSI_BASE + pirq, count !== 0 ? 1 : 0);
+  const irq = PIRQ_ISA_IRQ[pirq]!;
+  let isaLevel = 0;
+  for (let p = 0; p < NUM_PIRQS; p++) if (PIRQ_ISA_IRQ[p] === irq && c.pci.pirqCount[p]! > 0) isaLevel = 1;
+  setGsiLevel(c, out, irq, isaLevel);
 }
 
 /** msix_notify: a masked entry sets its pending bit; otherwise the message goes out. */

@@ -18,8 +18,9 @@ import {
   makeIrqchip,
   msixNotify,
   msixSetMask,
-  PCI_GSI_BASE,
+  PIRQ_ISA_IRQ,
   pciSetIrq,
+  pciSlotGetPirq,
   setGsiLevel,
   vectorOfGsi,
   vectorOfMsix,
@@ -155,10 +156,10 @@ export class Machine implements Bus, GuestIo, IrqOut {
         const s = makeUart(dev, slot - 2, xmitSlot++, rev.uartGeneration, pollMsl, rev.serialSpeed);
         return { kind: 'uart', name, s, gsi: spec.irq };
       }
-      const pirq = pciSlot++ & 3; // pci_slot_get_pirq: (slot + INTA) & 3
+      const pirq = pciSlotGetPirq(pciSlot++, 0); // INTA
       slotDev.push(dev);
       const s = makeVser(dev, pirq, slot++, spec.irq === 'msix', spec.ports);
-      return { kind: 'vser', name, s, gsi: PCI_GSI_BASE + pirq };
+      return { kind: 'vser', name, s, gsi: PIRQ_ISA_IRQ[pirq]! };
     });
     for (const d of this.devices) if (d.kind === 'uart') slotDev.push(d.s.dev);
     slot = slotDev.length;

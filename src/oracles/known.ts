@@ -101,9 +101,9 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
   {
     name: '1.x 16550',
     summary:
-      "hw/serial.c up to 1.4: serial_post_load's full FCR write recomputes IIR during the load and loses a pending THRE interrupt (the guest driver waits for ever), and a FIFO reset leaves LSR.DR set (the guest reads a NUL)",
-    when: 'a side with uartGeneration "transmit-timer" (qemu-1.2, qemu-1.3)',
-    has: either((r) => r.uartGeneration === 'transmit-timer'),
+      'serial_post_load before 2.3 (hw/serial.c in 1.x, hw/char/serial.c up to 2.2 @003f8dbc): its full FCR write recomputes IIR during the load and loses a pending THRE interrupt (the guest driver waits for ever), and a FIFO reset leaves LSR.DR set (the guest reads a NUL)',
+    when: 'a side with uartGeneration "transmit-timer" or "watch-ioport" (qemu-1.2, qemu-1.3, qemu-2.2)',
+    has: either((r) => r.uartGeneration !== 'write-watch'),
     signatures: [
       serial('starved-data', 'tx-driver'),
       serial('data-corruption', 'duplicated'),

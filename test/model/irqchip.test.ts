@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelAssertError } from '../../src/model/assert.js';
 import { Ev } from '../../src/model/events.js';
 import {
+  BIOS_ELCR,
   type Irqchip,
   type IrqOut,
   ioapicProgram,
@@ -13,8 +14,9 @@ import {
   makeIrqchip,
   msixNotify,
   msixSetMask,
-  PCI_GSI_BASE,
+  PIRQ_ISA_IRQ,
   pciSetIrq,
+  pciSlotGetPirq,
   setGsiLevel,
   vectorOfGsi,
   vectorOfMsix,
@@ -65,7 +67,7 @@ function serviceAndEoi(c: Irqchip, out: FakeOut, vector: number): void {
   lapicEoi(c, out, vector);
 }
 
-const GSI = PCI_GSI_BASE + 1; // PIRQ B
+const GSI = PIRQ_ISA_IRQ[1]!; // PIRQ B: ISA IRQ 10
 const VEC = vectorOfGsi(GSI);
 
 describe('IOAPIC level-triggered pin', () => {
@@ -428,5 +430,39 @@ describe('local APIC', () => {
   it('acking a vector that is not requested is a model assertion', () => {
     const { c } = setup();
     expect(() => lapicAck(c.lapic, 0x33)).toThrow(ModelAssertError);
+  });
+});
+
+describe('i440fx PIIX3 routing (pci_slot_get_pirq, SeaBIOS pci_irqs)', () => {
+  it('maps a slot and INTx pin to PIRQ (slot - 1 + pin) & 3', () => {
+    // Slot 3 (the first after host bridge, PIIX3 and VGA) INTA is PIRQC; slot 6 INTA wraps to PIRQB.
+    expect([3, 4, 5, 6].map((slot) => pciSlotGetPirq(slot, 0))).toEqual([2, 3, 0, 1]);
+    expect([0, 1, 2, 3].map((pin) => pciSlotGetPirq(3, pin))).toEqual([2, 3, 0, 1]);
+  });
+
+  it('routes PIRQA-D to ISA IRQs 10, 10, 11, 11, level-triggered in the ELCR', () => {
+    expect(PIRQ_ISA_IRQ).toEqual([10, 10, 11, 11]);
+    expect(BIOS_ELCR).toBe((1 << 10) | (1 << 11));
+    expect(makeIrqchip(1).pic.elcr).toBe(BIOS_ELCR);
+  });
+
+  it('drives an ISA IRQ with the OR of the PIRQs routed to it, into the i8259 and the IOAPIC', () => {
+    const { c, out } = setup();
+    ioapicProgram(c, out, 10, true);
+    const pins = (): number[][] => out.of(Ev.PIN).map((e) => [e.dev, e.a]);
+    pciSetIrq(c, out, 0, 0, 1); // PIRQA
+    pciSetIrq(c, out, 1, 1, 1); // PIRQB, the same IRQ 10
+    expect(pins()).toEqual([[10, 1]]);
+    expect(c.pic.irr & (1 << 10)).not.toBe(0); // ELCR level: the request follows the input
+    pciSetIrq(c, out, 0, 0, 0);
+    expect(c.ioapic.level[10]).toBe(1);
+    pciSetIrq(c, out, 1, 1, 0);
+    expect(pins()).toEqual([
+      [10, 1],
+      [10, 0],
+    ]);
+    expect(c.pic.irr & (1 << 10)).toBe(0);
+    // IRQ 11 (PIRQC, PIRQD) never moved.
+    expect(c.ioapic.level[11]).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Ev, streamId } from '../../src/model/events.js';
-import { PCI_GSI_BASE, vectorOfGsi, vectorOfMsix } from '../../src/model/irqchip.js';
+import { PIRQ_ISA_IRQ, vectorOfGsi, vectorOfMsix } from '../../src/model/irqchip.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
 import { validateSchedule } from '../../src/model/schedule/validate.js';
 import { World } from '../../src/model/world.js';
@@ -71,9 +71,10 @@ describe('virtio-serial over INTx (level-triggered IOAPIC pin)', () => {
   const s = chat('intx');
   const vector = vectorOf(s, 0);
 
-  it('routes the device to a PCI GSI', () => {
+  it('routes the device through the PIIX3 to a PCI IRQ (slot 3 INTA: PIRQC, ISA IRQ 11)', () => {
     const d = new World(s, { builds }).vms[0]!.devices[0]!;
-    expect(d.gsi).toBeGreaterThanOrEqual(PCI_GSI_BASE);
+    expect(d.gsi).toBe(PIRQ_ISA_IRQ[2]);
+    expect(d.gsi).toBe(11);
     expect(vector).toBe(vectorOfGsi(d.gsi));
   });
 

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Mutation, mutate } from '../../bench/robustness.js';
 import { Ev, type EventSink, MigPhase, RunState } from '../../src/model/events.js';
-import { NUM_PIRQS, PCI_GSI_BASE, pciSetIrq } from '../../src/model/irqchip.js';
+import { NUM_PIRQS, PIRQ_ISA_IRQ, pciSetIrq } from '../../src/model/irqchip.js';
 import { cloneRam, Machine } from '../../src/model/machine.js';
 import { builtinRegistry, findMachine } from '../../src/model/migration/builds.js';
 import type { DeviceHazard } from '../../src/model/migration/context.js';
@@ -850,7 +850,7 @@ describe('hostile streams: a doctored source', () => {
     const vs = vserOf(src);
     vs.isr = 1;
     pciSetIrq(src.irq, src, 1, vs.pirq, 1);
-    const gsi = PCI_GSI_BASE + vs.pirq;
+    const gsi = PIRQ_ISA_IRQ[vs.pirq]!;
     expect(src.irq.ioapic.level[gsi]).toBe(1);
     const stream = saveVm(src);
     // Records are contiguous: PCIBUS, then ioapic, then serial. Swap the first two.

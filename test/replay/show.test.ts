@@ -30,7 +30,7 @@ describe('show: the timeline', () => {
     expect(text).toContain('control → guest: port 1 PORT_OPEN 1');
     expect(text).toContain('run state → finish-migrate');
     expect(text).toContain('migration: lapic-push (1 vector lost)');
-    expect(text).toContain('IOAPIC pin 19 Remote-IRR set');
+    expect(text).toContain('IOAPIC pin 11 Remote-IRR set');
     expect(text).toContain('interrupt line raised');
     expect(text).toContain('vser0.port1 →guest');
   });
@@ -271,7 +271,7 @@ describe('show --vcd: a Value Change Dump', () => {
     expect(vcd.changes[0]![1].get('migfuzz.vm1.run_state')).toBe('absent');
     expect(at(5_300_000).get('migfuzz.vm1.run_state')).toBe('running');
     expect(at(5_300_000).get('migfuzz.vm0.run_state')).toBe('postmigrate');
-    expect(at(5_300_000).get('migfuzz.vm1.ioapic.gsi19_rirr')).toBe('1');
+    expect(at(5_300_000).get('migfuzz.vm1.ioapic.gsi11_rirr')).toBe('1');
     expect(at(15_000_000).get('migfuzz.bytes.vser0_port1_to_guest')).toBe('11');
     expect(at(15_300_000).get('migfuzz.findings')).toBe('2');
   });
@@ -333,7 +333,7 @@ describe('waveform signals (signals.ts): shared by the VCD and the HTML pages', 
     // The delivery to the LAPIC and its loss happen within the instant of the load: a pulse.
     expect(lane('vm1.lapic.irr', lanes).pulses).toEqual([5_300_000]);
     expect(lane('vm1.lapic.isr', lanes).pulses).toEqual([]);
-    for (const name of ['vm1.vser0.irq', 'vm1.ioapic.gsi19', 'vm1.ioapic.gsi19_rirr'])
+    for (const name of ['vm1.vser0.irq', 'vm1.ioapic.gsi11', 'vm1.ioapic.gsi11_rirr'])
       expect(valueAt(lane(name, lanes), 50_000_000)).toBe(1);
     // The source's handler ran: in-service pulses there.
     expect(lane('vm0.lapic.isr', lanes).pulses.length).toBeGreaterThan(0);

@@ -150,8 +150,8 @@ describe.runIf(CHROMIUM !== undefined || REQUIRE_REAL)('the HTML pages in headle
     expect(await signal(page, 'vm1.migration')).toBe('completed');
     expect(await signal(page, 'vm1.run_state')).toBe('running');
     expect(await signal(page, 'vm1.vser0.irq')).toBe('1');
-    expect(await signal(page, 'vm1.ioapic.gsi19')).toBe('1');
-    expect(await signal(page, 'vm1.ioapic.gsi19_rirr')).toBe('1');
+    expect(await signal(page, 'vm1.ioapic.gsi11')).toBe('1');
+    expect(await signal(page, 'vm1.ioapic.gsi11_rirr')).toBe('1');
     expect(await signal(page, 'vm1.lapic.isr')).toBe('none');
     expect(await signal(page, 'vm0.run_state')).toBe('postmigrate');
     await browser.shot(page, 'bug-a');

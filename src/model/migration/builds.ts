@@ -63,7 +63,12 @@ export interface Revisions {
    * The 16550's code (src/model/uart16550/): 'transmit-timer' is the 1.x hw/serial.c (up to
    * QEMU 1.4: transmit paced by a vm_clock transmit_timer, a refused write dropped at once,
    * THRE resampled on every IER write, serial_post_load doing the full FCR write; uart-1x.ts);
-   * 'write-watch' retries a refused write from a G_IO_OUT watch (1.5 onwards; uart.ts).
+   * 'watch-ioport' is 1.5 to 2.2 (hw/char/serial.c @003f8dbc): a refused write retried from a
+   * G_IO_OUT watch, but IER and FCR still written by the old serial_ioport_write (THRE
+   * resampled on every IER write, before 1645b8ee; FCR flushes that leave LSR alone) and
+   * serial_post_load running that full FCR write, serial_update_irq included; 'write-watch'
+   * is 2.3 onwards (uart.ts): 1645b8ee's rising-edge THRE and the serial_write_fcr setter that
+   * serial_post_load calls without touching the IRQ.
    */
   uartGeneration: RevisionChoice<'uartGeneration'>;
   /**
@@ -99,7 +104,7 @@ export const REVISION_CHOICES = {
   virtioSerialSaveHostConnected: ['port', 'post-load-record'],
   vmClockAtCreation: ['enabled', 'disabled'],
   virtioGuestIndexCheck: ['fail-load', 'device-broken'],
-  uartGeneration: ['transmit-timer', 'write-watch'],
+  uartGeneration: ['transmit-timer', 'watch-ioport', 'write-watch'],
   serialPollMsl: ['reset-zero', 'probed'],
   serialSpeed: ['integer', 'float'],
   serialVmsd: ['isa', 'isa-and-core'],
@@ -201,7 +206,8 @@ export const BUILTIN_BUILDS: readonly Build[] = [
   },
   {
     // 2.0-2.2: the watch-based serial_xmit (from 1.5) without subsections; a write the backend
-    // refuses leaves TEMT=0 with tsr_retry > 0, which 2.3's serial_post_load rejects.
+    // refuses leaves TEMT=0 with tsr_retry > 0, which 2.3's serial_post_load rejects. IER, FCR
+    // and serial_post_load are still the old serial_ioport_write's (@003f8dbc).
     name: 'qemu-2.2',
     revisions: {
       virtioSerialPortOpen: 'timer',
@@ -212,7 +218,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'enabled',
       virtioGuestIndexCheck: 'fail-load',
-      uartGeneration: 'write-watch',
+      uartGeneration: 'watch-ioport',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
       serialVmsd: 'isa',

@@ -1,6 +1,6 @@
 import { assert } from '../assert.js';
 import { Ev, MigPhase } from '../events.js';
-import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PCI_GSI_BASE } from '../irqchip.js';
+import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PIRQ_ISA_IRQ } from '../irqchip.js';
 import type { Machine } from '../machine.js';
 import { MAX_HORIZON_NS } from '../schedule/limits.js';
 import { uartLoadHazard } from '../uart16550/uart.js';
@@ -183,20 +183,19 @@ const ioapicSection: VmSection<IoapicImage, MigCtx> = {
 
 /**
  * The IOAPIC's input levels, once every section is in (a stream may order them as it likes):
- * ISA pins from the i8259's edge memory, PCI pins from the bus's counts. A level-triggered
- * pin's IRR follows its input (ioapic_set_irq), whatever the stream said.
+ * the PIIX3's PCI IRQs from the bus's counts (the OR of the PIRQs routed to each, as
+ * piix3_post_load recomputes pic_levels), the other ISA pins from the i8259's edge memory. A
+ * level-triggered pin's IRR follows its input (ioapic_set_irq), whatever the stream said.
  */
 function settleIoapicInputs(m: Machine): void {
   const { ioapic: io, pic, pci } = m.irq;
   for (let pin = 0; pin < IOAPIC_PINS; pin++) {
-    io.level[pin] =
-      pin < 16
-        ? (pic.lastIrr >> pin) & 1
-        : pin < PCI_GSI_BASE + NUM_PIRQS
-          ? pci.pirqCount[pin - PCI_GSI_BASE]! > 0
-            ? 1
-            : 0
-          : 0;
+    io.level[pin] = pin < 16 ? (pic.lastIrr >> pin) & 1 : 0;
+    if (PIRQ_ISA_IRQ.includes(pin)) {
+      io.level[pin] = 0;
+      for (let p = 0; p < NUM_PIRQS; p++)
+        if (PIRQ_ISA_IRQ[p] === pin && pci.pirqCount[p]! > 0) io.level[pin] = 1;
+    }
     if (io.levelTriggered[pin]) io.irr[pin] = io.level[pin]!;
   }
 }

@@ -55,7 +55,7 @@ export function fifoReset(f: Fifo8): void {
 }
 
 /** Which hw/serial.c the device runs (the build's uartGeneration revision). */
-export type UartGeneration = 'transmit-timer' | 'write-watch';
+export type UartGeneration = 'transmit-timer' | 'watch-ioport' | 'write-watch';
 /** serial_update_parameters' arithmetic (the build's serialSpeed revision). */
 export type UartSpeedMath = 'integer' | 'float';
 

@@ -2,7 +2,8 @@
  * The 16550 of QEMU 1.x (hw/serial.c up to 1.4, before the G_IO_OUT watch rewrite): the
  * parts that differ from today's code in uart.ts, which dispatches here for a UART whose
  * generation is 'transmit-timer'. Receive, reads, the interrupt priorities and the FIFO
- * timeout are the same in both and stay in uart.ts.
+ * timeout are the same in both and stay in uart.ts. QEMU 1.5 to 2.2 ('watch-ioport') kept
+ * the IER and FCR writes below and had a serial_xmit of its own (serialXmitWatch).
  *
  * - serial_xmit sends the oldest byte on every THR write; bytes left in the FIFO are paced
  *   by a vm_clock transmit_timer, one character time apart.
@@ -72,6 +73,52 @@ export function serialXmit1x(s: UartState, bus: Bus): void {
     s.tsrRetry = 0;
   }
   if (!(s.lsr & Lsr.THRE)) transmitTimerMod(s, bus, bus.vmNow() + s.charTransmitTimeNs);
+  if (s.lsr & Lsr.THRE) {
+    s.lsr |= Lsr.TEMT;
+    s.thrIpending = 1;
+    uartUpdateIrq(s, bus);
+  }
+}
+
+/**
+ * serial_xmit of 1.5 to 2.2 (hw/char/serial.c @003f8dbc; the 'watch-ioport' generation): a
+ * refused write is retried from a G_IO_OUT watch as today, but an empty xmit FIFO (which the
+ * old FCR flush leaves behind with THRE clear) just returns, so the transmitter stalls where
+ * today's code asserts, and THRE (with TEMT and the THRE interrupt) is set only after the
+ * backend took the last byte.
+ */
+export function serialXmitWatch(s: UartState, bus: Bus): void {
+  const tx = txStream(s);
+  do {
+    if (s.tsrRetry <= 0) {
+      if (fifoMode(s)) {
+        if (fifoIsEmpty(s.xmitFifo)) return;
+        s.tsr = fifoPop(s.xmitFifo);
+        if (fifoIsEmpty(s.xmitFifo)) s.lsr |= Lsr.THRE;
+      } else if (s.lsr & Lsr.THRE) {
+        return;
+      } else {
+        s.tsr = s.thr;
+        s.lsr = (s.lsr | Lsr.THRE) & ~Lsr.TEMT & 0xff;
+      }
+    }
+    if (s.mcr & Mcr.LOOP) {
+      bus.emit(Ev.BYTE_DELIVER, tx, s.tsr, 0);
+      uartReceive(s, bus, s.tsr);
+    } else if (bus.chrWrite(s.dev, 0, s.tsr) !== 1) {
+      if (s.tsrRetry >= 0 && s.tsrRetry < MAX_XMIT_RETRY) {
+        s.watchPending = true;
+        bus.chrAddWatch(s.dev, 0);
+        s.tsrRetry++;
+        return;
+      }
+      // Retries exhausted: the next byte loads over this one.
+      s.tsrRetry = 0;
+      bus.emit(Ev.BYTE_DISCARD, tx, s.tsr, 0);
+    } else {
+      s.tsrRetry = 0;
+    }
+  } while (fifoMode(s) && !fifoIsEmpty(s.xmitFifo));
   if (s.lsr & Lsr.THRE) {
     s.lsr |= Lsr.TEMT;
     s.thrIpending = 1;

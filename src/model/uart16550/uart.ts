@@ -23,7 +23,7 @@ import {
   RESET_CHAR_TRANSMIT_TIME_NS,
   type UartState,
 } from './state.js';
-import { serialXmit1x, writeFcr1x, writeIer1x, writeThr1x } from './uart-1x.js';
+import { serialXmit1x, serialXmitWatch, writeFcr1x, writeIer1x, writeThr1x } from './uart-1x.js';
 
 const NS_PER_SECOND = 1_000_000_000;
 /** The character timeout fires after 4 character times without a read (16550A datasheet). */
@@ -43,6 +43,8 @@ export const rxStream = (s: UartState): number => streamId(s.dev, 0, true);
 export const fifoMode = (s: UartState): boolean => (s.fcr & Fcr.FE) !== 0;
 /** The 1.x hw/serial.c (uart-1x.ts) rather than today's. */
 const v1 = (s: UartState): boolean => s.generation === 'transmit-timer';
+/** IER and FCR written by serial_ioport_write as before 2.3 (uart-1x.ts): 1.x and 1.5-2.2. */
+const ioportIerFcr = (s: UartState): boolean => s.generation !== 'write-watch';
 
 // ---------------------------------------------------------------------------------------------
 // Interrupts and line parameters
@@ -205,6 +207,7 @@ export function uartReset(s: UartState, bus: Bus): void {
  * still clear; the next failure drops the byte.
  */
 export function serialXmit(s: UartState, bus: Bus): void {
+  if (s.generation === 'watch-ioport') return serialXmitWatch(s, bus);
   do {
     assert(!(s.lsr & Lsr.TEMT), 'serial_xmit: LSR.TEMT set on entry');
     if (s.tsrRetry === 0) {
@@ -460,7 +463,7 @@ function writeThr(s: UartState, bus: Bus, val: number): void {
 }
 
 function writeIer(s: UartState, bus: Bus, val: number): void {
-  if (v1(s)) return writeIer1x(s, bus, val);
+  if (ioportIerFcr(s)) return writeIer1x(s, bus, val);
   const changed = (s.ier ^ val) & Ier.MASK;
   s.ier = val & Ier.MASK;
   if (changed & Ier.MSI && s.pollMsl >= 0) {
@@ -481,7 +484,7 @@ function writeIer(s: UartState, bus: Bus, val: number): void {
 }
 
 function writeFcrReg(s: UartState, bus: Bus, val: number): void {
-  if (v1(s)) return writeFcr1x(s, bus, val);
+  if (ioportIerFcr(s)) return writeFcr1x(s, bus, val);
   // A change of FIFO enable flushes both FIFOs.
   if ((val ^ s.fcr) & Fcr.FE) val |= Fcr.XFR | Fcr.RFR;
   if (val & Fcr.RFR) {
