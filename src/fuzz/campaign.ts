@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { EventSink } from '../model/events.js';
+import type { EventSink, StateSink } from '../model/events.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { makeRng, type Rng } from '../model/rng.js';
 import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
@@ -87,11 +87,11 @@ export interface MutatorStats {
 export function judgeSafely(
   schedule: Schedule,
   builds: BuildRegistry,
-  coverage?: EventSink & NearMissSink,
+  coverage?: EventSink & NearMissSink & StateSink,
   eventBudget?: number,
 ): { findings: Finding[]; events: number } {
   try {
-    const v = judge(schedule, { builds, sink: coverage, nearMiss: coverage, eventBudget });
+    const v = judge(schedule, { builds, sink: coverage, nearMiss: coverage, state: coverage, eventBudget });
     return { findings: v.findings, events: v.events };
   } catch (e) {
     const name = e instanceof Error ? e.name : 'throw';

@@ -33,6 +33,8 @@ export const MUTATORS = [
 ] as const;
 export type MutatorName = (typeof MUTATORS)[number];
 
+const UART_LENGTHS = [1, 4, 8, 14, 15, 16, 17, 32];
+const PORT_LENGTHS = [...UART_LENGTHS, 64, 65, 255, 256, 257, 300];
 const TIME_NUDGES = [1, 10, 1000, 2000, 10_000, 100_000, 300_000, 1_000_000, 5_000_000];
 const BACKENDS = { uart: ['open', 'hung-up', 'closed', 'slow'], vport: ['socket-server', 'socket-client'] };
 
@@ -150,7 +152,9 @@ function mutateData(doc: Doc, rng: Rng): boolean {
   const bytes = bytesOf(s.data);
   switch (rng.below(4)) {
     case 0:
-      bytes.length = Math.max(1, pick(rng, [1, 4, 8, 14, 15, 16, 17, 32]));
+      // FIFO sizes and trigger levels; for a port, a guest buffer (64) and past a socket
+      // backend's buffer (256), where the port throttles.
+      bytes.length = pick(rng, String(s.do).includes('vport') ? PORT_LENGTHS : UART_LENGTHS);
       for (let i = 0; i < bytes.length; i++) bytes[i] ??= 0x61 + (i % 26);
       break;
     case 1:

@@ -1,5 +1,5 @@
 import { fail, ModelAssertError } from './assert.js';
-import { Ev, type EventSink, MigPhase, RunState } from './events.js';
+import { Ev, type EventSink, MigPhase, RunState, type StateSink } from './events.js';
 import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
 import { uart8250Boot, uart8250Config, uart8250Write } from './guest/serial8250.js';
 import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './guest/virtio-console.js';
@@ -7,6 +7,7 @@ import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
 import { cloneRam, type Host, Machine, type MachineFault, type Ram } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
 import { applySourceState, type SourceState } from './migration/from-stream.js';
+import { probeState, StatePhase } from './migration/save-state.js';
 import { LoadError } from './migration/stream.js';
 import { type DeviceHazard, finishLoad, loadSections, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
@@ -45,6 +46,13 @@ export interface RunOptions {
    * the destination loads it (the hostile-stream properties and the robustness bench).
    */
   tamper?: (stream: Uint8Array, n: number) => Uint8Array;
+  /** Receives the device state at each migrate instant and after each load (coverage). */
+  state?: StateSink;
+  /**
+   * Changes a destination's device state once its sections are loaded, before anything runs
+   * on it: a planted migration bug of a test-only build (the power suite, bench/power/).
+   */
+  patchLoad?: (m: Machine) => void;
 }
 
 export interface MigrationFailure {
@@ -340,6 +348,7 @@ export class World implements Host {
     const srcWasRunning = src.running;
     src.vmStop(RunState.FINISH_MIGRATE);
     const saved = saveVm(src);
+    if (this.opts.state) probeState(src, StatePhase.SAVED, this.opts.state);
     const stream = this.opts.tamper ? this.opts.tamper(saved, this.migrations++) : saved;
     this.emit(Ev.MIGRATION, from, -1, MigPhase.SAVED, stream.length);
     const to = 1 - from;
@@ -363,6 +372,7 @@ export class World implements Host {
     const mig = this.migration!;
     const dst = this.vms[1 - mig.from]!;
     if (!this.tryLoad(mig, () => (this.loadHazards = loadSections(dst, mig.stream)))) return;
+    this.opts.patchLoad?.(dst);
     this.streamRng ??= makeRng((this.schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     // A device left unsafe by the load runs nothing more: the migration completes at once.
     if (this.loadHazards.length === 0 && this.streamRng.below(2) === 1) {
@@ -381,6 +391,7 @@ export class World implements Host {
     this.migration = null;
     const src = this.vms[mig.from]!;
     this.emit(Ev.MIGRATION, to, -1, MigPhase.LOADED, 0);
+    if (this.opts.state) probeState(dst, StatePhase.LOADED, this.opts.state);
     src.vmStop(RunState.POSTMIGRATE);
     this.active = to;
     this.emit(Ev.MIGRATION, to, -1, MigPhase.COMPLETED, 0);
