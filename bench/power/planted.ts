@@ -178,17 +178,18 @@ export const PLANTED: readonly PlantedBug[] = [
     witness: witness('lapic-irr-dropped'),
   },
   {
-    id: 'msix-pending-dropped',
+    id: 'lapic-tmr-dropped',
     area: 'interrupts',
-    effect: 'lost-interrupt',
-    needs: 'an MSI-X vector masked by the guest with a message pending',
+    effect: 'stuck-line',
+    needs: 'a level-triggered vector pending in the LAPIC, not yet taken by the CPU',
     account:
-      'The load drops the MSI-X pending bits: a message held while the guest masked the ' +
-      'vector is never sent on unmask.',
+      'The load installs the LAPIC without its trigger-mode bits: the pending level vector is ' +
+      'taken as an edge one, its EOI is not broadcast to the IOAPIC, and Remote-IRR stays set.',
     patch: (m) => {
-      m.irq.msix.pending.fill(0);
+      m.irq.lapic.tmr.fill(0);
+      m.stagedLapic?.tmr.fill(0);
     },
-    witness: witness('msix-pending-dropped'),
+    witness: witness('lapic-tmr-dropped'),
   },
   {
     id: 'ioapic-remote-irr-stuck',
