@@ -12,7 +12,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { shrink } from '../fuzz/shrink.js';
-import { oneLine } from '../model/schedule/validate.js';
+import { oneLine } from '../model/util/text.js';
 import type { Finding } from '../oracles/types.js';
 import { judge } from '../oracles/verdict.js';
 import { formatMs } from '../replay/describe.js';

@@ -8,14 +8,10 @@ import { shrink } from '../fuzz/shrink.js';
 import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js';
 import { BUILTIN_BUILDS, type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
 import { didYouMean } from '../model/schedule/suggest.js';
+import { scheduleToJson } from '../model/schedule/to-json.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
-import {
-  oneLine,
-  parseSchedule,
-  quote,
-  scheduleToJson,
-  validateSchedule,
-} from '../model/schedule/validate.js';
+import { parseSchedule, validateSchedule } from '../model/schedule/validate.js';
+import { oneLine, quote } from '../model/util/text.js';
 import { DEFAULT_EVENT_BUDGET, MAX_EVENT_BUDGET } from '../model/world.js';
 import { knownCause } from '../oracles/known.js';
 import { recordRun } from '../replay/record.js';

@@ -3,7 +3,8 @@ import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js
 import { type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
 import { didYouMean } from '../model/schedule/suggest.js';
 import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
-import { oneLine, parseSchedule, quote } from '../model/schedule/validate.js';
+import { parseSchedule } from '../model/schedule/validate.js';
+import { oneLine, quote } from '../model/util/text.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
 import { UsageError } from './args.js';

@@ -24,7 +24,8 @@ import { dirname, resolve } from 'node:path';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { builtinRegistry } from '../model/migration/builds.js';
 import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
-import { oneLine, parseSchedule } from '../model/schedule/validate.js';
+import { parseSchedule } from '../model/schedule/validate.js';
+import { oneLine } from '../model/util/text.js';
 import type { Finding } from '../oracles/types.js';
 import type { Verdict } from '../oracles/verdict.js';
 import { Describer, type EventView, eventLine, formatMs } from '../replay/describe.js';
@@ -345,11 +346,28 @@ export function cmdShow(argv: string[]): number {
 // ---------------------------------------------------------------------------------------
 // npm run regen-golden
 
-/** The golden traces: each seed bug's schedule and its trace in corpus/regressions/. */
-export const GOLDEN: readonly { schedule: string; trace: string }[] = [
-  { schedule: 'corpus/seeds/bug-a-virtio-serial.json', trace: 'corpus/regressions/bug-a.mpk' },
-  { schedule: 'corpus/seeds/bug-b-serial.json', trace: 'corpus/regressions/bug-b.mpk' },
+/**
+ * The golden traces: each seed bug's schedule, its trace in corpus/regressions/, and beside it
+ * the trace's whole timeline as text, so that a change to the model shows up in review as a
+ * readable diff of events rather than a changed binary.
+ */
+export const GOLDEN: readonly { schedule: string; trace: string; timeline: string }[] = [
+  {
+    schedule: 'corpus/seeds/bug-a-virtio-serial.json',
+    trace: 'corpus/regressions/bug-a.mpk',
+    timeline: 'corpus/regressions/bug-a.timeline.txt',
+  },
+  {
+    schedule: 'corpus/seeds/bug-b-serial.json',
+    trace: 'corpus/regressions/bug-b.mpk',
+    timeline: 'corpus/regressions/bug-b.timeline.txt',
+  },
 ];
+
+/** A golden trace's text form: every event, and the findings. */
+export function goldenTimeline(trace: Trace): string {
+  return `${timeline(trace, { all: true }).join('\n')}\n`;
+}
 
 /**
  * Regenerates the golden traces deliberately (`npm run regen-golden`, from the repository
@@ -368,6 +386,7 @@ export function regenGolden(): number {
       }
       const trace = recordRun(schedule, builds);
       writeFileAtomic(g.trace, encodeTraceParts(trace));
+      writeFileAtomic(g.timeline, goldenTimeline(trace));
       console.log(
         `${g.trace}: ${trace.eventCount} events, ${verdictHead(trace.verdict)}, digest ${trace.digest}`,
       );

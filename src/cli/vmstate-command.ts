@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { builtinRegistry, findMachine } from '../model/migration/builds.js';
-import { quote } from '../model/schedule/validate.js';
+import { quote } from '../model/util/text.js';
 import { DumpFormatError, diffDumps, parseDump } from '../vmstate/diff.js';
 import { vmstateDump } from '../vmstate/dump.js';
 import { UsageError } from './args.js';

@@ -21,7 +21,8 @@ import {
   TABLE_WIDTH,
 } from '../../src/cli/fuzz-command.js';
 import { BUILTIN_BUILDS } from '../../src/model/migration/builds.js';
-import { parseSchedule, scheduleToJson } from '../../src/model/schedule/validate.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
+import { parseSchedule } from '../../src/model/schedule/validate.js';
 import { replayTrace } from '../../src/replay/replay.js';
 import { decodeTrace } from '../../src/replay/trace.js';
 import { builds, ROOT } from '../replay/helpers.js';

@@ -2,7 +2,7 @@ import { assert } from '../assert.js';
 import { Ev, MigPhase } from '../events.js';
 import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PCI_GSI_BASE } from '../irqchip.js';
 import type { Machine } from '../machine.js';
-import { MAX_HORIZON_NS } from '../schedule/validate.js';
+import { MAX_HORIZON_NS } from '../schedule/limits.js';
 import { type LoadHazard, uartLoadHazard } from '../uart16550/uart.js';
 import type { Revisions } from './builds.js';
 import { type SerialImage, serialSection } from './serial-section.js';
