@@ -52,6 +52,8 @@ export interface FuzzSettings {
   maxQueue: number;
   /** Executed events allowed per run before it is cut as a hang. */
   eventBudget: number;
+  /** false (--no-coverage): generation and mutation without coverage feedback. */
+  coverage: boolean;
   out: string;
   /** --corpus, or null: corpus/seeds if there is one. */
   corpus: string | null;
@@ -106,6 +108,9 @@ const FUZZ_FLAGS = {
     max: MAX_EVENT_BUDGET,
     value: DEFAULT_EVENT_BUDGET,
   }),
+  noCoverage: bool(
+    'coverage feedback off: generation and mutation of earlier inputs without a coverage queue (a baseline for what guidance is worth)',
+  ),
   fresh: bool('start over: delete the campaign files of --out (queue, crashes, hangs, stats) first'),
   json: bool('print the final summary as one JSON object (every finding, full rows) instead of the table'),
   confirm: bool(
@@ -212,6 +217,7 @@ export function fuzzSettings(
     workers: f.workers,
     maxQueue: f.maxQueue,
     eventBudget: f.eventBudget,
+    coverage: !f.noCoverage,
     out: sync ? join(sync.dir, sync.instance) : f.out,
     corpus: f.corpus ?? null,
     builds,
@@ -608,6 +614,7 @@ class PoolSource implements Source {
       allowed: st.allowed,
       maxQueue: st.maxQueue,
       eventBudget: st.eventBudget,
+      coverage: st.coverage,
       maxExecs: this.shares[i]!,
       initial,
       initialNames: this.initialNames.slice(this.initialNames.length - initial.length),
@@ -744,6 +751,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       initialNames: seeds.map((x) => x.name),
       maxQueue: st.maxQueue,
       eventBudget: st.eventBudget,
+      coverage: st.coverage,
     });
     for (const doc of resumed) campaign.importEntry(doc);
     source = new LocalSource(campaign);

@@ -68,8 +68,11 @@ interface Shape {
   serial: boolean;
   /** The guest opens the UART at boot (else at its first guest.uart step). */
   serialOpen: boolean;
-  /** `console`: the first port is a virtconsole port. */
-  vser: { irq: 'intx' | 'msix'; ports: number[]; console: boolean } | null;
+  /**
+   * `console`: the first port is a virtconsole port. `openAtBoot`: a guest application opens
+   * every port right after boot (a port nobody opens moves no guest data).
+   */
+  vser: { irq: 'intx' | 'msix'; ports: number[]; console: boolean; openAtBoot: boolean } | null;
 }
 
 const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
@@ -82,6 +85,7 @@ const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
           irq: fc.constantFrom<'intx' | 'msix'>('intx', 'intx', 'intx', 'msix'),
           ports: fc.subarray([1, 2, 3], { minLength: 1 }),
           console: fc.constantFrom(false, false, false, true),
+          openAtBoot: fc.constantFrom(true, true, true, false),
         }),
         { freq: 4 },
       ),
@@ -162,6 +166,9 @@ function stepBodies(shape: Shape): fc.Arbitrary<StepBody>[] {
   return out;
 }
 
+/** When ports opened at boot are opened: after the guest driver's probe. */
+const OPEN_AT = 100_000;
+
 /** Offsets from a migration where bugs live: just before, during the downtime, just after. */
 const NEAR = [-5 * MS, -MS, -100_000, -10_000, -1000, 0, 1, 1000, 2000, 3000, 310_000, 400_000, MS, 5 * MS];
 
@@ -199,6 +206,8 @@ export function scheduleArb(builds: BuildRegistry, allowed: readonly string[]): 
       .map((g) => {
         const migrations = [...new Set(g.migrateAt)].sort((a, b) => a - b).map((ms) => ms * MS);
         const steps: StepBody[] = migrations.map((at) => ({ at, do: 'migrate' }));
+        if (shape.vser?.openAtBoot)
+          for (const port of shape.vser.ports) steps.push({ at: OPEN_AT, do: 'guest.vport.open', dev: VSER, port });
         for (const [body, anchor, near, uniform, repeats, gap] of g.steps) {
           // Half the steps cluster around a migration, half anywhere.
           const at = anchor % 2 === 0 ? migrations[(anchor >> 1) % migrations.length]! + near : uniform;
