@@ -22,8 +22,9 @@ import { encodeTrace, traceRegistry } from '../replay/trace.js';
 import { UsageError } from './args.js';
 import { Exit, InputError } from './exit-codes.js';
 import { bool, type CommandSpec, parseFlags, text } from './flags.js';
-import { signatureDir } from './fuzz-command.js';
-import { isTraceFile, makeDirs, readTraceFile, withInputErrors, writeFileAtomic } from './replay-commands.js';
+import { makeDirs, writeFileAtomic } from './fs.js';
+import { signatureDir } from './out-dir.js';
+import { isTraceFile, readTraceFile, withInputErrors } from './replay-commands.js';
 
 /** Where regression seeds live (docs/cli.md), relative to the repository root. */
 export const REGRESSIONS_DIR = join('corpus', 'regressions');

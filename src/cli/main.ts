@@ -20,12 +20,12 @@ import {
 } from './corpus-commands.js';
 import { Exit, InputError } from './exit-codes.js';
 import { bool, type Command, type CommandSpec, helpText, parseFlags, text, usageLine } from './flags.js';
+import { ioReason } from './fs.js';
 import { FUZZ, type FuzzIo, fuzzSettings, runFuzz, START } from './fuzz-command.js';
 import { CORPUS_MERGE, cmdCorpusMerge } from './merge-command.js';
 import {
   cmdReplay,
   cmdShow,
-  ioReason,
   isTraceFile,
   REPLAY,
   runRecorded,

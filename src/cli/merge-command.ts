@@ -8,7 +8,7 @@ import { parseSchedule } from '../model/schedule/validate.js';
 import { UsageError } from './args.js';
 import { InputError } from './exit-codes.js';
 import { bool, type CommandSpec, parseFlags, text } from './flags.js';
-import { makeDirs, writeFileAtomic } from './replay-commands.js';
+import { makeDirs, writeFileAtomic } from './fs.js';
 
 /**
  * `migfuzz corpus merge OUT_DIR... --into DIR`: libFuzzer's merge for campaigns run apart

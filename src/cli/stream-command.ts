@@ -15,7 +15,7 @@ import type { VirtioConsoleState } from '../stream/virtio-console.js';
 import type { DecodedBody, DecodedSubsection, Value } from '../stream/vmdesc.js';
 import { UsageError } from './args.js';
 import { bool, type CommandSpec, parseFlags } from './flags.js';
-import { ioReason } from './replay-commands.js';
+import { ioReason } from './fs.js';
 
 /** A stream file that cannot be used: exit 3 with `migfuzz: <message>`. */
 export class StreamInputError extends Error {

@@ -5,7 +5,7 @@ import type { BuildRegistry } from '../model/migration/builds.js';
 import { scheduleToJson } from '../model/schedule/to-json.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { parseSchedule } from '../model/schedule/validate.js';
-import { makeDirs, writeFileAtomic } from './replay-commands.js';
+import { makeDirs, writeFileAtomic } from './fs.js';
 
 /**
  * Campaigns across machines, as AFL++'s `-M`/`-S` instances share a sync directory: each

@@ -207,7 +207,8 @@ export function scheduleArb(builds: BuildRegistry, allowed: readonly string[]): 
         const migrations = [...new Set(g.migrateAt)].sort((a, b) => a - b).map((ms) => ms * MS);
         const steps: StepBody[] = migrations.map((at) => ({ at, do: 'migrate' }));
         if (shape.vser?.openAtBoot)
-          for (const port of shape.vser.ports) steps.push({ at: OPEN_AT, do: 'guest.vport.open', dev: VSER, port });
+          for (const port of shape.vser.ports)
+            steps.push({ at: OPEN_AT, do: 'guest.vport.open', dev: VSER, port });
         for (const [body, anchor, near, uniform, repeats, gap] of g.steps) {
           // Half the steps cluster around a migration, half anywhere.
           const at = anchor % 2 === 0 ? migrations[(anchor >> 1) % migrations.length]! + near : uniform;

@@ -17,9 +17,9 @@ import {
   fuzzSettings,
   parseDuration,
   runFuzz,
-  signatureDir,
   TABLE_WIDTH,
 } from '../../src/cli/fuzz-command.js';
+import { signatureDir } from '../../src/cli/out-dir.js';
 import { BUILTIN_BUILDS } from '../../src/model/migration/builds.js';
 import { scheduleToJson } from '../../src/model/schedule/to-json.js';
 import { parseSchedule } from '../../src/model/schedule/validate.js';
