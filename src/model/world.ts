@@ -373,6 +373,8 @@ export class World implements Host {
     const dst = this.vms[1 - mig.from]!;
     if (!this.tryLoad(mig, () => (this.loadHazards = loadSections(dst, mig.stream)))) return;
     this.opts.patchLoad?.(dst);
+    // What the sections loaded, before anything runs on it (a flush, a timer, a stream wait).
+    if (this.opts.state) probeState(dst, StatePhase.LOADED, this.opts.state);
     this.streamRng ??= makeRng((this.schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     // A device left unsafe by the load runs nothing more: the migration completes at once.
     if (this.loadHazards.length === 0 && this.streamRng.below(2) === 1) {
@@ -391,7 +393,6 @@ export class World implements Host {
     this.migration = null;
     const src = this.vms[mig.from]!;
     this.emit(Ev.MIGRATION, to, -1, MigPhase.LOADED, 0);
-    if (this.opts.state) probeState(dst, StatePhase.LOADED, this.opts.state);
     src.vmStop(RunState.POSTMIGRATE);
     this.active = to;
     this.emit(Ev.MIGRATION, to, -1, MigPhase.COMPLETED, 0);
