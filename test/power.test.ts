@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PLANTED } from '../bench/power/planted.js';
+import { Campaign } from '../src/fuzz/campaign.js';
 import { builtinRegistry } from '../src/model/migration/builds.js';
 import { validateSchedule } from '../src/model/schedule/validate.js';
 import { judge } from '../src/oracles/verdict.js';
@@ -33,4 +34,19 @@ describe('planted bugs: witnesses', () => {
       expect(planted.length, `${bug.id} on its witness`).toBeGreaterThan(0);
     });
   }
+});
+
+describe('planted bugs: the campaign (the quick variant of npm run power)', () => {
+  it('a campaign with a planted bug finds what the shipped model does not, from an empty corpus', () => {
+    const bug = PLANTED.find((b) => b.id === 'serial-rx-fifo-dropped')!;
+    const c = new Campaign({ seed: 1, builds, allowed: ['qemu-9.2'], patchLoad: bug.patch });
+    let hit: string | null = null;
+    while (c.execs < 3000 && hit === null) {
+      for (const f of c.step().newFindings) {
+        const shipped = judge(f.schedule, { builds }).findings.map((x) => x.signature);
+        if (!shipped.includes(f.signature)) hit = f.signature;
+      }
+    }
+    expect(hit, `after ${c.execs} executions`).toMatch(/^(data-loss|starved-data):serial0:/);
+  });
 });
