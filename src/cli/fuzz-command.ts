@@ -81,7 +81,7 @@ export { parseDuration };
 
 /** The status line, explained (in `fuzz --help` and docs/findings.md). */
 export const STATUS_LEGEND =
-  'status line: "#N cov: C corp: Q exec/s: R finds: F (K known)": N executions so far (a resumed campaign counts on from its earlier runs), C coverage points reached (edges between model events, AFL-style), Q inputs in the queue, R executions per second of this run, F distinct finding signatures, K of them known (docs/signatures.md)';
+  'status line: "#N cov: C corp: Q exec/s: R finds: F (K known)": N executions so far (a resumed campaign counts on from its earlier runs), C coverage points reached (edges between model events, AFL-style, and the device state at each migrate instant and load), Q inputs in the queue, R executions per second of this run, F distinct finding signatures, K of them known (docs/signatures.md)';
 
 const FUZZ_FLAGS = {
   seed: count('N', 'the campaign seed, a u32 (the same seed and limit: the same campaign)', {
