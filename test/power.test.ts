@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PLANTED } from '../bench/power/planted.js';
@@ -22,6 +22,12 @@ describe('planted bugs: witnesses', () => {
     expect([...areas].sort()).toEqual(['interrupts', 'serial', 'virtio-serial']);
     expect(PLANTED.filter((b) => b.effect === 'stall').length).toBeGreaterThanOrEqual(3);
     expect(new Set(PLANTED.map((b) => b.id)).size).toBe(PLANTED.length);
+  });
+
+  it('the shipped CLI never plants a bug: no command passes patchLoad', () => {
+    const dir = `${ROOT}src/cli/`;
+    const users = readdirSync(dir).filter((f) => readFileSync(`${dir}${f}`, 'utf8').includes('patchLoad'));
+    expect(users).toEqual([]);
   });
 
   for (const bug of PLANTED) {
