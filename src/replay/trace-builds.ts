@@ -28,7 +28,10 @@ const REVISION_KEYS = [
   'lapicLoad',
 ] as const;
 /** Switches added later, and what a trace without them ran with. */
-const LATER_REVISIONS = { vmClockAtCreation: 'disabled' } as const;
+const LATER_REVISIONS = {
+  vmClockAtCreation: 'disabled',
+  serialVmsd: 'isa',
+} as const;
 
 /** The builds `schedule` names (src, then dst if different), as the trace records them. */
 export function traceBuilds(schedule: Schedule, registry: BuildRegistry): TraceBuild[] {

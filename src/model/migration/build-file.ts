@@ -112,6 +112,7 @@ function readRevisions(input: JsonReader, v: unknown, path: string, base: Revisi
   const out: Revisions = { ...base };
   if (obj.virtioSerialPortOpen !== undefined) {
     out.virtioSerialPortOpen = input.oneOf(obj.virtioSerialPortOpen, at('virtioSerialPortOpen'), [
+      'never',
       'in-load',
       'timer',
     ] as const);

@@ -6,6 +6,7 @@
  */
 
 import { type Build, type BuildRegistry, findMachine } from '../migration/builds.js';
+import { HOSTILE_SERIAL_FIELDS, type HostileEdits } from '../migration/hostile.js';
 import {
   fieldPath,
   got,
@@ -338,7 +339,8 @@ type StepField =
   | 'divider'
   | 'state'
   | 'downtime'
-  | 'autostart';
+  | 'autostart'
+  | 'hostile';
 
 interface StepShape {
   /** Which device `dev` must name; absent: the step has no `dev`. */
@@ -367,7 +369,7 @@ const STEP_SHAPES: ReadonlyMap<string, StepShape> = new Map<StepKind, StepShape>
   ['host.vport.connect', { dev: VPORT, required: PORT_ONLY, optional: NO_FIELDS }],
   ['host.vport.disconnect', { dev: VPORT, required: PORT_ONLY, optional: NO_FIELDS }],
   ['host.vport.send', { dev: VPORT, required: ['port', 'data'], optional: NO_FIELDS }],
-  ['migrate', { required: NO_FIELDS, optional: ['downtime', 'autostart'] }],
+  ['migrate', { required: NO_FIELDS, optional: ['downtime', 'autostart', 'hostile'] }],
   ['vm.stop', { required: NO_FIELDS, optional: NO_FIELDS }],
   ['vm.cont', { required: NO_FIELDS, optional: NO_FIELDS }],
   ['guest.irq.mask', { dev: 'any', required: NO_FIELDS, optional: NO_FIELDS }],
@@ -385,6 +387,7 @@ const FIELD_EXPECTED: Record<StepField, string> = {
   state: listOf(UART_STATES),
   downtime: `an integer number of ns in [0, ${MAX_DOWNTIME_NS}]`,
   autostart: 'true or false',
+  hostile: 'an object: isa-serial device name → { QEMU serial field name: integer }',
 };
 
 function readSteps(input: JsonReader, v: unknown, horizon: number, devices: Devices): Step[] {
@@ -430,7 +433,7 @@ function readStep(input: JsonReader, v: unknown, path: string, horizon: number, 
     step.dev = readDev(input, obj, path, kind, shape.dev, devices);
     device = devices.get(step.dev as string);
   }
-  const ctx: FieldContext = { input, path, device, devName: step.dev as string | undefined };
+  const ctx: FieldContext = { input, path, device, devName: step.dev as string | undefined, devices };
   for (const f of shape.required)
     step[f] = readStepField(ctx, f, input.need(obj, f, path, FIELD_EXPECTED[f]));
   for (const f of shape.optional) if (obj[f] !== undefined) step[f] = readStepField(ctx, f, obj[f]);
@@ -476,6 +479,7 @@ interface FieldContext {
   path: string;
   device: DeviceSpec | undefined;
   devName: string | undefined;
+  devices: Devices;
 }
 
 function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown {
@@ -501,7 +505,36 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
       return input.oneOf(v, p, UART_STATES);
     case 'downtime':
       return input.int(v, p, 0, MAX_DOWNTIME_NS, FIELD_EXPECTED.downtime);
+    case 'hostile':
+      return readHostile(ctx, v, p);
   }
+}
+
+/** A migrate step's hostile source: per isa-serial device, QEMU serial fields and their values. */
+function readHostile(ctx: FieldContext, v: unknown, path: string): HostileEdits {
+  const input: JsonReader = ctx.input; // explicitly typed, so its `never` narrows
+  const obj = input.object(v, path);
+  const out: HostileEdits = {};
+  for (const [dev, fields] of Object.entries(obj)) {
+    const p = fieldPath(path, dev);
+    const d = ctx.devices.get(dev);
+    if (d === undefined) input.fail(p, `no device ${quote(dev)}${didYouMean(dev, ctx.devices.keys())}`);
+    if (d.kind !== UART)
+      input.fail(p, `${dev} is ${aKind(d.kind)} device, a hostile source edits isa-serial state`);
+    const f = input.object(fields, p);
+    const edits: Record<string, number> = {};
+    for (const [name, value] of Object.entries(f)) {
+      const field = HOSTILE_SERIAL_FIELDS.get(name);
+      if (field === undefined)
+        input.fail(
+          fieldPath(p, name),
+          `not a serial field a hostile source can set${didYouMean(name, HOSTILE_SERIAL_FIELDS.keys())} (${[...HOSTILE_SERIAL_FIELDS.keys()].join(', ')})`,
+        );
+      edits[name] = input.int(value, fieldPath(p, name), field.min, field.max);
+    }
+    out[dev] = edits;
+  }
+  return out;
 }
 
 function readPortRef(ctx: FieldContext, v: unknown, path: string): number {
