@@ -3,22 +3,19 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fc from 'fast-check';
-import { scheduleArb } from '../src/fuzz/arbitraries.js';
 import { Campaign, type FindingRecord } from '../src/fuzz/campaign.js';
 import { shrink } from '../src/fuzz/shrink.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../src/model/migration/builds.js';
-import { validateSchedule } from '../src/model/schedule/validate.js';
-import { judge } from '../src/oracles/verdict.js';
+import { measurePower, type PowerOptions, powerMarkdown, powerRows } from './power/table.js';
 import type { Row } from './row.js';
 
 /**
- * Campaign figures: executions per second of the real `migfuzz fuzz` on 1 and 2 workers; how
- * many executions and seconds each seed bug takes, guided against a plain fast-check
- * baseline (the same schedule arbitrary under fc.check: no corpus, no coverage); shrinking;
- * memory of a long campaign (measured in a child process).
+ * Campaign figures: executions per second of the real `migfuzz fuzz` on 1 and 2 workers; the
+ * power table (power/table.ts: every benchmark bug, guided against --no-coverage and plain
+ * fc.check); shrinking the seed bugs' first finds; memory of a long campaign (measured in a
+ * child process).
  */
-export const SEED_BUGS = {
+const SEED_BUGS = {
   A: 'stuck-irq-line:vser0:remote-irr',
   B: 'migration-failed:serial0:tsr-not-empty',
 } as const;
@@ -63,137 +60,43 @@ function campaignRate(workers: number, seconds: number): number {
   }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-interface Find {
-  execs: number;
-  seconds: number;
-}
-
-/** The guided campaign from no corpus: executions and seconds until each bug. */
-function guided(
-  seed: number,
-  maxExecs: number,
-): { finds: Record<Bug, Find>; first: Record<Bug, FindingRecord | null> } {
+/** The guided campaign from no corpus, every build, until it has found both seed bugs. */
+function firstFinds(seed: number, maxExecs: number): Record<Bug, FindingRecord | null> {
   const c = new Campaign({ seed, builds, allowed });
-  const t0 = performance.now();
-  const finds = { A: { execs: Infinity, seconds: Infinity }, B: { execs: Infinity, seconds: Infinity } };
   const first: Record<Bug, FindingRecord | null> = { A: null, B: null };
   while (c.execs < maxExecs && !(first.A && first.B)) {
     for (const f of c.step().newFindings) {
-      for (const bug of BUGS) {
-        if (f.signature !== SEED_BUGS[bug] || first[bug]) continue;
-        first[bug] = f;
-        finds[bug] = { execs: c.execs, seconds: (performance.now() - t0) / 1000 };
-      }
+      for (const bug of BUGS) if (f.signature === SEED_BUGS[bug] && !first[bug]) first[bug] = f;
     }
   }
-  return { finds, first };
+  return first;
 }
 
-/** Plain property-based testing: fc.check of "no run shows the signature". */
-function baseline(seed: number, bug: Bug, maxExecs: number): Find {
-  let execs = 0;
-  const t0 = performance.now();
-  const property = fc.property(scheduleArb(builds, allowed), (doc) => {
-    execs++;
-    const s = validateSchedule(doc, builds);
-    return !judge(s, { builds }).findings.some((f) => f.signature === SEED_BUGS[bug]);
-  });
-  const r = fc.check(property, { seed, numRuns: maxExecs, endOnFailure: true });
-  return r.failed
-    ? { execs, seconds: (performance.now() - t0) / 1000 }
-    : { execs: Infinity, seconds: Infinity };
+function power(quick: boolean): Row[] {
+  const opts: PowerOptions = quick
+    ? { seeds: 3, bugs: 2, budget: { maxExecs: 5_000, maxSeconds: 10 } }
+    : { seeds: 10, budget: { maxExecs: 200_000, maxSeconds: 60 } };
+  const measured = measurePower(opts, (line) => console.error(line));
+  console.log(`\n${powerMarkdown(measured)}`);
+  return powerRows(measured, opts);
 }
 
-function timeToBug(seeds: number, maxExecs: number): Row[] {
+function shrinking(seeds: number, maxExecs: number): Row[] {
   const rows: Row[] = [];
-  const g: Record<Bug, Find[]> = { A: [], B: [] };
-  const b: Record<Bug, Find[]> = { A: [], B: [] };
   const shrinks: Record<Bug, { seconds: number; before: number; after: number }[]> = { A: [], B: [] };
   for (let seed = 1; seed <= seeds; seed++) {
-    const run = guided(seed, maxExecs);
+    const first = firstFinds(seed, maxExecs);
     for (const bug of BUGS) {
-      g[bug].push(run.finds[bug]);
-      b[bug].push(baseline(seed, bug, maxExecs));
-      const f = run.first[bug];
-      if (f && shrinks[bug].length < 3) {
-        const t0 = performance.now();
-        const r = shrink(f.schedule, f.signature, builds);
-        shrinks[bug].push({
-          seconds: (performance.now() - t0) / 1000,
-          before: r.stepsBefore,
-          after: r.stepsAfter,
-        });
-      }
+      const f = first[bug];
+      if (!f) continue;
+      const t0 = performance.now();
+      const r = shrink(f.schedule, f.signature, builds);
+      shrinks[bug].push({
+        seconds: (performance.now() - t0) / 1000,
+        before: r.stepsBefore,
+        after: r.stepsAfter,
+      });
     }
-  }
-  const group = `Time to bug (${seeds} seeds, empty corpus)`;
-  for (const bug of BUGS) {
-    const ge = g[bug].map((x) => x.execs);
-    const be = b[bug].map((x) => x.execs);
-    rows.push(
-      {
-        group,
-        figure: `bug ${bug}, guided: executions (median)`,
-        value: median(ge),
-        unit: 'execs',
-        goal: '',
-      },
-      {
-        group,
-        figure: `bug ${bug}, guided: executions (worst)`,
-        value: Math.max(...ge),
-        unit: 'execs',
-        goal: '',
-      },
-      {
-        group,
-        figure: `bug ${bug}, guided: seconds (median)`,
-        value: median(g[bug].map((x) => x.seconds)),
-        unit: 's',
-        goal: '< 1',
-      },
-      {
-        group,
-        figure: `bug ${bug}, guided: seconds (worst)`,
-        value: Math.max(...g[bug].map((x) => x.seconds)),
-        unit: 's',
-        goal: '',
-      },
-      {
-        group,
-        figure: `bug ${bug}, baseline fc.check: executions (median)`,
-        value: median(be),
-        unit: 'execs',
-        goal: '',
-      },
-      {
-        group,
-        figure: `bug ${bug}, baseline fc.check: executions (worst)`,
-        value: Math.max(...be),
-        unit: 'execs',
-        goal: '',
-      },
-      {
-        group,
-        figure: `bug ${bug}, baseline fc.check: seconds (median)`,
-        value: median(b[bug].map((x) => x.seconds)),
-        unit: 's',
-        goal: '',
-      },
-      {
-        group,
-        figure: `bug ${bug}: baseline / guided executions (medians)`,
-        value: median(be) / median(ge),
-        unit: '×',
-        goal: bug === 'B' ? '>= 5 (the harder bug)' : '',
-      },
-    );
   }
   for (const bug of BUGS) {
     const s = shrinks[bug];
@@ -252,7 +155,8 @@ export function fuzzBench(quick: boolean): Row[] {
     { group, figure: '1 worker', value: one, unit: 'execs/s', goal: '>= 5,000' },
     { group, figure: '2 workers', value: two, unit: 'execs/s', goal: '' },
     { group, figure: 'scaling, 2 workers / 1', value: two / one, unit: '×', goal: '>= 1.8' },
-    ...timeToBug(quick ? 3 : 10, quick ? 5_000 : 50_000),
+    ...power(quick),
+    ...shrinking(3, quick ? 5_000 : 50_000),
     ...memory(quick ? 10_000 : 200_000),
   ];
 }

@@ -53,6 +53,8 @@ export interface FuzzSettings {
   maxQueue: number;
   /** Executed events allowed per run before it is cut as a hang. */
   eventBudget: number;
+  /** false (--no-coverage): generation and mutation without coverage feedback. */
+  coverage: boolean;
   out: string;
   /** --corpus, or null: corpus/seeds if there is one. */
   corpus: string | null;
@@ -79,7 +81,7 @@ export { parseDuration };
 
 /** The status line, explained (in `fuzz --help` and docs/findings.md). */
 export const STATUS_LEGEND =
-  'status line: "#N cov: C corp: Q exec/s: R finds: F (K known)": N executions so far (a resumed campaign counts on from its earlier runs), C coverage points reached (edges between model events, AFL-style), Q inputs in the queue, R executions per second of this run, F distinct finding signatures, K of them known (docs/signatures.md)';
+  'status line: "#N cov: C corp: Q exec/s: R finds: F (K known)": N executions so far (a resumed campaign counts on from its earlier runs), C coverage points reached (edges between model events, AFL-style, and the device state at each migrate instant and load), Q inputs in the queue, R executions per second of this run, F distinct finding signatures, K of them known (docs/signatures.md)';
 
 const FUZZ_FLAGS = {
   seed: count('N', 'the campaign seed, a u32 (the same seed and limit: the same campaign)', {
@@ -107,6 +109,9 @@ const FUZZ_FLAGS = {
     max: MAX_EVENT_BUDGET,
     value: DEFAULT_EVENT_BUDGET,
   }),
+  noCoverage: bool(
+    'coverage feedback off: generation and mutation of earlier inputs without a coverage queue (a baseline for what guidance is worth)',
+  ),
   fresh: bool('start over: delete the campaign files of --out (queue, crashes, hangs, stats) first'),
   json: bool('print the final summary as one JSON object (every finding, full rows) instead of the table'),
   confirm: bool(
@@ -213,6 +218,7 @@ export function fuzzSettings(
     workers: f.workers,
     maxQueue: f.maxQueue,
     eventBudget: f.eventBudget,
+    coverage: !f.noCoverage,
     out: sync ? join(sync.dir, sync.instance) : f.out,
     corpus: f.corpus ?? null,
     builds,
@@ -412,6 +418,7 @@ class PoolSource implements Source {
       allowed: st.allowed,
       maxQueue: st.maxQueue,
       eventBudget: st.eventBudget,
+      coverage: st.coverage,
       maxExecs: this.shares[i]!,
       initial,
       initialNames: this.initialNames.slice(this.initialNames.length - initial.length),
@@ -548,6 +555,7 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       initialNames: seeds.map((x) => x.name),
       maxQueue: st.maxQueue,
       eventBudget: st.eventBudget,
+      coverage: st.coverage,
     });
     for (const doc of resumed) campaign.importEntry(doc);
     source = new LocalSource(campaign);

@@ -16,6 +16,8 @@ export interface WorkerInit {
   allowed: string[];
   maxQueue: number;
   eventBudget: number;
+  /** false: coverage feedback off (--no-coverage). */
+  coverage: boolean;
   /** Executions this worker may run (its share of --execs), or null: until told to stop. */
   maxExecs: number | null;
   /** Starting inputs as schedule documents (only worker 0 runs them). */
@@ -51,6 +53,7 @@ function start(init: WorkerInit): void {
     allowed: init.allowed,
     maxQueue: init.maxQueue,
     eventBudget: init.eventBudget,
+    coverage: init.coverage,
     initial: init.initial.map((doc) => validateSchedule(doc, builds)),
     initialNames: init.initialNames,
   });

@@ -36,11 +36,31 @@ export const MS = 1_000_000;
 
 /** Lengths at and around FIFO sizes and trigger levels. */
 const LENGTHS = [1, 2, 3, 4, 5, 7, 8, 9, 13, 14, 15, 16, 17, 24, 31, 32, 33, 64, 65, 200];
+/**
+ * A port's lengths add the sizes around a guest buffer (PORT_BUF_SIZE, 64 bytes) and a
+ * socket backend's buffer (SOCKET_BUF, 256): past it the port throttles with an element
+ * popped, half-written when earlier bytes were still buffered.
+ */
+const PORT_LENGTHS = [...LENGTHS, 63, 100, 128, 255, 256, 257, 300, 520];
 /** Printable ASCII, kept as a string: a queued document stays small (a byte per byte). */
-const dataArb: fc.Arbitrary<string> = fc
-  .constantFrom(...LENGTHS)
-  .chain((n) => fc.array(fc.integer({ min: 0x20, max: 0x7e }), { minLength: n, maxLength: n }))
-  .map((bytes) => String.fromCharCode(...bytes));
+const dataOf = (lengths: readonly number[]): fc.Arbitrary<string> =>
+  fc
+    .constantFrom(...lengths)
+    .chain((n) => fc.array(fc.integer({ min: 0x20, max: 0x7e }), { minLength: n, maxLength: n }))
+    .map((bytes) => String.fromCharCode(...bytes));
+const dataArb = dataOf(LENGTHS);
+const portDataArb = dataOf(PORT_LENGTHS);
+/** Line controls: 5-8 data bits, 2 stop bits, parity, break (bit 6). */
+const LCRS = [0x00, 0x03, 0x07, 0x0b, 0x1b, 0x3b, 0x43];
+/** Divisors of 115200 baud: the fastest, 9600 (the reset value, 12), 1200, 300, the slowest. */
+const DIVIDERS = [1, 2, 12, 96, 384, 0xffff];
+/**
+ * A data step may repeat: copies this far apart land inside a socket backend's drain period
+ * (SOCKET_DRAIN_NS, 100 µs) or a slow backend's writability wait (SLOW_WATCH_NS, 50 µs), so
+ * the backend is still full when the next one comes.
+ */
+const REPEATS = [1, 1, 1, 1, 2, 3, 5];
+const REPEAT_GAPS = [1000, 10_000, 40_000, 90_000];
 
 interface Shape {
   pair: BuildPair;
@@ -48,8 +68,11 @@ interface Shape {
   serial: boolean;
   /** The guest opens the UART at boot (else at its first guest.uart step). */
   serialOpen: boolean;
-  /** `console`: the first port is a virtconsole port. */
-  vser: { irq: 'intx' | 'msix'; ports: number[]; console: boolean } | null;
+  /**
+   * `console`: the first port is a virtconsole port. `openAtBoot`: a guest application opens
+   * every port right after boot (a port nobody opens moves no guest data).
+   */
+  vser: { irq: 'intx' | 'msix'; ports: number[]; console: boolean; openAtBoot: boolean } | null;
 }
 
 const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
@@ -62,6 +85,7 @@ const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
           irq: fc.constantFrom<'intx' | 'msix'>('intx', 'intx', 'intx', 'msix'),
           ports: fc.subarray([1, 2, 3], { minLength: 1 }),
           console: fc.constantFrom(false, false, false, true),
+          openAtBoot: fc.constantFrom(true, true, true, false),
         }),
         { freq: 4 },
       ),
@@ -98,6 +122,15 @@ function stepBodies(shape: Shape): fc.Arbitrary<StepBody>[] {
         trigger: fc.constantFrom(1, 4, 8, 14),
         ier: fc.constantFrom(0, 1, 3, 5, 7, 15),
       }),
+      fc.record(
+        {
+          do: fc.constant('guest.uart.config'),
+          dev: fc.constant(dev),
+          lcr: fc.constantFrom(...LCRS),
+          divider: fc.constantFrom(...DIVIDERS),
+        },
+        { requiredKeys: ['do', 'dev'] },
+      ),
       fc.record({ do: fc.constant('guest.uart.write'), dev: fc.constant(dev), data: dataArb }),
       fc.record({ do: fc.constant('guest.uart.write'), dev: fc.constant(dev), data: dataArb }),
       fc.record({ do: fc.constant('host.uart.send'), dev: fc.constant(dev), data: dataArb }),
@@ -119,8 +152,9 @@ function stepBodies(shape: Shape): fc.Arbitrary<StepBody>[] {
         dev: fc.constant(dev),
         port,
       }),
-      fc.record({ do: fc.constant('guest.vport.write'), dev: fc.constant(dev), port, data: dataArb }),
-      fc.record({ do: fc.constant('host.vport.send'), dev: fc.constant(dev), port, data: dataArb }),
+      fc.record({ do: fc.constant('guest.vport.write'), dev: fc.constant(dev), port, data: portDataArb }),
+      fc.record({ do: fc.constant('guest.vport.write'), dev: fc.constant(dev), port, data: portDataArb }),
+      fc.record({ do: fc.constant('host.vport.send'), dev: fc.constant(dev), port, data: portDataArb }),
       fc.record({
         do: fc.constantFrom('host.vport.connect', 'host.vport.disconnect'),
         dev: fc.constant(dev),
@@ -131,6 +165,9 @@ function stepBodies(shape: Shape): fc.Arbitrary<StepBody>[] {
   }
   return out;
 }
+
+/** When ports opened at boot are opened: after the guest driver's probe. */
+const OPEN_AT = 100_000;
 
 /** Offsets from a migration where bugs live: just before, during the downtime, just after. */
 const NEAR = [-5 * MS, -MS, -100_000, -10_000, -1000, 0, 1, 1000, 2000, 3000, 310_000, 400_000, MS, 5 * MS];
@@ -160,6 +197,8 @@ export function scheduleArb(builds: BuildRegistry, allowed: readonly string[]): 
             fc.nat(),
             fc.constantFrom(...NEAR),
             fc.integer({ min: 0, max: 45 * MS }),
+            fc.constantFrom(...REPEATS),
+            fc.constantFrom(...REPEAT_GAPS),
           ),
           { minLength: 1, maxLength: 16 },
         ),
@@ -167,10 +206,14 @@ export function scheduleArb(builds: BuildRegistry, allowed: readonly string[]): 
       .map((g) => {
         const migrations = [...new Set(g.migrateAt)].sort((a, b) => a - b).map((ms) => ms * MS);
         const steps: StepBody[] = migrations.map((at) => ({ at, do: 'migrate' }));
-        for (const [body, anchor, near, uniform] of g.steps) {
+        if (shape.vser?.openAtBoot)
+          for (const port of shape.vser.ports)
+            steps.push({ at: OPEN_AT, do: 'guest.vport.open', dev: VSER, port });
+        for (const [body, anchor, near, uniform, repeats, gap] of g.steps) {
           // Half the steps cluster around a migration, half anywhere.
           const at = anchor % 2 === 0 ? migrations[(anchor >> 1) % migrations.length]! + near : uniform;
-          steps.push({ ...body, at: Math.max(0, at) });
+          const copies = 'data' in body ? repeats : 1;
+          for (let k = 0; k < copies; k++) steps.push({ ...body, at: Math.max(0, at + k * gap) });
         }
         steps.sort((a, b) => (a.at as number) - (b.at as number));
         const last = steps.length > 0 ? (steps[steps.length - 1]!.at as number) : 0;

@@ -4,6 +4,7 @@ import { makeRng, type Rng } from '../model/rng.js';
 import { scheduleToJson } from '../model/schedule/to-json.js';
 import { buildsPath, type Schedule } from '../model/schedule/types.js';
 import type { Finding } from '../oracles/types.js';
+import type { JudgeOptions } from '../oracles/verdict.js';
 import { scheduleArb } from './arbitraries.js';
 import { Corpus, DEFAULT_MAX_QUEUE, type QueueEntry } from './corpus.js';
 import { VirginMap } from './coverage.js';
@@ -30,6 +31,15 @@ export interface CampaignConfig {
   generatedPercent?: number;
   /** The queue's bound; past it, an entry that brought little new coverage is dropped. */
   maxQueue?: number;
+  /**
+   * false (`fuzz --no-coverage`): coverage feedback off, the baseline guidance is measured
+   * against. Generation and mutation go on, but every input joins the queue whatever it
+   * reached (bounded: a full queue drops one at random), parents are drawn from it alike,
+   * and no input is reported as new.
+   */
+  coverage?: boolean;
+  /** A planted migration bug (the power suite, bench/power/); never set by the CLI. */
+  patchLoad?: JudgeOptions['patchLoad'];
 }
 
 export interface FindingRecord {
@@ -65,7 +75,8 @@ export interface MutatorStats {
  * How often each mutator is drawn, from measurement: the share of its executions that
  * reached new coverage over 18,000 executions (3 seeds × 6,000, every build) was data 35%,
  * splice 29%, duplicate 28%, move 24%, backend 24%, builds 20%, delete 19%, seed 17%,
- * retime 16%, irq-mode 15%, machine 14% (generation: 21%).
+ * retime 16%, irq-mode 15%, machine 14% (generation: 21%). uart-config came later (lcr and
+ * divisor values): drawn as rarely as the least productive.
  */
 const MUTATOR_WEIGHTS: Record<MutatorName, number> = {
   data: 4,
@@ -79,6 +90,7 @@ const MUTATOR_WEIGHTS: Record<MutatorName, number> = {
   retime: 2,
   'irq-mode': 1,
   machine: 1,
+  'uart-config': 1,
 };
 const WEIGHTED: readonly MutatorName[] = MUTATORS.flatMap((m) =>
   new Array<MutatorName>(MUTATOR_WEIGHTS[m]).fill(m),
@@ -93,6 +105,8 @@ const pickMutator = (rng: Rng): MutatorName => WEIGHTED[rng.below(WEIGHTED.lengt
  * the same coverage after 30,000.
  */
 const YOUNG_QUEUE = 200;
+/** What an entry of a campaign without coverage reached: nothing it knows of. */
+const NOTHING = new Uint16Array(0);
 
 export class Campaign {
   execs = 0;
@@ -111,7 +125,10 @@ export class Campaign {
     this.rng = makeRng(cfg.seed);
     this.arb = scheduleArb(cfg.builds, cfg.allowed);
     this.corpus = new Corpus(this.rng, cfg.maxQueue ?? DEFAULT_MAX_QUEUE);
-    this.executor = new Executor(cfg.builds, cfg.eventBudget);
+    this.executor = new Executor(cfg.builds, cfg.eventBudget, {
+      coverage: cfg.coverage !== false,
+      patchLoad: cfg.patchLoad,
+    });
     this.pendingInitial = (cfg.initial ?? []).map((schedule, i) => ({
       schedule,
       name: cfg.initialNames?.[i] ?? `#${i + 1}`,
@@ -172,24 +189,40 @@ export class Campaign {
       return { newEntry: null, newFindings: [], events: 0 };
     }
     const { schedule, findings, events, coverage } = run;
-    const newBuckets = this.virgin.merge(coverage);
     let newEntry: QueueEntry | null = null;
+    if (coverage === null) {
+      // No feedback: every input may be a parent; none is new coverage.
+      this.corpus.enqueue(this.entry(doc, how, origin, 0, events, NOTHING));
+      return { newEntry, newFindings: this.bucket(findings, schedule, how, origin), events };
+    }
+    const newBuckets = this.virgin.merge(coverage);
     if (newBuckets > 0 || how === 'initial') {
-      newEntry = {
-        id: this.corpus.entries.length,
-        doc,
-        op: how,
-        exec: this.execs,
-        label: how === 'initial' ? origin : `queue entry of exec ${this.execs}`,
-        newBuckets,
-        cost: events,
-        ratedFor: 0,
-        reached: Uint16Array.from(coverage.touched),
-      };
+      newEntry = this.entry(doc, how, origin, newBuckets, events, Uint16Array.from(coverage.touched));
       this.corpus.enqueue(newEntry);
       this.mutatorStats.found[how] = (this.mutatorStats.found[how] ?? 0) + 1;
     }
     return { newEntry, newFindings: this.bucket(findings, schedule, how, origin), events };
+  }
+
+  private entry(
+    doc: Doc,
+    how: string,
+    origin: string,
+    newBuckets: number,
+    cost: number,
+    reached: Uint16Array,
+  ): QueueEntry {
+    return {
+      id: this.corpus.entries.length,
+      doc,
+      op: how,
+      exec: this.execs,
+      label: how === 'initial' ? origin : `queue entry of exec ${this.execs}`,
+      newBuckets,
+      cost,
+      ratedFor: 0,
+      reached,
+    };
   }
 
   /** Stacked mutations of `doc` in place: the first mutator's name, or null if none changed it. */

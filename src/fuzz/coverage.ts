@@ -1,4 +1,4 @@
-import { Ev, type EventSink, RunState } from '../model/events.js';
+import { Ev, type EventSink, RunState, type StateSink } from '../model/events.js';
 import { type NearMissSink, ORACLE_NAMES, type OracleName } from '../oracles/types.js';
 
 /**
@@ -10,6 +10,11 @@ import { type NearMissSink, ORACLE_NAMES, type OracleName } from '../oracles/typ
  * stopped; SUBSECTION events give subsections sent and loaded. Oracles add near-misses (a
  * condition held for half its deadline, e.g. bytes held by a device: starved-data) as points
  * of their own, so a schedule that comes close to a finding is kept and mutated further.
+ * The device state at each migrate instant and after each load (model/migration/save-state.ts:
+ * FIFO levels, a busy TSR, armed timers, throttled ports and their popped elements, queued
+ * control messages, pending interrupts per controller, run state) comes as points too, each
+ * paired with the feature before it: a schedule that reaches a rare state at save time is
+ * kept even when nothing after the migration differs yet.
  */
 export const MAP_BITS = 16;
 export const MAP_SIZE = 1 << MAP_BITS;
@@ -28,8 +33,10 @@ function mix(a: number, b: number, c: number): number {
 
 /** A point kind outside the event numbering, for oracle near-misses. */
 const NEAR_MISS = 0x100;
+/** Point kinds for the state at a migration: + 0 saved (source), + 1 loaded (destination). */
+const MIGRATION_STATE = 0x200;
 
-export class CoverageSink implements EventSink, NearMissSink {
+export class CoverageSink implements EventSink, NearMissSink, StateSink {
   readonly map = new Uint8Array(MAP_SIZE);
   /** Indices touched in this run, so merging and resetting skip the untouched map. */
   readonly touched: number[] = [];
@@ -87,6 +94,11 @@ export class CoverageSink implements EventSink, NearMissSink {
 
   nearMiss(oracle: OracleName, key: number): void {
     this.hit(mix(NEAR_MISS, ORACLE_NAMES.indexOf(oracle), key));
+  }
+
+  state(phase: number, dev: number, feature: number, value: number): void {
+    // Devices of one kind are told apart by their index (at most a few per schedule).
+    this.hit(mix(MIGRATION_STATE + phase, (dev & 0xff) | (feature << 8), value));
   }
 
   private hit(point: number): void {

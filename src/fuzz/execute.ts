@@ -1,9 +1,9 @@
-import type { EventSink } from '../model/events.js';
+import type { EventSink, StateSink } from '../model/events.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
 import { validateSchedule } from '../model/schedule/validate.js';
 import type { Finding, NearMissSink } from '../oracles/types.js';
-import { judge } from '../oracles/verdict.js';
+import { type JudgeOptions, judge } from '../oracles/verdict.js';
 import { CoverageSink } from './coverage.js';
 import type { Doc } from './mutate.js';
 
@@ -19,11 +19,19 @@ import type { Doc } from './mutate.js';
 export function judgeSafely(
   schedule: Schedule,
   builds: BuildRegistry,
-  coverage?: EventSink & NearMissSink,
+  coverage?: EventSink & NearMissSink & StateSink,
   eventBudget?: number,
+  patchLoad?: JudgeOptions['patchLoad'],
 ): { findings: Finding[]; events: number } {
   try {
-    const v = judge(schedule, { builds, sink: coverage, nearMiss: coverage, eventBudget });
+    const v = judge(schedule, {
+      builds,
+      sink: coverage,
+      nearMiss: coverage,
+      state: coverage,
+      eventBudget,
+      patchLoad,
+    });
     return { findings: v.findings, events: v.events };
   } catch (e) {
     const name = e instanceof Error ? e.name : 'throw';
@@ -45,17 +53,24 @@ export type Execution =
       schedule: Schedule;
       findings: Finding[];
       events: number;
-      /** What the run reached; valid until the next execution. */
-      coverage: CoverageSink;
+      /** What the run reached, valid until the next execution; null with coverage off. */
+      coverage: CoverageSink | null;
     };
 
 export class Executor {
-  private readonly coverage = new CoverageSink();
+  /** null: runs without coverage (`fuzz --no-coverage`), which also spares its cost. */
+  private readonly coverage: CoverageSink | null;
 
   constructor(
     private readonly builds: BuildRegistry,
     private readonly eventBudget?: number,
-  ) {}
+    { coverage = true, patchLoad }: { coverage?: boolean; patchLoad?: JudgeOptions['patchLoad'] } = {},
+  ) {
+    this.coverage = coverage ? new CoverageSink() : null;
+    this.patchLoad = patchLoad;
+  }
+
+  private readonly patchLoad: JudgeOptions['patchLoad'];
 
   run(doc: Doc): Execution {
     let schedule: Schedule;
@@ -66,8 +81,14 @@ export class Executor {
       return { kind: 'invalid' };
     }
     const cov = this.coverage;
-    cov.reset();
-    const { findings, events } = judgeSafely(schedule, this.builds, cov, this.eventBudget);
+    cov?.reset();
+    const { findings, events } = judgeSafely(
+      schedule,
+      this.builds,
+      cov ?? undefined,
+      this.eventBudget,
+      this.patchLoad,
+    );
     return { kind: 'ran', schedule, findings, events, coverage: cov };
   }
 }

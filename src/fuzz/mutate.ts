@@ -30,9 +30,12 @@ export const MUTATORS = [
   'irq-mode',
   'splice',
   'seed',
+  'uart-config',
 ] as const;
 export type MutatorName = (typeof MUTATORS)[number];
 
+const UART_LENGTHS = [1, 4, 8, 14, 15, 16, 17, 32];
+const PORT_LENGTHS = [...UART_LENGTHS, 64, 65, 255, 256, 257, 300];
 const TIME_NUDGES = [1, 10, 1000, 2000, 10_000, 100_000, 300_000, 1_000_000, 5_000_000];
 const BACKENDS = { uart: ['open', 'hung-up', 'closed', 'slow'], vport: ['socket-server', 'socket-client'] };
 
@@ -131,7 +134,44 @@ export function mutate(doc: Doc, name: MutatorName, cx: MutationContext): boolea
     case 'seed':
       doc.seed = (doc.seed + 1 + rng.below(0xffff)) & 0xffff;
       return true;
+    case 'uart-config':
+      return mutateUartConfig(doc, rng);
   }
+}
+
+/**
+ * One setting of a guest.uart.config step takes another value: FIFO, trigger level, IER,
+ * line control or divisor (slow lines keep bytes in the FIFOs longer across a migration).
+ */
+const UART_SETTINGS: Record<string, readonly (number | boolean)[]> = {
+  fifo: [true, false],
+  trigger: [1, 4, 8, 14],
+  ier: [0, 1, 2, 3, 5, 7, 15],
+  lcr: [0x00, 0x03, 0x07, 0x0b, 0x1b, 0x3b, 0x43],
+  divider: [1, 2, 12, 96, 384, 0xffff],
+};
+function mutateUartConfig(doc: Doc, rng: Rng): boolean {
+  const key = pick(rng, Object.keys(UART_SETTINGS));
+  const configs = doc.steps.filter((s) => s.do === 'guest.uart.config');
+  if (configs.length > 0 && rng.below(4) > 0) {
+    const s = pick(rng, configs);
+    s[key] = pick(
+      rng,
+      UART_SETTINGS[key]!.filter((v) => v !== s[key]),
+    );
+    return true;
+  }
+  // A new config step, early or next to another step, for a UART of the schedule.
+  const uarts = Object.entries(doc.devices).filter(([, d]) => d.kind === 'isa-serial');
+  if (uarts.length === 0) return false;
+  const at = doc.steps.length > 0 && rng.below(2) ? pick(rng, doc.steps).at : pick(rng, TIME_NUDGES);
+  insertSorted(doc.steps, {
+    at,
+    do: 'guest.uart.config',
+    dev: pick(rng, uarts)[0],
+    [key]: pick(rng, UART_SETTINGS[key]!),
+  });
+  return true;
 }
 
 /** Inserts after the steps at the same time (file order); returns the index. */
@@ -150,7 +190,9 @@ function mutateData(doc: Doc, rng: Rng): boolean {
   const bytes = bytesOf(s.data);
   switch (rng.below(4)) {
     case 0:
-      bytes.length = Math.max(1, pick(rng, [1, 4, 8, 14, 15, 16, 17, 32]));
+      // FIFO sizes and trigger levels; for a port, a guest buffer (64) and past a socket
+      // backend's buffer (256), where the port throttles.
+      bytes.length = pick(rng, String(s.do).includes('vport') ? PORT_LENGTHS : UART_LENGTHS);
       for (let i = 0; i < bytes.length; i++) bytes[i] ??= 0x61 + (i % 26);
       break;
     case 1:

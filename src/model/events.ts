@@ -74,6 +74,16 @@ export interface EventSink {
   event(at: number, kind: number, vm: number, dev: number, a: number, b: number): void;
 }
 
+/**
+ * Receives the device state at each migrate instant and after each load, as bucketed
+ * features (migration/save-state.ts): phase 0 the saved source, 1 the loaded destination;
+ * dev -1 for the board (run state, timers, interrupt controllers). Not an event: nothing is
+ * recorded in traces and the run is the same with or without it.
+ */
+export interface StateSink {
+  state(phase: number, dev: number, feature: number, value: number): void;
+}
+
 /** Run states (QEMU RunState, the ones a migration goes through). */
 export const RunState = {
   RUNNING: 0,

@@ -1,5 +1,5 @@
 import { fail, ModelAssertError } from './assert.js';
-import { Ev, type EventSink, MigPhase, RunState } from './events.js';
+import { Ev, type EventSink, MigPhase, RunState, type StateSink } from './events.js';
 import { guestIrqDisable, guestIrqEnable } from './guest/guest.js';
 import { uart8250Boot, uart8250Config, uart8250Write } from './guest/serial8250.js';
 import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './guest/virtio-console.js';
@@ -9,6 +9,7 @@ import { type BuildRegistry, findMachine } from './migration/builds.js';
 import type { DeviceHazard } from './migration/context.js';
 import { applySourceState, type SourceState } from './migration/from-stream.js';
 import type { HostileEdits } from './migration/hostile.js';
+import { probeState, StatePhase } from './migration/save-state.js';
 import { LoadError } from './migration/stream.js';
 import { FIRST_VSER_SLOT, virtioIdstr } from './migration/virtio-section.js';
 import { finishLoad, loadSections, saveVm } from './migration/vm.js';
@@ -48,6 +49,13 @@ export interface RunOptions {
    * the destination loads it (the hostile-stream properties and the robustness bench).
    */
   tamper?: (stream: Uint8Array, n: number) => Uint8Array;
+  /** Receives the device state at each migrate instant and after each load (coverage). */
+  state?: StateSink;
+  /**
+   * Changes a destination's device state once its sections are loaded, before anything runs
+   * on it: a planted migration bug of a test-only build (the power suite, bench/power/).
+   */
+  patchLoad?: (m: Machine) => void;
 }
 
 export interface MigrationFailure {
@@ -356,6 +364,7 @@ export class World implements Host {
     const srcWasRunning = src.running;
     src.vmStop(RunState.FINISH_MIGRATE);
     const saved = saveVm(src, this.sourceHostile);
+    if (this.opts.state) probeState(src, StatePhase.SAVED, this.opts.state);
     const stream = this.opts.tamper ? this.opts.tamper(saved, this.migrations++) : saved;
     this.emit(Ev.MIGRATION, from, -1, MigPhase.SAVED, stream.length);
     const to = 1 - from;
@@ -379,6 +388,9 @@ export class World implements Host {
     const mig = this.migration!;
     const dst = this.vms[1 - mig.from]!;
     if (!this.tryLoad(mig, () => (this.loadHazards = loadSections(dst, mig.stream)))) return;
+    this.opts.patchLoad?.(dst);
+    // What the sections loaded, before anything runs on it (a flush, a timer, a stream wait).
+    if (this.opts.state) probeState(dst, StatePhase.LOADED, this.opts.state);
     this.streamRng ??= makeRng((this.schedule.seed ^ STREAM_RNG_SALT) >>> 0);
     // A device left unsafe by the load runs nothing more: the migration completes at once.
     if (this.loadHazards.length === 0 && this.streamRng.below(2) === 1) {

@@ -1,4 +1,4 @@
-import type { EventSink } from '../model/events.js';
+import type { EventSink, StateSink } from '../model/events.js';
 import type { MachineFault } from '../model/machine.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { SourceState } from '../model/migration/from-stream.js';
@@ -52,6 +52,10 @@ export interface JudgeOptions {
   /** Start the source from a real stream's device state (run --from-stream). */
   fromStream?: SourceState;
   tamper?: RunOptions['tamper'];
+  /** Receives the device state at each migrate instant and after each load (coverage). */
+  state?: StateSink;
+  /** A planted migration bug (the power suite's test-only builds); never set by the CLI. */
+  patchLoad?: RunOptions['patchLoad'];
 }
 
 /**
@@ -97,6 +101,8 @@ export function judge(schedule: Schedule, opts: JudgeOptions): Verdict {
     fault: opts.fault,
     fromStream: opts.fromStream,
     tamper: opts.tamper,
+    state: opts.state,
+    patchLoad: opts.patchLoad,
   });
   const nearMissSink = opts.nearMiss;
   const nearMiss: NearMissSink['nearMiss'] = nearMissSink

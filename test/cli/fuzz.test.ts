@@ -342,4 +342,21 @@ describe('fuzz settings and input errors', () => {
     const original = JSON.parse(read(join(dir, 'original.json'))) as { steps: unknown[] };
     expect(shrunk.steps.length).toBeLessThanOrEqual(original.steps.length);
   });
+
+  it('--no-coverage: findings as usual, but no queue entry is written and no coverage counted', async () => {
+    const out = join(tmp, 'out-no-coverage');
+    const st = fuzzSettings(
+      ['--execs', '300', '--seed', '1', '--corpus', emptyCorpus, '--out', out, '--no-coverage'],
+      read,
+      0,
+    );
+    expect(st.coverage).toBe(false);
+    expect(fuzzSettings(ARGS, read, 0).coverage).toBe(true);
+    const code = await runFuzz(st, fakeIo());
+    const s = JSON.parse(read(join(out, 'fuzzer_stats.json'))) as Stats;
+    expect(s.execs).toBe(300);
+    expect(s.coverage).toBe(0);
+    expect(readdirSync(join(out, 'queue'))).toEqual([]);
+    expect(code).toBe(Object.keys(s.findings).length > 0 ? 1 : 0);
+  });
 });

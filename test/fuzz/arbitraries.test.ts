@@ -97,6 +97,40 @@ describe('scheduleArb', () => {
     expect(has((d) => d.src.build !== d.dst.build)).toBe(true);
   });
 
+  it('generates line settings, data past a socket buffer, writes inside the throttle window, console ports', () => {
+    const docs = fc.sample(scheduleArb(builds, ALL), { seed: 6, numRuns: 600 }) as Doc[];
+    const steps = docs.flatMap((d) => d.steps);
+    const configs = steps.filter((s) => s.do === 'guest.uart.config');
+    expect(configs.some((s) => typeof s.lcr === 'number' && s.lcr !== 0x03)).toBe(true);
+    expect(new Set(configs.map((s) => s.divider).filter((x) => x !== undefined)).size).toBeGreaterThan(3);
+    // SOCKET_BUF: a guest write longer than a socket backend's buffer throttles the port.
+    const portWrites = steps.filter((s) => s.do === 'guest.vport.write');
+    expect(portWrites.some((s) => (s.data as string).length > 256)).toBe(true);
+    // The same write again within SOCKET_DRAIN_NS (100 us): the socket has not drained yet.
+    const burst = (d: Doc): boolean =>
+      d.steps.some((a, i) =>
+        d.steps.some(
+          (b, j) =>
+            j > i &&
+            b.do === 'guest.vport.write' &&
+            a.do === b.do &&
+            a.port === b.port &&
+            b.at - a.at < 100_000,
+        ),
+      );
+    expect(docs.filter(burst).length).toBeGreaterThan(5);
+    expect(
+      docs.some((d) =>
+        (d.devices[VSER]?.ports as { console?: boolean }[] | undefined)?.some((p) => p.console),
+      ),
+    ).toBe(true);
+    // Ports opened right after boot, by most generated guests.
+    const opened = docs.filter(
+      (d) => VSER in d.devices && d.steps.some((s) => s.do === 'guest.vport.open' && s.at === 100_000),
+    );
+    expect(opened.length).toBeGreaterThan(docs.filter((d) => VSER in d.devices).length / 2);
+  });
+
   it('is deterministic for a seed, and different seeds give different schedules', () => {
     const sample = (seed: number): unknown[] => fc.sample(scheduleArb(builds, ALL), { seed, numRuns: 50 });
     expect(sample(7)).toEqual(sample(7));

@@ -72,6 +72,26 @@ describe('Campaign', () => {
     expect(c.invalid).toBeLessThan(c.execs / 10);
   });
 
+  it('with coverage off (fuzz --no-coverage): every input is a parent, none is new, nothing is covered', () => {
+    const run = (seed: number) => {
+      const c = campaign(seed, { coverage: false, maxQueue: 64 });
+      const reported: unknown[] = [];
+      for (let i = 0; i < 300; i++) reported.push(c.step().newEntry);
+      return { c, reported };
+    };
+    const { c, reported } = run(4);
+    expect(reported.every((e) => e === null)).toBe(true);
+    expect(c.virgin.covered).toBe(0);
+    // Bounded by maxQueue; mutants of earlier inputs were run.
+    expect(c.queue.length).toBe(64);
+    const mutated = Object.entries(c.mutatorStats.tried).filter(([op]) => op !== 'fresh');
+    expect(mutated.reduce((n, [, k]) => n + k, 0)).toBeGreaterThan(100);
+    // Still a function of the seed.
+    expect(run(4).c.queue.map((e) => e.doc)).toEqual(c.queue.map((e) => e.doc));
+    // Findings are still bucketed as with coverage.
+    expect(c.findings.size).toBeGreaterThan(0);
+  });
+
   it('runs its initial inputs first, keeping all of them in the queue', () => {
     const initial = [seedSchedule('bug-b-serial'), seedSchedule('uart-echo')];
     const c = campaign(1, { initial });
