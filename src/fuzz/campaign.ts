@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { makeRng, type Rng } from '../model/rng.js';
+import { scheduleToJson } from '../model/schedule/to-json.js';
 import { buildsPath, type Schedule } from '../model/schedule/types.js';
-import { scheduleToJson } from '../model/schedule/validate.js';
 import type { Finding } from '../oracles/types.js';
 import { scheduleArb } from './arbitraries.js';
 import { Corpus, DEFAULT_MAX_QUEUE, type QueueEntry } from './corpus.js';

@@ -56,6 +56,22 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
     ],
   },
   {
+    name: 'host status dropped',
+    summary:
+      "virtio_serial_load before 31abe21f read the source's host_connected and dropped it: a destination whose chardev state differs never tells the guest",
+    when: 'a side with virtioSerialPortOpen "never" (builds before 31abe21f, 2010)',
+    has: either((r) => r.virtioSerialPortOpen === 'never'),
+    signatures: [vser('stale-guest-view', 'host-connected')],
+  },
+  {
+    name: 'double serial section',
+    summary:
+      'from c9808d6028 to f602d047 (QEMU 5.0 release candidates) the core SerialState registered vmstate_serial beside isa-serial: a second "serial" section that builds without it refuse ("Unknown savevm section or instance \'serial\' 1", Launchpad 1869426)',
+    when: 'a side with serialVmsd "isa-and-core" (qemu-5.0-rc1 in bench/bugs)',
+    has: either((r) => r.serialVmsd === 'isa-and-core'),
+    signatures: [serial('migration-failed', 'unknown-section')],
+  },
+  {
     name: 'bug B',
     summary:
       'downstream RHEL skipped the 16550\'s tsr and FIFO subsections on pre-2.2 machine types: "inconsistent state in serial device" or lost FIFO bytes (fixed by c782c664)',

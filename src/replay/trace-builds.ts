@@ -12,7 +12,8 @@ import {
   REVISION_CHOICES,
 } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { indexPath, type JsonReader, quote } from '../model/schedule/validate.js';
+import { indexPath, type JsonReader } from '../model/util/json-reader.js';
+import { quote } from '../model/util/text.js';
 import { MAX_TRACE_BUILDS, type TraceBuild, TraceFormatError } from './format.js';
 
 /**
@@ -27,7 +28,10 @@ const REVISION_KEYS = [
   'lapicLoad',
 ] as const;
 /** Switches added later, and what a trace without them ran with. */
-const LATER_REVISIONS = { vmClockAtCreation: 'disabled' } as const;
+const LATER_REVISIONS = {
+  vmClockAtCreation: 'disabled',
+  serialVmsd: 'isa',
+} as const;
 
 /** The builds `schedule` names (src, then dst if different), as the trace records them. */
 export function traceBuilds(schedule: Schedule, registry: BuildRegistry): TraceBuild[] {

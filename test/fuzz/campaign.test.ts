@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Campaign, type CampaignConfig } from '../../src/fuzz/campaign.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../../src/model/migration/builds.js';
-import { parseSchedule, scheduleToJson } from '../../src/model/schedule/validate.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
+import { parseSchedule } from '../../src/model/schedule/validate.js';
 
 /**
  * The coverage-guided loop (src/fuzz/campaign.ts): a function of its seed, and able to find

@@ -5,16 +5,9 @@
  * line naming where and what, like schedules (the reader is shared with them).
  */
 
-import {
-  errorText,
-  fieldPath,
-  indexPath,
-  type JsonObject,
-  JsonReader,
-  oneLine,
-  quote,
-  typeName,
-} from '../schedule/validate.js';
+import { errorText } from '../schedule/validate.js';
+import { fieldPath, indexPath, type JsonObject, JsonReader, typeName } from '../util/json-reader.js';
+import { oneLine, quote } from '../util/text.js';
 import {
   type Build,
   type BuildRegistry,
@@ -119,6 +112,7 @@ function readRevisions(input: JsonReader, v: unknown, path: string, base: Revisi
   const out: Revisions = { ...base };
   if (obj.virtioSerialPortOpen !== undefined) {
     out.virtioSerialPortOpen = input.oneOf(obj.virtioSerialPortOpen, at('virtioSerialPortOpen'), [
+      'never',
       'in-load',
       'timer',
     ] as const);

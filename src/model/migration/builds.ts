@@ -19,9 +19,12 @@ export interface Revisions {
   /**
    * virtio-serial's reaction to a port whose host connection differs from the source's:
    * 'in-load' sends PORT_OPEN during load (31abe21f, QEMU <= 1.2: seed bug A); 'timer' defers
-   * it to a vm_clock timer at 1 ns that fires after vm_start (80dcfb8532, QEMU >= 1.3).
+   * it to a vm_clock timer at 1 ns that fires after vm_start (80dcfb8532, QEMU >= 1.3);
+   * 'never' is virtio_serial_load before 31abe21f ("virtio-serial: save/load: Send target host
+   * connection status if different", 2010): the source's host_connected is read and dropped,
+   * and the guest keeps believing what the source told it.
    */
-  virtioSerialPortOpen: 'in-load' | 'timer';
+  virtioSerialPortOpen: 'never' | 'in-load' | 'timer';
   /** Serial subsections this build knows (sends when needed, accepts on load). */
   serialSubsections: readonly SerialSubsection[];
   /** serial_post_load's tsr/TEMT consistency checks (added with the subsections in 2.3). */
@@ -77,6 +80,15 @@ export interface Revisions {
    * 0, the character time truncated from float).
    */
   serialSpeed: RevisionChoice<'serialSpeed'>;
+  /**
+   * The devices that carry the 16550's "serial" vmsd: 'isa' (every release) only isa-serial,
+   * whose section wraps vmstate_serial; 'isa-and-core' the core SerialState device too
+   * (c9808d6028 "serial: realize the serial device", QEMU 5.0 development up to 5.0.0-rc1):
+   * the stream carries each UART's state twice, as "serial" instances 2n and 2n+1, and a build
+   * without the copy fails on it ("Unknown savevm section or instance 'serial' 1"; f602d047
+   * "serial: Fix double migration data", 5.0.0-rc2, Launchpad 1869426).
+   */
+  serialVmsd: RevisionChoice<'serialVmsd'>;
 }
 
 /**
@@ -90,6 +102,7 @@ export const REVISION_CHOICES = {
   uartGeneration: ['transmit-timer', 'write-watch'],
   serialPollMsl: ['reset-zero', 'probed'],
   serialSpeed: ['integer', 'float'],
+  serialVmsd: ['isa', 'isa-and-core'],
 } as const;
 export type RevisionChoice<K extends keyof typeof REVISION_CHOICES> = (typeof REVISION_CHOICES)[K][number];
 
@@ -146,6 +159,7 @@ const TODAY: Revisions = {
   uartGeneration: 'write-watch',
   serialPollMsl: 'probed',
   serialSpeed: 'float',
+  serialVmsd: 'isa',
 };
 
 export const BUILTIN_BUILDS: readonly Build[] = [
@@ -163,6 +177,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       uartGeneration: 'transmit-timer',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
+      serialVmsd: 'isa',
     },
     machines: machines([...PC_0, ...PC_1.slice(0, 3)]),
   },
@@ -180,6 +195,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       uartGeneration: 'transmit-timer',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
+      serialVmsd: 'isa',
     },
     machines: machines([...PC_0, ...PC_1]),
   },
@@ -199,6 +215,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       uartGeneration: 'write-watch',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
+      serialVmsd: 'isa',
     },
     machines: machines([...PC_0, ...PC_1, ...I440FX_1, ...I440FX_2_0.slice(0, 3)]),
   },
@@ -216,6 +233,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       uartGeneration: 'write-watch',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
+      serialVmsd: 'isa',
     },
     machines: machines([...PC_0, ...PC_1, ...I440FX_1, ...I440FX_2_0]),
   },
@@ -234,6 +252,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       uartGeneration: 'write-watch',
       serialPollMsl: 'probed',
       serialSpeed: 'integer',
+      serialVmsd: 'isa',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
@@ -257,6 +276,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       uartGeneration: 'write-watch',
       serialPollMsl: 'probed',
       serialSpeed: 'integer',
+      serialVmsd: 'isa',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },

@@ -3,8 +3,8 @@ import type { Machine } from '../machine.js';
 import { sendControlEvent } from '../virtio-serial/device.js';
 import { Ctrl, findPort, inQueueOf, MAX_PORTS, NUM_QUEUES, type VserState } from '../virtio-serial/state.js';
 import { u16 } from '../virtio-serial/virtqueue.js';
+import type { MigCtx } from './context.js';
 import { LoadError, type StreamReader } from './stream.js';
-import type { MigCtx } from './vm.js';
 import { custom, fieldAt, type VmSection } from './vmstate.js';
 
 /**
@@ -148,11 +148,13 @@ const device = custom<VserImage, MigCtx>('device', {
 const bool = (r: StreamReader): boolean => r.u8() !== 0;
 
 /**
- * The source's host_connected is only recorded. 31abe21f (QEMU <= 1.2) told the guest at
- * once, inside load: a notify, an interrupt raised while the destination loads. 80dcfb8532
- * arms a vm_clock timer at 1 ns instead, which fires on the first pass after vm_start.
+ * The source's host_connected is only recorded. Before 31abe21f it was dropped: the guest is
+ * never told of a difference. 31abe21f (QEMU <= 1.2) told the guest at once, inside load: a
+ * notify, an interrupt raised while the destination loads. 80dcfb8532 arms a vm_clock timer
+ * at 1 ns instead, which fires on the first pass after vm_start.
  */
 function afterLoad(m: Machine, s: VserState, ctx: MigCtx, ids: number[], hostConnected: boolean[]): void {
+  if (ctx.rev.virtioSerialPortOpen === 'never') return;
   if (ctx.rev.virtioSerialPortOpen === 'in-load') {
     for (let i = 0; i < ids.length; i++) {
       const port = findPort(s, ids[i]!)!;

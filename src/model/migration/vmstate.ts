@@ -112,6 +112,12 @@ export interface VmEntry<C> {
   section: VmSection<unknown, C>;
   instanceId: number;
   obj: unknown;
+  /**
+   * A stream without it still loads. QEMU's loadvm never checks that every registered section
+   * arrived; the model does, except for a copy that carries nothing another section does not
+   * (the core "serial" of serialVmsd 'isa-and-core').
+   */
+  optional?: boolean;
 }
 
 /** An entry with the object's type checked against the section's. */
@@ -610,7 +616,7 @@ export function loadStream<C>(
       'trailing-bytes',
     );
   }
-  const missing = loaded.indexOf(0);
+  const missing = registry.findIndex((e, i) => loaded[i] === 0 && !e.optional);
   if (missing >= 0) {
     const { section, instanceId } = registry[missing]!;
     throw new LoadError(

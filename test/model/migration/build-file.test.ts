@@ -117,7 +117,7 @@ describe('build file errors', () => {
     [
       'port-open revision',
       [{ name: 'b', base: 'qemu-9.2', revisions: { virtioSerialPortOpen: 1 } }],
-      'builds[0].revisions.virtioSerialPortOpen: expected "in-load" or "timer", got number',
+      'builds[0].revisions.virtioSerialPortOpen: expected "never", "in-load" or "timer", got number',
     ],
     [
       'boolean revision',
