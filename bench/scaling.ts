@@ -77,20 +77,25 @@ function runCli(args: string[]): Promise<void> {
 }
 
 interface PairResult {
-  /** Map indices the union of both queues reaches. */
-  union: number;
-  /** Executions of both instances together. */
-  execs: number;
+  dirs: string[];
+  /** Executions of each instance. */
+  execs: number[];
 }
 
-/** The coverage of every queue entry of the given campaign directories, in one map. */
-function unionCoverage(dirs: string[]): number {
+/** The execution that found a queue entry, from its name (`id:N,exec:E,op:...`). */
+const foundAt = (name: string): number => Number(/,exec:(\d+),/.exec(name)?.[1] ?? Number.POSITIVE_INFINITY);
+
+/**
+ * The coverage of the queue entries of the given campaign directories that their instance
+ * found within its first `maxExec` executions, in one map.
+ */
+function unionCoverage(dirs: string[], maxExec = Number.POSITIVE_INFINITY): number {
   const builds = builtinRegistry();
   const virgin = new VirginMap();
   const cov = new CoverageSink();
   for (const dir of dirs) {
     const queue = join(dir, 'queue');
-    for (const name of readdirSync(queue).filter((n) => n.endsWith('.json'))) {
+    for (const name of readdirSync(queue).filter((n) => n.endsWith('.json') && foundAt(n) <= maxExec)) {
       const s = parseSchedule(readFileSync(join(queue, name), 'utf8'), builds);
       cov.reset();
       judgeSafely(s, builds, cov);
@@ -123,7 +128,7 @@ async function pair(root: string, synced: boolean, seconds: number): Promise<Pai
       ]),
     ),
   );
-  return { union: unionCoverage(dirs), execs: dirs.reduce((n, d) => n + statsExecs(d), 0) };
+  return { dirs, execs: dirs.map(statsExecs) };
 }
 
 export async function syncBench(seconds: number): Promise<Row[]> {
@@ -131,28 +136,32 @@ export async function syncBench(seconds: number): Promise<Row[]> {
   try {
     const synced = await pair(root, true, seconds);
     const apart = await pair(root, false, seconds);
+    const sum = (xs: number[]): number => xs.reduce((x, y) => x + y, 0);
+    const timed = [unionCoverage(synced.dirs), unionCoverage(apart.dirs)] as const;
+    // At equal executions: what each pair had found when each of its instances had run as
+    // many executions as the slowest of the four (a synced instance counts what it imports).
+    const equal = Math.min(...synced.execs, ...apart.execs);
+    const even = [unionCoverage(synced.dirs, equal), unionCoverage(apart.dirs, equal)] as const;
     const group = `Sync dir (2 instances on this machine, ${seconds} s each, every build, empty corpus)`;
+    const unit = 'map indices';
     return [
+      { group, figure: 'synced: executions of both', value: sum(synced.execs), unit: 'execs', goal: '' },
+      { group, figure: 'isolated: executions of both', value: sum(apart.execs), unit: 'execs', goal: '' },
+      { group, figure: 'synced: coverage of both queues after the time', value: timed[0], unit, goal: '' },
+      { group, figure: 'isolated: coverage of both queues after the time', value: timed[1], unit, goal: '' },
       {
         group,
-        figure: 'synced: coverage of both queues',
-        value: synced.union,
-        unit: 'map indices',
-        goal: '',
+        figure: 'synced / isolated coverage after the time',
+        value: timed[0] / timed[1],
+        unit: '×',
+        goal: '> 1',
       },
-      { group, figure: 'synced: executions', value: synced.execs, unit: 'execs', goal: '' },
+      { group, figure: `synced: coverage at ${equal} executions each`, value: even[0], unit, goal: '' },
+      { group, figure: `isolated: coverage at ${equal} executions each`, value: even[1], unit, goal: '' },
       {
         group,
-        figure: 'isolated: coverage of both queues',
-        value: apart.union,
-        unit: 'map indices',
-        goal: '',
-      },
-      { group, figure: 'isolated: executions', value: apart.execs, unit: 'execs', goal: '' },
-      {
-        group,
-        figure: 'synced / isolated coverage',
-        value: synced.union / apart.union,
+        figure: 'synced / isolated coverage at equal executions',
+        value: even[0] / even[1],
         unit: '×',
         goal: '> 1',
       },
