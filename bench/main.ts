@@ -81,7 +81,7 @@ const rows: Row[] = robustness
       eventsPerSecond('UART-heavy', uartHeavy(quick ? 200 : 2000)),
       eventsPerSecond('virtio-heavy', virtioHeavy(quick ? 200 : 2000)),
       eventsPerSecond('migration-heavy', migrationHeavy(quick ? 100 : 1000)),
-      ...fuzzBench(quick),
+      ...(await fuzzBench(quick)),
       ...replayBench(quick),
       ...(await reportBench(quick)),
     ];

@@ -96,8 +96,14 @@ export function makeIrqchip(numDevices: number): Irqchip {
       masked: new Uint8Array(numDevices * MSIX_ENTRIES).fill(1),
       pending: new Uint8Array(numDevices * MSIX_ENTRIES),
     },
-    lapic: { irr: new Uint8Array(256), isr: new Uint8Array(256), tmr: new Uint8Array(256) },
+    lapic: makeLapic(),
   };
+}
+
+/** The three vector maps over one buffer (every machine makes one; a buffer costs more than its bytes). */
+export function makeLapic(): LapicState {
+  const maps = new Uint8Array(3 * 256);
+  return { irr: maps.subarray(0, 256), isr: maps.subarray(256, 512), tmr: maps.subarray(512) };
 }
 
 /** Where the interrupt path reports: events, deliveries to the CPU, "look again". */

@@ -33,7 +33,7 @@ import { makeUart, type UartState } from './uart16550/state.js';
 import { uartRead, uartTimer, uartTimerOf, uartWrite } from './uart16550/uart.js';
 import { vserKick, vserPostLoadTimer, vserReadIsr, vserSetStatus } from './virtio-serial/device.js';
 import { makeVser, makeVserMem, VirtioPci, type VserMem, type VserState } from './virtio-serial/state.js';
-import { cloneVring } from './virtio-serial/virtqueue.js';
+import { cloneVrings } from './virtio-serial/virtqueue.js';
 
 /**
  * One VM: run state, vm_clock and its timers, the interrupt path, the devices, the host-side
@@ -75,7 +75,7 @@ export interface Ram {
 export function cloneRam(r: Ram): Ram {
   return {
     guest: cloneGuest(r.guest),
-    rings: r.rings.map((m) => (m ? { rings: m.rings.map((x) => (x ? cloneVring(x) : null)) } : null)),
+    rings: r.rings.map((m) => (m ? { rings: cloneVrings(m.rings) } : null)),
   };
 }
 

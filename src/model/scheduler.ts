@@ -14,24 +14,23 @@ export interface Scheduler {
 }
 
 export function makeScheduler(capacity = 64): Scheduler {
+  return { size: 0, nextSeq: 0, ...columns(capacity) };
+}
+
+/** The five columns over one buffer: every run makes a queue, and a buffer costs more than its bytes. */
+function columns(n: number): Pick<Scheduler, 'at' | 'seq' | 'kind' | 'a' | 'b'> {
+  const mem = new ArrayBuffer(28 * n);
   return {
-    size: 0,
-    nextSeq: 0,
-    at: new Float64Array(capacity),
-    seq: new Float64Array(capacity),
-    kind: new Int32Array(capacity),
-    a: new Int32Array(capacity),
-    b: new Int32Array(capacity),
+    at: new Float64Array(mem, 0, n),
+    seq: new Float64Array(mem, 8 * n, n),
+    kind: new Int32Array(mem, 16 * n, n),
+    a: new Int32Array(mem, 20 * n, n),
+    b: new Int32Array(mem, 24 * n, n),
   };
 }
 
 function grow(q: Scheduler): void {
-  const n = q.at.length * 2;
-  const at = new Float64Array(n);
-  const seq = new Float64Array(n);
-  const kind = new Int32Array(n);
-  const a = new Int32Array(n);
-  const b = new Int32Array(n);
+  const { at, seq, kind, a, b } = columns(q.at.length * 2);
   at.set(q.at);
   seq.set(q.seq);
   kind.set(q.kind);

@@ -18,9 +18,13 @@ export class Stopwatches {
     readonly size: number,
     private readonly deadlineNs: number,
   ) {
-    this.since = [new Float64Array(size).fill(-1), new Float64Array(size).fill(-1)];
-    this.used = [new Float64Array(size), new Float64Array(size)];
-    this.paused = [new Uint8Array(size), new Uint8Array(size)];
+    // Views of two buffers: every run makes these, and a buffer costs more than its bytes.
+    const times = new Float64Array(4 * size);
+    const paused = new Uint8Array(2 * size);
+    times.fill(-1, 0, 2 * size);
+    this.since = [times.subarray(0, size), times.subarray(size, 2 * size)];
+    this.used = [times.subarray(2 * size, 3 * size), times.subarray(3 * size)];
+    this.paused = [paused.subarray(0, size), paused.subarray(size)];
   }
 
   private now(vm: number): number {

@@ -87,12 +87,14 @@ export class TraceRecorder implements EventSink {
       this.closed += this.k;
     }
     const size = Math.min(MAX_BLOCK, Math.max(FIRST_BLOCK, this.cap * 2));
-    this.time = new Uint8Array(size);
-    this.kind = new Uint8Array(size);
-    this.vm = new Uint8Array(size);
-    this.dev = new Uint8Array(size);
-    this.a = new Uint8Array(size);
-    this.b = new Uint8Array(size);
+    // One allocation for the six columns: a buffer allocation costs more than its bytes.
+    const mem = new Uint8Array(6 * size);
+    this.time = mem.subarray(0, size);
+    this.kind = mem.subarray(size, 2 * size);
+    this.vm = mem.subarray(2 * size, 3 * size);
+    this.dev = mem.subarray(3 * size, 4 * size);
+    this.a = mem.subarray(4 * size, 5 * size);
+    this.b = mem.subarray(5 * size, 6 * size);
     this.cap = size;
     this.k = 0;
     return 0;

@@ -1,6 +1,6 @@
 import { assert } from '../assert.js';
 import { Ev, MigPhase } from '../events.js';
-import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PIRQ_ISA_IRQ } from '../irqchip.js';
+import { IOAPIC_PINS, makeLapic, NUM_PIRQS, PIRQ_ISA_IRQ } from '../irqchip.js';
 import type { Machine } from '../machine.js';
 import { MAX_HORIZON_NS } from '../schedule/limits.js';
 import { uartLoadHazard } from '../uart16550/uart.js';
@@ -80,11 +80,7 @@ const apicSection: VmSection<LapicImage, MigCtx> = {
     o.tmr = packBits(o.m.irq.lapic.tmr);
   },
   postLoad: (o, ctx) => {
-    const staged: LapicState = {
-      irr: new Uint8Array(256),
-      isr: new Uint8Array(256),
-      tmr: new Uint8Array(256),
-    };
+    const staged = makeLapic();
     unpackBits(o.irr, staged.irr);
     unpackBits(o.isr, staged.isr);
     unpackBits(o.tmr, staged.tmr);

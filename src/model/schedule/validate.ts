@@ -376,6 +376,24 @@ const STEP_SHAPES: ReadonlyMap<string, StepShape> = new Map<StepKind, StepShape>
   ['guest.irq.unmask', { dev: 'any', required: NO_FIELDS, optional: NO_FIELDS }],
 ]);
 
+/** Per step kind, every field it may carry (built once: readStep runs for every step). */
+const STEP_FIELDS: ReadonlyMap<string, readonly string[]> = new Map(
+  [...STEP_SHAPES].map(([kind, shape]) => [
+    kind,
+    ['at', 'do', ...(shape.dev ? ['dev'] : []), ...shape.required, ...shape.optional],
+  ]),
+);
+
+/**
+ * An integer in [min, max] (with -0 as 0), or undefined. The readers check with it first and
+ * build their paths and messages only for a value that fails: campaigns validate every
+ * schedule they run.
+ */
+function intIn(v: unknown, min: number, max: number): number | undefined {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) return undefined;
+  return v === 0 ? 0 : v;
+}
+
 const FIELD_EXPECTED: Record<StepField, string> = {
   port: `a port id (an integer in [1, ${MAX_PORTS}])`,
   data: 'a string or an array of byte values',
@@ -416,16 +434,8 @@ function readStep(input: JsonReader, v: unknown, path: string, horizon: number, 
   const shape = STEP_SHAPES.get(kind);
   if (shape === undefined)
     input.fail(path, `unknown step ${quote(kind)}${didYouMean(kind, STEP_SHAPES.keys())}`);
-  const allowed = ['at', 'do', ...(shape.dev ? ['dev'] : []), ...shape.required, ...shape.optional];
-  input.onlyFields(obj, path, allowed);
-  const atExpected = `an integer number of ns in [0, ${horizon}]`;
-  const at = input.int(
-    input.need(obj, 'at', path, atExpected),
-    fieldPath(path, 'at'),
-    0,
-    horizon,
-    atExpected,
-  );
+  input.onlyFields(obj, path, STEP_FIELDS.get(kind)!);
+  const at = intIn(obj.at, 0, horizon) ?? readAt(input, obj, path, horizon);
   // Built from the shape table, which mirrors the Step union in types.ts.
   const step: Record<string, unknown> = { at, do: kind };
   let device: DeviceSpec | undefined;
@@ -444,6 +454,11 @@ function readStep(input: JsonReader, v: unknown, path: string, horizon: number, 
   return step as Step;
 }
 
+function readAt(input: JsonReader, obj: JsonObject, path: string, horizon: number): number {
+  const expected = `an integer number of ns in [0, ${horizon}]`;
+  return input.int(input.need(obj, 'at', path, expected), fieldPath(path, 'at'), 0, horizon, expected);
+}
+
 function readDev(
   input: JsonReader,
   obj: JsonObject,
@@ -452,6 +467,9 @@ function readDev(
   want: DeviceSpec['kind'] | 'any',
   devices: Devices,
 ): string {
+  const given = obj.dev;
+  const found = typeof given === 'string' ? devices.get(given) : undefined;
+  if (found !== undefined && (want === 'any' || found.kind === want)) return given as string;
   const expected = want === 'any' ? 'a device name' : `the name of ${aKind(want)} device`;
   const p = fieldPath(path, 'dev');
   const name = input.need(obj, 'dev', path, expected);
@@ -484,6 +502,23 @@ interface FieldContext {
 
 function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown {
   const { input } = ctx;
+  switch (field) {
+    case 'port':
+      if (typeof v === 'number' && (ctx.device as VirtioSerialDevice).ports.some((p) => p.id === v))
+        return v === 0 ? 0 : v;
+      break;
+    case 'fifo':
+    case 'autostart':
+      if (typeof v === 'boolean') return v;
+      break;
+    case 'ier':
+      return intIn(v, 0, 15) ?? input.int(v, fieldPath(ctx.path, field), 0, 15);
+    case 'lcr':
+      return intIn(v, 0, 255) ?? input.int(v, fieldPath(ctx.path, field), 0, 255);
+    case 'divider':
+      // 0 included: the model must survive a zero divisor
+      return intIn(v, 0, 0xffff) ?? input.int(v, fieldPath(ctx.path, field), 0, 0xffff);
+  }
   const p = fieldPath(ctx.path, field);
   switch (field) {
     case 'port':
@@ -495,12 +530,6 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
       return input.bool(v, p);
     case 'trigger':
       return input.oneOf(v, p, TRIGGERS);
-    case 'ier':
-      return input.int(v, p, 0, 15);
-    case 'lcr':
-      return input.int(v, p, 0, 255);
-    case 'divider':
-      return input.int(v, p, 0, 0xffff); // 0 included: the model must survive a zero divisor
     case 'state':
       return input.oneOf(v, p, UART_STATES);
     case 'downtime':
@@ -573,7 +602,9 @@ function toBytes(input: JsonReader, v: unknown, path: string): Uint8Array {
   if (v.length > MAX_DATA_BYTES) input.fail(path, `expected 1 to ${MAX_DATA_BYTES} bytes, got ${v.length}`);
   const bytes = new Uint8Array(v.length);
   for (let i = 0; i < v.length; i++) {
-    bytes[i] = input.int(v[i], indexPath(path, i), 0, 255, 'a byte value (an integer in [0, 255])');
+    bytes[i] =
+      intIn(v[i], 0, 255) ??
+      input.int(v[i], indexPath(path, i), 0, 255, 'a byte value (an integer in [0, 255])');
   }
   return bytes;
 }

@@ -1,4 +1,4 @@
-import { makeVqDevice, makeVring, type VqDevice, type Vring } from './virtqueue.js';
+import { makeVqDevice, makeVrings, type VqDevice, type Vring } from './virtqueue.js';
 
 /** Control message events (linux/virtio_console.h). */
 export const Ctrl = {
@@ -170,13 +170,14 @@ export function makeVser(
  * exists in the queue layout even without a port 0 device; its rings are set up too.
  */
 export function makeVserMem(ports: PortConfig[], portBufSize: number): VserMem {
+  const queues = [C_IVQ, C_OVQ, ...ports.flatMap((p) => [inQueueOf(p.id), inQueueOf(p.id) + 1])];
+  const made = makeVrings(
+    queues.map((q) =>
+      q === C_IVQ || q === C_OVQ ? [CONTROL_QUEUE_SIZE, CONTROL_BUF_SIZE] : [PORT_QUEUE_SIZE, portBufSize],
+    ),
+  );
   const rings: (Vring | null)[] = new Array(NUM_QUEUES).fill(null);
-  rings[C_IVQ] = makeVring(CONTROL_QUEUE_SIZE, CONTROL_BUF_SIZE);
-  rings[C_OVQ] = makeVring(CONTROL_QUEUE_SIZE, CONTROL_BUF_SIZE);
-  for (const p of ports) {
-    rings[inQueueOf(p.id)] = makeVring(PORT_QUEUE_SIZE, portBufSize);
-    rings[inQueueOf(p.id) + 1] = makeVring(PORT_QUEUE_SIZE, portBufSize);
-  }
+  for (const [i, q] of queues.entries()) rings[q] = made[i]!;
   return { rings };
 }
 

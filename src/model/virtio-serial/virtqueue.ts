@@ -32,11 +32,24 @@ export interface VqDevice {
 
 export const u16 = (n: number): number => n & 0xffff;
 
-export function makeVring(num: number, bufSize: number): Vring {
-  return ringOver(num, bufSize, null, new ArrayBuffer(RING_BYTES_PER_ENTRY * num), 0, 0);
+/**
+ * The rings of one device (queue size and buffer size of each): their tables share one
+ * buffer, so making them, and copying them with RAM, is one allocation (an ArrayBuffer
+ * costs far more than its bytes).
+ */
+export function makeVrings(sizes: readonly (readonly [num: number, bufSize: number])[]): Vring[] {
+  let bytes = 0;
+  for (const [num] of sizes) bytes += RING_BYTES_PER_ENTRY * num;
+  const tables = new ArrayBuffer(bytes);
+  let at = 0;
+  return sizes.map(([num, bufSize]) => {
+    const r = ringOver(num, bufSize, null, tables, at, 0, 0);
+    at += RING_BYTES_PER_ENTRY * num;
+    return r;
+  });
 }
 
-/** The ring's four tables share one buffer: a copy with RAM is one allocation, not four. */
+/** The four tables of a ring, in this order, from `at` in the shared buffer. */
 const RING_BYTES_PER_ENTRY = 4 + 4 + 2 + 2;
 
 function ringOver(
@@ -44,6 +57,7 @@ function ringOver(
   bufSize: number,
   data: Uint8Array | null,
   tables: ArrayBuffer,
+  at: number,
   availIdx: number,
   usedIdx: number,
 ): Vring {
@@ -51,18 +65,29 @@ function ringOver(
     num,
     bufSize,
     data,
-    bufLen: new Int32Array(tables, 0, num),
-    usedLen: new Int32Array(tables, 4 * num, num),
-    availRing: new Uint16Array(tables, 8 * num, num),
-    usedId: new Uint16Array(tables, 10 * num, num),
+    bufLen: new Int32Array(tables, at, num),
+    usedLen: new Int32Array(tables, at + 4 * num, num),
+    availRing: new Uint16Array(tables, at + 8 * num, num),
+    usedId: new Uint16Array(tables, at + 10 * num, num),
     availIdx,
     usedIdx,
   };
 }
 
-export function cloneVring(r: Vring): Vring {
-  const tables = r.bufLen.buffer.slice(0, RING_BYTES_PER_ENTRY * r.num) as ArrayBuffer;
-  return ringOver(r.num, r.bufSize, r.data?.slice() ?? null, tables, r.availIdx, r.usedIdx);
+/** A copy of rings made together by makeVrings (null entries stay null): one table copy. */
+export function cloneVrings(rings: readonly (Vring | null)[]): (Vring | null)[] {
+  let from: ArrayBufferLike | null = null;
+  let tables: ArrayBuffer | null = null;
+  return rings.map((r) => {
+    if (r === null) return null;
+    if (from === null) {
+      from = r.bufLen.buffer;
+      tables = from.slice(0) as ArrayBuffer;
+    }
+    assert(r.bufLen.buffer === from, 'virtqueue: rings cloned together were not made together');
+    const at = r.bufLen.byteOffset;
+    return ringOver(r.num, r.bufSize, r.data?.slice() ?? null, tables!, at, r.availIdx, r.usedIdx);
+  });
 }
 
 /** The guest buffer behind descriptor `id` (a view into the ring's buffers). */
