@@ -5,8 +5,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { scheduleArb } from '../src/fuzz/arbitraries.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../src/model/migration/builds.js';
+import { scheduleToJson } from '../src/model/schedule/to-json.js';
 import { ScheduleError } from '../src/model/schedule/types.js';
-import { parseSchedule, scheduleToJson, validateSchedule } from '../src/model/schedule/validate.js';
+import { parseSchedule, validateSchedule } from '../src/model/schedule/validate.js';
 import { ROOT } from './replay/helpers.js';
 
 /**

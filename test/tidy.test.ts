@@ -51,7 +51,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   replay: ['model', 'oracles'],
   stream: ['model'],
   vmstate: ['model', 'oracles', 'replay', 'stream'],
-  confirm: ['model', 'oracles'],
+  confirm: ['model', 'oracles', 'stream'],
   report: ['model', 'oracles', 'replay'],
 };
 

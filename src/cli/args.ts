@@ -1,5 +1,5 @@
 import { didYouMean } from '../model/schedule/suggest.js';
-import { quote } from '../model/schedule/validate.js';
+import { quote } from '../model/util/text.js';
 
 /**
  * The argv scanner under every command: `--flag value`, `--flag=value`, boolean flags,

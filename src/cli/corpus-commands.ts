@@ -12,7 +12,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { shrink } from '../fuzz/shrink.js';
-import { oneLine } from '../model/schedule/validate.js';
+import { oneLine } from '../model/util/text.js';
 import type { Finding } from '../oracles/types.js';
 import { judge } from '../oracles/verdict.js';
 import { formatMs } from '../replay/describe.js';
@@ -22,8 +22,9 @@ import { encodeTrace, traceRegistry } from '../replay/trace.js';
 import { UsageError } from './args.js';
 import { Exit, InputError } from './exit-codes.js';
 import { bool, type CommandSpec, parseFlags, text } from './flags.js';
-import { signatureDir } from './fuzz-command.js';
-import { isTraceFile, makeDirs, readTraceFile, withInputErrors, writeFileAtomic } from './replay-commands.js';
+import { makeDirs, writeFileAtomic } from './fs.js';
+import { signatureDir } from './out-dir.js';
+import { isTraceFile, readTraceFile, withInputErrors } from './replay-commands.js';
 
 /** Where regression seeds live (docs/cli.md), relative to the repository root. */
 export const REGRESSIONS_DIR = join('corpus', 'regressions');

@@ -1,4 +1,4 @@
-import { quote } from '../model/schedule/validate.js';
+import { quote } from '../model/util/text.js';
 import { type ParsedArgs, scanArgs, UsageError } from './args.js';
 
 /**

@@ -5,7 +5,7 @@ import { planConfirm } from '../confirm/plan.js';
 import { killAllQemu } from '../confirm/qemu.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { writeFileAtomic } from './replay-commands.js';
+import { writeFileAtomic } from './fs.js';
 
 /**
  * `fuzz --confirm`: each new signature found on a modern build is run once on a real QEMU

@@ -2,7 +2,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Campaign, type FindingRecord } from '../fuzz/campaign.js';
 import type { Doc } from '../fuzz/mutate.js';
 import type { Build } from '../model/migration/builds.js';
-import { scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
+import { scheduleToJson } from '../model/schedule/to-json.js';
+import { validateSchedule } from '../model/schedule/validate.js';
 
 /**
  * A campaign worker thread: runs its own deterministic campaign (its own seed) in batches,

@@ -3,12 +3,13 @@ import { BuildFileError, parseBuildFile } from '../model/migration/build-file.js
 import { type BuildRegistry, builtinRegistry } from '../model/migration/builds.js';
 import { didYouMean } from '../model/schedule/suggest.js';
 import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
-import { oneLine, parseSchedule, quote } from '../model/schedule/validate.js';
+import { parseSchedule } from '../model/schedule/validate.js';
+import { oneLine, quote } from '../model/util/text.js';
 import type { Finding } from '../oracles/types.js';
 import { judge, type Verdict } from '../oracles/verdict.js';
 import { UsageError } from './args.js';
 import { completionScript, SHELLS } from './completion.js';
-import { CONFIRM, cmdConfirm } from './confirm-command.js';
+import { CONFIRM, cmdConfirm, cmdStreamBase, STREAM_BASE } from './confirm-command.js';
 import {
   CORPUS_ADD,
   CORPUS_CHECK,
@@ -19,12 +20,12 @@ import {
 } from './corpus-commands.js';
 import { Exit, InputError } from './exit-codes.js';
 import { bool, type Command, type CommandSpec, helpText, parseFlags, text, usageLine } from './flags.js';
+import { ioReason } from './fs.js';
 import { FUZZ, type FuzzIo, fuzzSettings, runFuzz, START } from './fuzz-command.js';
 import { CORPUS_MERGE, cmdCorpusMerge } from './merge-command.js';
 import {
   cmdReplay,
   cmdShow,
-  ioReason,
   isTraceFile,
   REPLAY,
   runRecorded,
@@ -33,7 +34,14 @@ import {
 } from './replay-commands.js';
 import { cmdReport, cmdShowHtml, REPORT, wantsHtml } from './report-command.js';
 import { cmdStatus, STATUS } from './status-command.js';
-import { cmdStreamShow, fromStream, STREAM_SHOW, StreamInputError } from './stream-command.js';
+import {
+  cmdStreamCraft,
+  cmdStreamShow,
+  fromStream,
+  STREAM_CRAFT,
+  STREAM_SHOW,
+  StreamInputError,
+} from './stream-command.js';
 import { packageVersion } from './version.js';
 import { cmdDiff, cmdDump, VMSTATE_DIFF, VMSTATE_DUMP } from './vmstate-command.js';
 
@@ -231,6 +239,8 @@ export const COMMANDS: readonly Command[] = [
   { spec: CONFIRM, run: (argv) => cmdConfirm(argv, { load: runInput }) },
   { spec: STATUS, run: (argv) => cmdStatus(argv, Date.now()) },
   { spec: STREAM_SHOW, run: cmdStreamShow },
+  { spec: STREAM_BASE, run: (argv) => cmdStreamBase(argv, { load: runInput }) },
+  { spec: STREAM_CRAFT, run: (argv) => cmdStreamCraft(argv, runInput) },
   { spec: VMSTATE_DUMP, run: cmdDump },
   { spec: VMSTATE_DIFF, run: cmdDiff },
   { spec: HELP, run: cmdHelp },

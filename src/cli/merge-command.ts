@@ -2,12 +2,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { mergeInputs } from '../fuzz/merge.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
+import { scheduleToJson } from '../model/schedule/to-json.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { parseSchedule, scheduleToJson } from '../model/schedule/validate.js';
+import { parseSchedule } from '../model/schedule/validate.js';
 import { UsageError } from './args.js';
 import { InputError } from './exit-codes.js';
 import { bool, type CommandSpec, parseFlags, text } from './flags.js';
-import { makeDirs, writeFileAtomic } from './replay-commands.js';
+import { makeDirs, writeFileAtomic } from './fs.js';
 
 /**
  * `migfuzz corpus merge OUT_DIR... --into DIR`: libFuzzer's merge for campaigns run apart

@@ -8,23 +8,12 @@
  * file (one line), 4 replay diverged.
  */
 
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { builtinRegistry } from '../model/migration/builds.js';
 import { buildsPath, type Schedule, ScheduleError } from '../model/schedule/types.js';
-import { oneLine, parseSchedule } from '../model/schedule/validate.js';
+import { parseSchedule } from '../model/schedule/validate.js';
+import { oneLine } from '../model/util/text.js';
 import type { Finding } from '../oracles/types.js';
 import type { Verdict } from '../oracles/verdict.js';
 import { Describer, type EventView, eventLine, formatMs } from '../replay/describe.js';
@@ -38,6 +27,7 @@ import { traceToVcd } from '../replay/vcd.js';
 import { UsageError } from './args.js';
 import { Exit, InputError } from './exit-codes.js';
 import { bool, type CommandSpec, parseFlags, text } from './flags.js';
+import { ioReason, writeFileAtomic } from './fs.js';
 
 /** The one input-error type, under the name older command files import it by. */
 export { InputError as TraceInputError };
@@ -63,78 +53,6 @@ export function readTraceFile(file: string): Trace {
   } catch (e) {
     if (e instanceof TraceFormatError) throw new InputError(oneLine(`${file}: ${e.message}`));
     throw e;
-  }
-}
-
-/** A file-system error in a few words, for one-line messages. */
-export function ioReason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EISDIR') return 'is a directory';
-  if (code === 'ENOTDIR') return 'a path component is not a directory';
-  if (code === 'EEXIST') return 'a file is in the way';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'ENOSPC') return 'no space left on the device';
-  if (code === 'EROFS') return 'read-only file system';
-  return code ?? (e instanceof Error ? e.message : 'error');
-}
-
-/**
- * mkdir -p. Node's own recursive mkdir never returns for a path under /proc (each component
- * fails with ENOENT and it retries), so the missing components are made one by one.
- */
-export function makeDirs(dir: string): void {
-  const missing: string[] = [];
-  for (let d = resolve(dir); !existsSync(d) && dirname(d) !== d; d = dirname(d)) missing.push(d);
-  for (const d of missing.reverse()) {
-    try {
-      mkdirSync(d);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-  }
-  // A file in the way: mkdir says so (EEXIST).
-  if (!statSync(dir).isDirectory()) mkdirSync(dir);
-}
-
-/**
- * Writes `data` to `file` atomically: a temporary file in the same directory, flushed, then
- * renamed over `file`; on any failure the temporary file is removed and `file` is untouched.
- * `durable: false` skips the fsync: the rename still makes the write all-or-nothing for a
- * killed process, only a power loss could lose it (for the campaign's frequent small files).
- */
-export function writeFileAtomic(
-  file: string,
-  data: string | Uint8Array | readonly Uint8Array[],
-  { durable = true }: { durable?: boolean } = {},
-): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const parts =
-    typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
-    for (const bytes of parts) {
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-    }
-    if (durable) fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        // already failing: the write error is the one to report
-      }
-    }
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created, or already gone
-    }
-    throw new InputError(`${file}: cannot write (${ioReason(e)})`);
   }
 }
 
@@ -345,11 +263,28 @@ export function cmdShow(argv: string[]): number {
 // ---------------------------------------------------------------------------------------
 // npm run regen-golden
 
-/** The golden traces: each seed bug's schedule and its trace in corpus/regressions/. */
-export const GOLDEN: readonly { schedule: string; trace: string }[] = [
-  { schedule: 'corpus/seeds/bug-a-virtio-serial.json', trace: 'corpus/regressions/bug-a.mpk' },
-  { schedule: 'corpus/seeds/bug-b-serial.json', trace: 'corpus/regressions/bug-b.mpk' },
+/**
+ * The golden traces: each seed bug's schedule, its trace in corpus/regressions/, and beside it
+ * the trace's whole timeline as text, so that a change to the model shows up in review as a
+ * readable diff of events rather than a changed binary.
+ */
+export const GOLDEN: readonly { schedule: string; trace: string; timeline: string }[] = [
+  {
+    schedule: 'corpus/seeds/bug-a-virtio-serial.json',
+    trace: 'corpus/regressions/bug-a.mpk',
+    timeline: 'corpus/regressions/bug-a.timeline.txt',
+  },
+  {
+    schedule: 'corpus/seeds/bug-b-serial.json',
+    trace: 'corpus/regressions/bug-b.mpk',
+    timeline: 'corpus/regressions/bug-b.timeline.txt',
+  },
 ];
+
+/** A golden trace's text form: every event, and the findings. */
+export function goldenTimeline(trace: Trace): string {
+  return `${timeline(trace, { all: true }).join('\n')}\n`;
+}
 
 /**
  * Regenerates the golden traces deliberately (`npm run regen-golden`, from the repository
@@ -368,6 +303,7 @@ export function regenGolden(): number {
       }
       const trace = recordRun(schedule, builds);
       writeFileAtomic(g.trace, encodeTraceParts(trace));
+      writeFileAtomic(g.timeline, goldenTimeline(trace));
       console.log(
         `${g.trace}: ${trace.eventCount} events, ${verdictHead(trace.verdict)}, digest ${trace.digest}`,
       );

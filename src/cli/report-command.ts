@@ -23,14 +23,8 @@ import { type Assets, renderHtml } from '../report/html.js';
 import { type TracePage, tracePage } from '../report/trace-page.js';
 import { UsageError } from './args.js';
 import { type CommandSpec, parseFlags, text } from './flags.js';
-import {
-  ioReason,
-  readTraceFile,
-  SHOW,
-  TraceInputError,
-  withInputErrors,
-  writeFileAtomic,
-} from './replay-commands.js';
+import { ioReason, writeFileAtomic } from './fs.js';
+import { readTraceFile, SHOW, TraceInputError, withInputErrors } from './replay-commands.js';
 
 /** Regression seeds whose signatures count as known (when the directory exists). */
 const DEFAULT_KNOWN = join('corpus', 'regressions');

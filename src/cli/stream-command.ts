@@ -3,19 +3,20 @@
  * Exit codes: 0 decoded, 2 usage, 3 a file that cannot be read or decoded (one line naming
  * the offset).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { SourceState } from '../model/migration/from-stream.js';
 import type { Schedule } from '../model/schedule/types.js';
 import { sourceStateMisfit } from '../model/world.js';
+import { CraftError, flaggedSection, spliceSection } from '../stream/craft.js';
 import { StreamFormatError } from '../stream/cursor.js';
 import { type DecodedStream, decodeStream, type Section } from '../stream/decode.js';
 import { sourceStateOf } from '../stream/source-state.js';
 import type { VirtioConsoleState } from '../stream/virtio-console.js';
 import type { DecodedBody, DecodedSubsection, Value } from '../stream/vmdesc.js';
 import { UsageError } from './args.js';
-import { bool, type CommandSpec, parseFlags } from './flags.js';
-import { ioReason } from './replay-commands.js';
+import { bool, type CommandSpec, parseFlags, text } from './flags.js';
+import { ioReason } from './fs.js';
 
 /** A stream file that cannot be used: exit 3 with `migfuzz: <message>`. */
 export class StreamInputError extends Error {
@@ -25,7 +26,7 @@ export class StreamInputError extends Error {
 /** Larger files are refused before they are read (a -m 64 guest saves well under 1 MiB). */
 const MAX_STREAM_BYTES = 1 << 30;
 
-function readStream(file: string): Uint8Array {
+export function readStream(file: string): Uint8Array {
   let size: number;
   try {
     size = statSync(file).size;
@@ -44,7 +45,7 @@ function readStream(file: string): Uint8Array {
 }
 
 /** Decodes a file or fails with one line naming the file and the offset. */
-function loadStreamFile(file: string, bytes = readStream(file)): DecodedStream {
+export function loadStreamFile(file: string, bytes = readStream(file)): DecodedStream {
   try {
     return decodeStream(bytes);
   } catch (e) {
@@ -143,7 +144,11 @@ function virtioLines(v: VirtioConsoleState): string[] {
 function sectionHead(s: Section): string {
   const id = s.type === 'part' || s.type === 'end' ? `${s.idstr}` : `${s.idstr} #${s.instance} v${s.version}`;
   const foot = s.footer === null ? '' : `, footer @${s.footer}`;
-  return `  @${s.offset} ${s.type} section ${s.sectionId} ${id}: ${s.bodyLength} bytes${foot}`;
+  const described =
+    'describedBytes' in s.body && s.body.describedBytes !== undefined
+      ? ` (the JSON description says ${s.body.describedBytes}: rewritten after QEMU saved it)`
+      : '';
+  return `  @${s.offset} ${s.type} section ${s.sectionId} ${id}: ${s.bodyLength} bytes${described}${foot}`;
 }
 
 function sectionLines(s: Section): string[] {
@@ -195,4 +200,100 @@ export function fromStream(file: string, schedule: Schedule, builds: BuildRegist
   const misfit = sourceStateMisfit(schedule, builds, st);
   if (misfit) throw new StreamInputError(`${file}: does not fit the schedule: ${misfit.message}`);
   return st;
+}
+
+// ---------------------------------------------------------------------------------------
+// stream craft, stream base
+
+/** The schedule and builds of a FILE (a schedule, or a trace's own), as `run` loads them. */
+export type RunInputLoader = (
+  file: string,
+  buildsFile: string | undefined,
+) => { schedule: Schedule; builds: BuildRegistry };
+
+const STREAM_CRAFT_FLAGS = {
+  base: text(
+    'REAL.bin',
+    'the real QEMU stream to rewrite (from migrate "exec:cat > FILE", e.g. stream base)',
+  ),
+  out: text('OUT.bin', 'where to write the crafted stream'),
+  json: bool('print one JSON object: the finding, the section replaced, the offsets'),
+  builds: text('FILE', 'a build file adding builds of your own'),
+};
+
+export const STREAM_CRAFT: CommandSpec<typeof STREAM_CRAFT_FLAGS> = {
+  name: 'stream craft',
+  args: 'FILE',
+  summary:
+    "write a model finding's device state into a real QEMU stream: the section the run's destination flagged (unsafe-load, or refused) replaces the same section of --base, every other byte kept (FILE: a trace or a schedule)",
+  flags: STREAM_CRAFT_FLAGS,
+  examples: ['npx migfuzz stream craft finding.mpk --base base.bin --out hostile.bin'],
+  notes: [
+    'exit: 0 written, 2 usage, 3 a file that cannot be used or a run with no flagged device state',
+    'serial sections only (the model writes them in QEMU isa-serial layout)',
+  ],
+};
+
+function writeAtomic(file: string, bytes: Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new StreamInputError(`${file}: cannot write (${ioReason(e)})`);
+  }
+}
+
+export function cmdStreamCraft(argv: string[], load: RunInputLoader): number {
+  const a = parseFlags(argv, STREAM_CRAFT.flags);
+  if (a.positionals.length !== 1)
+    throw new UsageError('stream craft needs exactly one FILE (a trace or a schedule)');
+  const { base, out } = a.flags;
+  if (base === undefined || out === undefined)
+    throw new UsageError('stream craft needs --base REAL.bin and --out OUT.bin');
+  const file = a.positionals[0]!;
+  const { schedule, builds } = load(file, a.flags.builds);
+  const baseBytes = readStream(base);
+  const craftError = (where: string, e: unknown): never => {
+    if (e instanceof CraftError) throw new StreamInputError(`${where}: ${e.message}`);
+    throw e;
+  };
+  let flagged: ReturnType<typeof flaggedSection>;
+  try {
+    flagged = flaggedSection(schedule, builds);
+  } catch (e) {
+    return craftError(file, e);
+  }
+  let crafted: ReturnType<typeof spliceSection>;
+  try {
+    crafted = spliceSection(baseBytes, flagged.section);
+  } catch (e) {
+    return craftError(base, e);
+  }
+  writeAtomic(out, crafted.bytes);
+  const { target, section } = flagged;
+  const result = {
+    file,
+    base,
+    out,
+    finding: target,
+    section: { idstr: section.idstr, instance: section.instanceId, version: section.version },
+    offset: crafted.offset,
+    bodyOffset: crafted.bodyOffset,
+    oldLength: crafted.oldLength,
+    newLength: crafted.newLength,
+    bytes: crafted.bytes.length,
+  };
+  if (a.flags.json) console.log(JSON.stringify(result));
+  else {
+    console.log(
+      `${out}: ${base} with '${section.idstr}' #${section.instanceId} (${target.device}) replaced at offset ${crafted.offset}: ${crafted.oldLength} → ${crafted.newLength} body bytes; every other section unchanged`,
+    );
+    console.log(
+      `  from the run of ${file}: ${target.outcome} ${target.key} (migration ${target.migration}): ${target.message}`,
+    );
+    console.log(`  prove it: npx migfuzz confirm --stream ${out}`);
+  }
+  return 0;
 }

@@ -2,9 +2,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Doc } from '../fuzz/mutate.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
+import { scheduleToJson } from '../model/schedule/to-json.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { parseSchedule, scheduleToJson } from '../model/schedule/validate.js';
-import { makeDirs, writeFileAtomic } from './replay-commands.js';
+import { parseSchedule } from '../model/schedule/validate.js';
+import { makeDirs, writeFileAtomic } from './fs.js';
 
 /**
  * Campaigns across machines, as AFL++'s `-M`/`-S` instances share a sync directory: each

@@ -7,12 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { builtinRegistry, findMachine } from '../model/migration/builds.js';
-import { quote } from '../model/schedule/validate.js';
+import { quote } from '../model/util/text.js';
 import { DumpFormatError, diffDumps, parseDump } from '../vmstate/diff.js';
 import { vmstateDump } from '../vmstate/dump.js';
 import { UsageError } from './args.js';
 import { bool, type CommandSpec, parseFlags, text } from './flags.js';
-import { ioReason, writeFileAtomic } from './replay-commands.js';
+import { ioReason, writeFileAtomic } from './fs.js';
 import { StreamInputError } from './stream-command.js';
 
 const DUMP_FLAGS = {

@@ -9,17 +9,27 @@ import { RealEnvError } from './guest.js';
 
 const LIVE = new Set<ChildProcess>();
 
+/** Starts QEMU with its stdout and stderr appended to `logFile`, or piped to the caller ('pipe'). */
 export function spawnQemu(binary: string, args: string[], logFile: string): ChildProcess {
+  if (logFile === 'pipe') {
+    const p = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    track(p);
+    return p;
+  }
   const fd = openSync(logFile, 'a');
   try {
     const p = spawn(binary, args, { stdio: ['ignore', fd, fd], detached: false });
-    LIVE.add(p);
-    p.once('exit', () => LIVE.delete(p));
-    p.once('error', () => LIVE.delete(p));
+    track(p);
     return p;
   } finally {
     closeSync(fd);
   }
+}
+
+function track(p: ChildProcess): void {
+  LIVE.add(p);
+  p.once('exit', () => LIVE.delete(p));
+  p.once('error', () => LIVE.delete(p));
 }
 
 /** Kills every QEMU still running (SIGKILL: a migration in flight must not linger). */

@@ -1,7 +1,7 @@
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { judgeSafely } from './campaign.js';
 import { CoverageSink, VirginMap } from './coverage.js';
+import { judgeSafely } from './execute.js';
 
 /**
  * libFuzzer's `-merge=1` for schedules: of the inputs of campaigns run apart, keep the few

@@ -1,7 +1,8 @@
 import type { BuildRegistry } from '../model/migration/builds.js';
+import { scheduleToJson } from '../model/schedule/to-json.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
-import { scheduleToJson, validateSchedule } from '../model/schedule/validate.js';
-import { judgeSafely } from './campaign.js';
+import { validateSchedule } from '../model/schedule/validate.js';
+import { judgeSafely } from './execute.js';
 import { cloneDoc, type Doc } from './mutate.js';
 
 /**

@@ -6,9 +6,11 @@ import { virtioConsoleClose, virtioConsoleOpen, virtioConsoleWrite } from './gue
 import { vectorOfGsi, vectorOfMsix } from './irqchip.js';
 import { cloneRam, type Host, Machine, type MachineFault, type Ram } from './machine.js';
 import { type BuildRegistry, findMachine } from './migration/builds.js';
+import type { DeviceHazard } from './migration/context.js';
 import { applySourceState, type SourceState } from './migration/from-stream.js';
+import type { HostileEdits } from './migration/hostile.js';
 import { LoadError } from './migration/stream.js';
-import { type DeviceHazard, finishLoad, loadSections, saveVm } from './migration/vm.js';
+import { finishLoad, loadSections, saveVm } from './migration/vm.js';
 import { makeRng, type Rng } from './rng.js';
 import type { Schedule, Step } from './schedule/types.js';
 import { makeScheduler, pop, type Scheduler, Sk, schedule } from './scheduler.js';
@@ -109,6 +111,11 @@ export class World implements Host {
   private migration: Migration | null = null;
   /** A migrate step whose source has not stopped yet. */
   private migrationStarting = false;
+  /**
+   * The current migration's hostile source (by device index), if its step has one: what the
+   * source saves instead of its own serial fields (saveVm).
+   */
+  sourceHostile: ReadonlyMap<number, Record<string, number>> | undefined;
   /** Streams saved so far (the tamper hook's count). */
   private migrations = 0;
   readonly deviceNames: string[];
@@ -254,7 +261,7 @@ export class World implements Host {
         if (m.runState === RunState.PAUSED) this.startGuestVm(m);
         return;
       case 'migrate':
-        return this.startMigration(m, s.downtime, s.autostart);
+        return this.startMigration(m, s.downtime, s.autostart, s.hostile);
       default:
         // Guest steps need the guest's vCPUs: they wait while its VM is stopped.
         if (m.running) this.guestStep(m, s);
@@ -316,9 +323,17 @@ export class World implements Host {
    * expired vm_clock timer such as virtio-serial's post_load one) runs before the source
    * stops. A paused source stops at once; its vm_clock is disabled, nothing of it runs.
    */
-  private startMigration(src: Machine, downtimeNs: number, autostart: boolean): void {
+  private startMigration(
+    src: Machine,
+    downtimeNs: number,
+    autostart: boolean,
+    hostile: HostileEdits | undefined,
+  ): void {
     // "There's a migration process in progress"
     if (this.migration || this.migrationStarting) return;
+    this.sourceHostile = hostile
+      ? new Map(Object.entries(hostile).map(([name, fields]) => [this.devIndex(name), fields]))
+      : undefined;
     if (src.runState === RunState.RUNNING) {
       this.migrationStarting = true;
       schedule(this.q, this.hostNow, Sk.MIGRATE_STOP, downtimeNs, autostart ? 1 : 0);
@@ -339,7 +354,7 @@ export class World implements Host {
     if (src.runState !== RunState.RUNNING && src.runState !== RunState.PAUSED) return;
     const srcWasRunning = src.running;
     src.vmStop(RunState.FINISH_MIGRATE);
-    const saved = saveVm(src);
+    const saved = saveVm(src, this.sourceHostile);
     const stream = this.opts.tamper ? this.opts.tamper(saved, this.migrations++) : saved;
     this.emit(Ev.MIGRATION, from, -1, MigPhase.SAVED, stream.length);
     const to = 1 - from;

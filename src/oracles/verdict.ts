@@ -3,7 +3,7 @@ import type { MachineFault } from '../model/machine.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import type { SourceState } from '../model/migration/from-stream.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { oneLine } from '../model/schedule/validate.js';
+import { oneLine } from '../model/util/text.js';
 import { type RunEnd, type RunOptions, World } from '../model/world.js';
 import { dataOracles } from './data.js';
 import { lostInterrupt } from './lost-interrupt.js';

@@ -236,6 +236,13 @@ export class Describer {
     if ('data' in s) parts.push(`${s.data.length} bytes`);
     if ('state' in s) parts.push(s.state);
     if (s.do === 'migrate') parts.push(`downtime ${s.downtime} ns${s.autostart ? '' : ', no autostart'}`);
+    if (s.do === 'migrate' && s.hostile)
+      for (const [dev, fields] of Object.entries(s.hostile))
+        parts.push(
+          `hostile source: ${dev} ${Object.entries(fields)
+            .map(([k, v]) => `${k}=0x${(v >>> 0).toString(16)}`)
+            .join(' ')}`,
+        );
     return parts.join(' ');
   }
 

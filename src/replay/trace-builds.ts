@@ -12,7 +12,8 @@ import {
   REVISION_CHOICES,
 } from '../model/migration/builds.js';
 import type { Schedule } from '../model/schedule/types.js';
-import { indexPath, type JsonReader, quote } from '../model/schedule/validate.js';
+import { indexPath, type JsonReader } from '../model/util/json-reader.js';
+import { quote } from '../model/util/text.js';
 import { MAX_TRACE_BUILDS, type TraceBuild, TraceFormatError } from './format.js';
 
 /**

@@ -10,14 +10,10 @@ import { createHash } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 import { Ev, RunState } from '../model/events.js';
 import type { BuildRegistry } from '../model/migration/builds.js';
+import { scheduleToJson } from '../model/schedule/to-json.js';
 import { type Schedule, ScheduleError } from '../model/schedule/types.js';
-import {
-  got,
-  type JsonObject,
-  JsonReader,
-  scheduleToJson,
-  validateSchedule,
-} from '../model/schedule/validate.js';
+import { validateSchedule } from '../model/schedule/validate.js';
+import { got, type JsonObject, JsonReader } from '../model/util/json-reader.js';
 import { DEFAULT_EVENT_BUDGET, MAX_EVENT_BUDGET } from '../model/world.js';
 import { type Finding, ORACLE_NAMES } from '../oracles/types.js';
 import type { Verdict } from '../oracles/verdict.js';

@@ -1,5 +1,6 @@
 import { BUILTIN_BUILDS, SERIAL_SUBSECTIONS } from '../model/migration/builds.js';
-import { serialSection } from '../model/migration/serial-section.js';
+import { qemuFieldName } from '../model/migration/hostile.js';
+import { serialStateSection } from '../model/migration/serial-section.js';
 import type { VmField } from '../model/migration/vmstate.js';
 import { beInt, type Cursor, hex } from './cursor.js';
 import {
@@ -18,22 +19,12 @@ import {
  * the inner description is always read at its own version (3), whatever the section's
  * version says, and its subsections follow the inner fields.
  */
-const INNER_VERSION = 3;
 
 /** The newest built-in build that knows every serial subsection describes the section. */
 const modern = [...BUILTIN_BUILDS]
   .reverse()
   .find((b) => b.revisions.serialSubsections.length === SERIAL_SUBSECTIONS.length)!;
-const section = serialSection(modern.revisions);
-
-/** QEMU's name for a model field: `s.recvFifo.head` → `recv_fifo.head`, `fcrVmstate` → `fcr_vmstate`. */
-export function qemuFieldName(name: string): string {
-  return name
-    .replace(/^s\./, '')
-    .split('.')
-    .map((part) => part.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`))
-    .join('.');
-}
+const section = serialStateSection(modern.revisions);
 
 function readModelField(c: Cursor, f: VmField<unknown, unknown>, where: string): Value {
   const t = f.type;
@@ -67,7 +58,7 @@ function readFields(c: Cursor, fields: readonly VmField<unknown, unknown>[], ver
 
 /** The body of a serial section (between its header and its footer). */
 export function decodeSerial(c: Cursor): DecodedBody {
-  const fields = readFields(c, section.fields as VmField<unknown, unknown>[], INNER_VERSION, 'serial');
+  const fields = readFields(c, section.fields as VmField<unknown, unknown>[], section.version, 'serial');
   const subsections: DecodedSubsection[] = [];
   // vmstate_subsection_load: a subsection belongs to this description if its name has the prefix.
   while (c.peek() === QEMU_VM_SUBSECTION && nextNameHasPrefix(c, `${section.name}/`)) {

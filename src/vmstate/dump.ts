@@ -8,10 +8,10 @@
  */
 import { fail } from '../model/assert.js';
 import type { Build, MachineType } from '../model/migration/builds.js';
-import { serialSection } from '../model/migration/serial-section.js';
+import { qemuFieldName } from '../model/migration/hostile.js';
+import { serialSection, serialStateSection } from '../model/migration/serial-section.js';
 import { virtioConsoleSection } from '../model/migration/virtio-section.js';
 import type { ScalarType, VmField, VmSection, VmSubsection } from '../model/migration/vmstate.js';
-import { qemuFieldName } from '../stream/serial.js';
 
 export interface DumpField {
   field: string;
@@ -131,17 +131,18 @@ function dumpDesc(
 }
 
 function serialDevice(build: Build): DumpDevice {
-  const s = serialSection(build.revisions) as unknown as VmSection<unknown, unknown>;
+  const isa = serialSection(build.revisions) as unknown as VmSection<unknown, unknown>;
+  const s = serialStateSection(build.revisions) as unknown as VmSection<unknown, unknown>;
   const shape = QEMU_SHAPE.serial;
   const inner = dumpDesc(s, dumpFields(s.fields, shape.structs), shape.structs);
   return {
     Name: shape.device,
-    version_id: s.version,
-    minimum_version_id: s.minVersion,
+    version_id: isa.version,
+    minimum_version_id: isa.minVersion,
     Description: {
-      name: s.name,
-      version_id: s.version,
-      minimum_version_id: s.minVersion,
+      name: isa.name,
+      version_id: isa.version,
+      minimum_version_id: isa.minVersion,
       Fields: [
         {
           field: shape.wrapper.field,

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cmdShrink } from '../../src/cli/corpus-commands.js';
-import { signatureDir } from '../../src/cli/fuzz-command.js';
 import { main } from '../../src/cli/main.js';
+import { signatureDir } from '../../src/cli/out-dir.js';
 import { decodeTrace } from '../../src/replay/trace.js';
 import { ROOT } from '../replay/helpers.js';
 

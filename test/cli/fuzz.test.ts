@@ -17,11 +17,12 @@ import {
   fuzzSettings,
   parseDuration,
   runFuzz,
-  signatureDir,
   TABLE_WIDTH,
 } from '../../src/cli/fuzz-command.js';
+import { signatureDir } from '../../src/cli/out-dir.js';
 import { BUILTIN_BUILDS } from '../../src/model/migration/builds.js';
-import { parseSchedule, scheduleToJson } from '../../src/model/schedule/validate.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
+import { parseSchedule } from '../../src/model/schedule/validate.js';
 import { replayTrace } from '../../src/replay/replay.js';
 import { decodeTrace } from '../../src/replay/trace.js';
 import { builds, ROOT } from '../replay/helpers.js';

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/args.js';
 import { InputError } from '../../src/cli/exit-codes.js';
+import { writeFileAtomic } from '../../src/cli/fs.js';
 import {
   cmdReplay,
   cmdShow,
@@ -19,7 +20,6 @@ import {
   readTraceFile,
   runRecorded,
   traceRunInput,
-  writeFileAtomic,
 } from '../../src/cli/replay-commands.js';
 import { validateBuildFile } from '../../src/model/migration/build-file.js';
 import { decodeTrace, encodeTrace, makeTraceFromLog, traceRegistry } from '../../src/replay/trace.js';

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scheduleToJson } from '../../src/model/schedule/validate.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
 import { decodeTrace } from '../../src/replay/trace.js';
 import { BIN, buildCli, ROOT } from '../replay/helpers.js';
 

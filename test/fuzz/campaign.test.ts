@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Campaign, type CampaignConfig } from '../../src/fuzz/campaign.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../../src/model/migration/builds.js';
-import { parseSchedule, scheduleToJson } from '../../src/model/schedule/validate.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
+import { parseSchedule } from '../../src/model/schedule/validate.js';
 
 /**
  * The coverage-guided loop (src/fuzz/campaign.ts): a function of its seed, and able to find
@@ -95,7 +96,7 @@ describe('Campaign', () => {
     const first = c.step();
     expect(c.execs).toBe(1);
     expect(first.newEntry).toMatchObject({ id: 0, doc, op: 'imported', exec: 1, cost: first.events });
-    expect(first.newEntry!.fresh).toBeGreaterThan(0);
+    expect(first.newEntry!.newBuckets).toBeGreaterThan(0);
     // The same input again adds nothing: it is run, and not queued.
     c.importEntry(doc);
     expect(c.step()).toMatchObject({ newEntry: null });
@@ -112,25 +113,25 @@ describe('Campaign', () => {
   it('rates entries by cost: the favoured ones are the cheapest to reach each map index', () => {
     const c = campaign(5);
     for (let i = 0; i < 2000; i++) c.step();
-    const favoured = c.queue.filter((e) => e.topRated > 0);
+    const favoured = c.queue.filter((e) => e.ratedFor > 0);
     expect(favoured.length).toBeGreaterThan(0);
     expect(favoured.length).toBeLessThan(c.queue.length);
     // Every rating is held by some entry, and favoured entries are cheaper on the whole.
-    const ratings = c.queue.reduce((n, e) => n + e.topRated, 0);
+    const ratings = c.queue.reduce((n, e) => n + e.ratedFor, 0);
     expect(ratings).toBeGreaterThanOrEqual(c.virgin.covered);
     const mean = (es: typeof c.queue) => es.reduce((n, e) => n + e.cost, 0) / es.length;
-    expect(mean(favoured)).toBeLessThan(mean(c.queue.filter((e) => e.topRated === 0)));
+    expect(mean(favoured)).toBeLessThan(mean(c.queue.filter((e) => e.ratedFor === 0)));
   });
 
   it('keeps the queue bounded, dropping unfavoured entries first', () => {
     const c = campaign(6, { maxQueue: 150 });
     for (let i = 0; i < 2000; i++) c.step();
     expect(c.queue).toHaveLength(150);
-    const favoured = c.queue.filter((e) => e.topRated > 0).length;
+    const favoured = c.queue.filter((e) => e.ratedFor > 0).length;
     // Far more of the kept entries are favoured than in an unbounded queue of the same run.
     const free = campaign(6);
     for (let i = 0; i < 2000; i++) free.step();
-    const freeShare = free.queue.filter((e) => e.topRated > 0).length / free.queue.length;
+    const freeShare = free.queue.filter((e) => e.ratedFor > 0).length / free.queue.length;
     expect(favoured / 150).toBeGreaterThan(freeShare);
   });
 

@@ -14,8 +14,9 @@ import {
 } from '../../src/fuzz/mutate.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../../src/model/migration/builds.js';
 import { makeRng, type Rng } from '../../src/model/rng.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
 import { ScheduleError } from '../../src/model/schedule/types.js';
-import { parseSchedule, scheduleToJson, validateSchedule } from '../../src/model/schedule/validate.js';
+import { parseSchedule, validateSchedule } from '../../src/model/schedule/validate.js';
 
 /**
  * The schedule-aware mutators (src/fuzz/mutate.ts): they keep documents valid, a mutator that

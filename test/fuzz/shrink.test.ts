@@ -3,8 +3,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Campaign } from '../../src/fuzz/campaign.js';
 import { shrink } from '../../src/fuzz/shrink.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../../src/model/migration/builds.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
-import { parseSchedule, scheduleToJson, validateSchedule } from '../../src/model/schedule/validate.js';
+import { parseSchedule, validateSchedule } from '../../src/model/schedule/validate.js';
 import { judge } from '../../src/oracles/verdict.js';
 
 /**

@@ -15,8 +15,9 @@ import { Ev, type EventSink, MigPhase, RunState } from '../../src/model/events.j
 import { NUM_PIRQS, PIRQ_ISA_IRQ, pciSetIrq } from '../../src/model/irqchip.js';
 import { cloneRam, Machine } from '../../src/model/machine.js';
 import { builtinRegistry, findMachine } from '../../src/model/migration/builds.js';
+import type { DeviceHazard } from '../../src/model/migration/context.js';
 import { LoadError } from '../../src/model/migration/stream.js';
-import { type DeviceHazard, loadVm, saveVm } from '../../src/model/migration/vm.js';
+import { loadVm, saveVm } from '../../src/model/migration/vm.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
 import { validateSchedule } from '../../src/model/schedule/validate.js';
 import { uartCheckInvariants } from '../../src/model/uart16550/uart.js';

@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { validateBuildFile } from '../../src/model/migration/build-file.js';
-import { scheduleToJson } from '../../src/model/schedule/validate.js';
+import { scheduleToJson } from '../../src/model/schedule/to-json.js';
 import {
   MAX_TRACE_BYTES,
   TOOL_NAME,

@@ -5,16 +5,9 @@
  * line naming where and what, like schedules (the reader is shared with them).
  */
 
-import {
-  errorText,
-  fieldPath,
-  indexPath,
-  type JsonObject,
-  JsonReader,
-  oneLine,
-  quote,
-  typeName,
-} from '../schedule/validate.js';
+import { errorText } from '../schedule/validate.js';
+import { fieldPath, indexPath, type JsonObject, JsonReader, typeName } from '../util/json-reader.js';
+import { oneLine, quote } from '../util/text.js';
 import {
   type Build,
   type BuildRegistry,

@@ -4,7 +4,7 @@ import { Fcr } from '../uart16550/regs.js';
 import type { UartState } from '../uart16550/state.js';
 import { uartUpdateIrq } from '../uart16550/uart.js';
 import { MAX_PORTS, type VserState } from '../virtio-serial/state.js';
-import { type SerialImage, serialSection } from './serial-section.js';
+import { type SerialImage, serialStateSection } from './serial-section.js';
 import { LoadError, StreamReader } from './stream.js';
 import { loadSection } from './vmstate.js';
 
@@ -28,9 +28,6 @@ export interface SourceState {
     ports: { id: number; guestConnected: number; hostConnected: number; elemPopped: boolean }[];
   }[];
 }
-
-/** QEMU 7.2 wraps vmstate_serial in vmstate_isa_serial: the inner one is read at version 3. */
-const SERIAL_INNER_VERSION = 3;
 
 function misfit(message: string, section: string, instance: number): LoadError {
   return new LoadError(message, 'stream-misfit', section, instance);
@@ -68,7 +65,9 @@ function loadSerial(
   const img: SerialImage = { m, s, fcrVmstate: 0 };
   const ctx = { m, rev: m.build.revisions, pre22: m.machineType.migratePre22 };
   try {
-    loadSection(r, serialSection(m.build.revisions), img, ctx, SERIAL_INNER_VERSION);
+    // vmstate_isa_serial's one field: vmstate_serial, read at its own version (serialSection).
+    const inner = serialStateSection(m.build.revisions);
+    loadSection(r, inner, img, ctx, inner.version);
   } catch (e) {
     if (e instanceof LoadError) throw misfit(`${name}: ${e.message}`, 'serial', instance);
     throw e;

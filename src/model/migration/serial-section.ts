@@ -5,8 +5,17 @@ import type { UartState } from '../uart16550/state.js';
 import { updateParameters, writeFcr } from '../uart16550/uart.js';
 import { writeFcr1x } from '../uart16550/uart-1x.js';
 import type { Revisions, SerialSubsection } from './builds.js';
-import type { MigCtx } from './vm.js';
-import { fieldAt, type PostLoadResult, type VmField, type VmSection, type VmSubsection } from './vmstate.js';
+import type { MigCtx } from './context.js';
+import {
+  custom,
+  fieldAt,
+  loadSection,
+  type PostLoadResult,
+  saveSection,
+  type VmField,
+  type VmSection,
+  type VmSubsection,
+} from './vmstate.js';
 
 /**
  * The "serial" section (hw/char/serial.c vmstate_serial, version 3, minimum 2), with its
@@ -86,19 +95,51 @@ const SUBSECTIONS: Record<SerialSubsection, Omit<VmSubsection<SerialImage, MigCt
   },
 };
 
-const cache = new Map<Revisions, VmSection<SerialImage, MigCtx>>();
+const stateCache = new Map<Revisions, VmSection<SerialImage, MigCtx>>();
+const isaCache = new Map<Revisions, VmSection<SerialImage, MigCtx>>();
 
-/** The section as a build describes it (cached per revision set). */
-export function serialSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
-  let section = cache.get(rev);
+/** vmstate_serial as a build describes it (cached per revision set). */
+export function serialStateSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
+  let section = stateCache.get(rev);
   if (!section) {
-    section = makeSection(rev);
-    cache.set(rev, section);
+    section = makeStateSection(rev);
+    stateCache.set(rev, section);
   }
   return section;
 }
 
-function makeSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
+/**
+ * The section a build saves for an ISA serial port: vmstate_isa_serial (hw/char/serial-isa.c;
+ * hw/char/serial.c before 2.x), version 3, minimum 2, whose one field is
+ * VMSTATE_STRUCT(state, ISASerialState, 0, vmstate_serial, SerialState). vmstate_load_state
+ * loads a struct field at the inner description's own version_id (vmstate.c: `curr_elem,
+ * field->vmsd, field->vmsd->version_id`), so a v2 section is read with the v3 fields
+ * (fcr_vmstate included) and serial_post_load always sees version 3; the inner subsections
+ * follow the inner fields. The bytes are those of vmstate_serial at version 3. Every modelled
+ * build has the wrapper: it came with the serial qdev conversion (QEMU 0.13), before any of them.
+ */
+export function serialSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
+  let section = isaCache.get(rev);
+  if (!section) {
+    const inner = serialStateSection(rev);
+    section = {
+      name: 'serial',
+      version: 3,
+      minVersion: 2,
+      fields: [
+        custom<SerialImage, MigCtx>('state', {
+          save: (w, o, ctx) => saveSection(w, inner, o, ctx),
+          load: (r, o, ctx) => loadSection(r, inner, o, ctx, inner.version),
+        }),
+      ],
+      subsections: [],
+    };
+    isaCache.set(rev, section);
+  }
+  return section;
+}
+
+function makeStateSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
   const hasSubsections = rev.serialSubsections.length > 0;
   return {
     name: 'serial',
@@ -136,19 +177,19 @@ function makeSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
           o.s.pollMsl = -1;
         }
       : undefined,
-    postLoad: (o, ctx, versionId) => serialPostLoad(o, ctx, versionId),
+    postLoad: (o, ctx) => serialPostLoad(o, ctx),
   };
 }
 
 /**
- * serial_post_load: runs after every subsection. Today's never touches the IRQ line; the one
- * before 2.3 (1.x, and 1.5-2.2 @003f8dbc) runs the full FCR write, which recomputes IIR with
- * the destination's own thr_ipending (0: not migrated), so a pending THRE interrupt is lost,
- * and moves the line mid-load.
+ * serial_post_load: runs after every subsection, always at version 3 (see serialSection): its
+ * `version_id < 3` case (fcr_vmstate = 0) never runs in QEMU either. Today's never touches
+ * the IRQ line; the one before 2.3 (1.x, and 1.5-2.2 @003f8dbc) runs the full FCR write,
+ * which recomputes IIR with the destination's own thr_ipending (0: not migrated), so a
+ * pending THRE interrupt is lost, and moves the line mid-load.
  */
-function serialPostLoad(o: SerialImage, ctx: MigCtx, versionId: number): PostLoadResult {
+function serialPostLoad(o: SerialImage, ctx: MigCtx): PostLoadResult {
   const s = o.s;
-  if (versionId < 3) o.fcrVmstate = 0;
   if (s.generation !== 'write-watch') {
     writeFcr1x(s, o.m, o.fcrVmstate);
     updateParameters(s);
@@ -159,7 +200,8 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx, versionId: number): PostLoa
     if (s.tsrRetry > 0) {
       if (s.lsr & Lsr.TEMT) {
         return {
-          message: `inconsistent state in serial device (tsr empty, tsr_retry=${s.tsrRetry}`,
+          // error_report's %d of the uint32_t: 0xffffffff prints as -1.
+          message: `inconsistent state in serial device (tsr empty, tsr_retry=${s.tsrRetry | 0}`,
           key: 'tsr-empty',
         };
       }

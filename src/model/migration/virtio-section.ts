@@ -3,8 +3,8 @@ import type { Machine } from '../machine.js';
 import { sendControlEvent } from '../virtio-serial/device.js';
 import { Ctrl, findPort, inQueueOf, MAX_PORTS, NUM_QUEUES, type VserState } from '../virtio-serial/state.js';
 import { u16 } from '../virtio-serial/virtqueue.js';
+import type { MigCtx } from './context.js';
 import { LoadError, type StreamReader } from './stream.js';
-import type { MigCtx } from './vm.js';
 import { custom, fieldAt, type VmSection } from './vmstate.js';
 
 /**

@@ -2,13 +2,23 @@ import { assert } from '../assert.js';
 import { Ev, MigPhase } from '../events.js';
 import { IOAPIC_PINS, type LapicState, NUM_PIRQS, PIRQ_ISA_IRQ } from '../irqchip.js';
 import type { Machine } from '../machine.js';
-import { MAX_HORIZON_NS } from '../schedule/validate.js';
-import { type LoadHazard, uartLoadHazard } from '../uart16550/uart.js';
-import type { Revisions } from './builds.js';
+import { MAX_HORIZON_NS } from '../schedule/limits.js';
+import { uartLoadHazard } from '../uart16550/uart.js';
+import type { DeviceHazard, MigCtx } from './context.js';
+import { doctoredUart } from './hostile.js';
 import { type SerialImage, serialSection } from './serial-section.js';
-import { LoadError } from './stream.js';
+import { LoadError, StreamReader, StreamWriter } from './stream.js';
 import { type VserImage, virtioConsoleSection } from './virtio-section.js';
-import { field, loadStream, saveStream, type VmEntry, type VmSection, vmEntry } from './vmstate.js';
+import {
+  field,
+  loadSection,
+  loadStream,
+  saveSection,
+  saveStream,
+  type VmEntry,
+  type VmSection,
+  vmEntry,
+} from './vmstate.js';
 
 /**
  * A VM's sections in registration order (MODEL.md §5): the vm_clock, CPU/LAPIC and the
@@ -16,20 +26,6 @@ import { field, loadStream, saveStream, type VmEntry, type VmSection, vmEntry } 
  * Devices' sections are described as data (serial-section.ts, virtio-section.ts); this file
  * holds the board's and the save/load entry points.
  */
-
-export interface MigCtx {
-  m: Machine;
-  rev: Revisions;
-  /** The machine type's migrate_pre_2_2 compat flag. */
-  pre22: boolean;
-  /** States the load accepted that the device will mishandle (the unsafe-load oracle). */
-  hazards: DeviceHazard[];
-}
-
-/** A device's loaded state that QEMU accepts and then mishandles (uartLoadHazard and the like). */
-export interface DeviceHazard extends LoadHazard {
-  dev: number;
-}
 
 /** The vm_clock (QEMU's "timer" section: cpu_clock_offset): guest time continues. */
 interface ClockImage {
@@ -204,8 +200,11 @@ function settleIoapicInputs(m: Machine): void {
   }
 }
 
-/** The entries of a machine, in registration order; fresh adapter objects each time. */
-function entries(m: Machine): VmEntry<MigCtx>[] {
+/**
+ * The entries of a machine, in registration order; fresh adapter objects each time. `hostile`
+ * (by device index): a hostile source's serial fields, saved instead of the device's own.
+ */
+function entries(m: Machine, hostile?: ReadonlyMap<number, Record<string, number>>): VmEntry<MigCtx>[] {
   const list: VmEntry<MigCtx>[] = [
     vmEntry(timerSection, { m, vmNs: 0 }),
     vmEntry(apicSection, { m, irr: new Uint8Array(32), isr: new Uint8Array(32), tmr: new Uint8Array(32) }),
@@ -215,15 +214,16 @@ function entries(m: Machine): VmEntry<MigCtx>[] {
   ];
   let serials = 0;
   let vsers = 0;
-  for (const d of m.devices) {
+  for (const [dev, d] of m.devices.entries()) {
     if (d.kind === 'uart') {
       const section = serialSection(m.build.revisions);
-      const img: SerialImage = { m, s: d.s, fcrVmstate: 0 };
+      const edits = hostile?.get(dev);
+      const img: SerialImage = { m, s: edits ? doctoredUart(d.s, edits) : d.s, fcrVmstate: 0 };
       list.push(vmEntry(section, img, serials++));
       // c9808d6028 to f602d047: the core SerialState device registered vmstate_serial too, on
       // the same state; a stream from a build without it loads all the same.
       if (m.build.revisions.serialVmsd === 'isa-and-core') {
-        list.push({ ...vmEntry(section, { m, s: d.s, fcrVmstate: 0 }, serials++), optional: true });
+        list.push({ ...vmEntry(section, { ...img }, serials++), optional: true });
       }
     } else {
       const img: VserImage = { m, s: d.s };
@@ -240,10 +240,13 @@ const ctxOf = (m: Machine): MigCtx => ({
   hazards: [],
 });
 
-/** qemu_savevm_state_complete: the stopped source's device state as a stream. */
-export function saveVm(m: Machine): Uint8Array {
+/**
+ * qemu_savevm_state_complete: the stopped source's device state as a stream; with `hostile`,
+ * a doctored source's (migration/hostile.ts).
+ */
+export function saveVm(m: Machine, hostile?: ReadonlyMap<number, Record<string, number>>): Uint8Array {
   assert(!m.running, 'saveVm: the source must be stopped');
-  return saveStream(entries(m), ctxOf(m), m.machineType.name);
+  return saveStream(entries(m, hostile), ctxOf(m), m.machineType.name);
 }
 
 /**
@@ -302,4 +305,66 @@ function checkPciCounts(m: Machine): void {
       );
     }
   }
+}
+
+/** One device's section as QEMU frames it: idstr, instance id, version, and the body bytes. */
+export interface DeviceSection {
+  idstr: string;
+  instanceId: number;
+  version: number;
+  body: Uint8Array;
+}
+
+function deviceEntry(
+  m: Machine,
+  dev: number,
+  hostile?: ReadonlyMap<number, Record<string, number>>,
+): VmEntry<MigCtx> {
+  const d = m.devices[dev];
+  assert(d !== undefined, `no device ${dev}`);
+  // The board's five sections come first, then the devices in order (entries()).
+  return entries(m, hostile)[5 + dev]!;
+}
+
+/**
+ * The section a stopped VM saves for one device (what `stream craft` writes into a real
+ * stream); with `hostile`, a doctored source's (saveVm).
+ */
+export function saveDeviceSection(
+  m: Machine,
+  dev: number,
+  hostile?: ReadonlyMap<number, Record<string, number>>,
+): DeviceSection {
+  const e = deviceEntry(m, dev, hostile);
+  const w = new StreamWriter(256);
+  saveSection(w, e.section, e.obj, ctxOf(m));
+  return { idstr: e.section.name, instanceId: e.instanceId, version: e.section.version, body: w.finish() };
+}
+
+/**
+ * One device's section body, loaded as qemu_loadvm_section_start_full does (its version
+ * checks, fields, subsections, post_load), with nothing after it. Throws LoadError; returns
+ * the hazards it left, as loadSections judges them.
+ */
+export function loadDeviceSection(
+  m: Machine,
+  dev: number,
+  versionId: number,
+  body: Uint8Array,
+): DeviceHazard[] {
+  const e = deviceEntry(m, dev);
+  const ctx = ctxOf(m);
+  const r = new StreamReader(body);
+  loadSection(r, e.section, e.obj, ctx, versionId);
+  if (r.remaining > 0)
+    throw new LoadError(
+      `${e.section.name}: ${r.remaining} bytes after the section's state`,
+      'trailing-bytes',
+      e.section.name,
+      e.instanceId,
+    );
+  const d = m.devices[dev]!;
+  const hazard = d.kind === 'uart' ? uartLoadHazard(d.s) : null;
+  if (hazard) ctx.hazards.push({ dev, ...hazard });
+  return ctx.hazards;
 }

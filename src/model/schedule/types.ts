@@ -3,6 +3,7 @@
  * These are the validated, normalised forms: `data` is always bytes, optional fields have
  * their defaults filled in. `validate.ts` turns untrusted JSON into these or a ScheduleError.
  */
+import type { HostileEdits } from '../migration/hostile.js';
 
 export const SCHEDULE_FORMAT = 'migfuzz.schedule';
 export const SCHEDULE_VERSION = 1;
@@ -73,7 +74,14 @@ export type Step =
   | { at: number; do: 'host.uart.backend'; dev: string; state: UartBackendState }
   | { at: number; do: 'host.vport.connect' | 'host.vport.disconnect'; dev: string; port: number }
   | { at: number; do: 'host.vport.send'; dev: string; port: number; data: Uint8Array }
-  | { at: number; do: 'migrate'; downtime: number; autostart: boolean }
+  | {
+      at: number;
+      do: 'migrate';
+      downtime: number;
+      autostart: boolean;
+      /** A hostile source: the stream carries these serial fields instead (migration/hostile.ts). */
+      hostile?: HostileEdits;
+    }
   | { at: number; do: 'vm.stop' | 'vm.cont' }
   | { at: number; do: 'guest.irq.mask' | 'guest.irq.unmask'; dev: string };
 

@@ -2,12 +2,29 @@
  * Untrusted schedule JSON (docs/schedule.md) → the normalised `Schedule`, or a ScheduleError
  * with one line naming where and what (`steps[3].port: no port 2 on vser0`). Users write
  * schedules by hand, so every unknown field is an error: a typo must not silently become a
- * default. Also the inverse, `scheduleToJson`, used to print and embed schedules.
- *
- * The small JSON reader at the top is shared with `migration/build-file.ts`.
+ * default. The inverse, `scheduleToJson`, is in to-json.ts; the bounds in limits.ts.
  */
 
 import { type Build, type BuildRegistry, findMachine } from '../migration/builds.js';
+import { HOSTILE_SERIAL_FIELDS, type HostileEdits } from '../migration/hostile.js';
+import {
+  fieldPath,
+  got,
+  indexPath,
+  type JsonObject,
+  JsonReader,
+  listOf,
+  typeName,
+} from '../util/json-reader.js';
+import { oneLine, quote } from '../util/text.js';
+import {
+  MAX_DATA_BYTES,
+  MAX_DEVICES,
+  MAX_DOWNTIME_NS,
+  MAX_HORIZON_NS,
+  MAX_PORTS,
+  MAX_STEPS,
+} from './limits.js';
 import { didYouMean } from './suggest.js';
 import {
   DEFAULT_DOWNTIME_NS,
@@ -26,158 +43,8 @@ import {
 } from './types.js';
 
 // ---------------------------------------------------------------------------------------
-// Reading untrusted JSON
+// Value sets
 
-export type JsonObject = Record<string, unknown>;
-
-/** Keys that could reach or replace a prototype if anything ever assigned them. */
-const FORBIDDEN_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
-const QUOTE_MAX_CHARS = 40;
-
-/** C0 controls, DEL and C1 controls. */
-function isControl(code: number): boolean {
-  return code < 0x20 || (code >= 0x7f && code <= 0x9f);
-}
-
-/** Error lines must stay one line whatever the input held (JSON.parse quotes raw text). */
-export function oneLine(s: string): string {
-  let out = '';
-  for (const c of s) {
-    const code = c.codePointAt(0) ?? 0;
-    const breaks = isControl(code) || code === 0x2028 || code === 0x2029;
-    out += breaks ? `\\u${code.toString(16).padStart(4, '0')}` : c;
-  }
-  return out;
-}
-
-/** A string as a short JSON literal for messages (long user strings are cut). */
-export function quote(s: string): string {
-  const chars = Array.from(s.slice(0, QUOTE_MAX_CHARS * 2));
-  const cut = chars.length > QUOTE_MAX_CHARS || s.length > QUOTE_MAX_CHARS * 2;
-  return oneLine(JSON.stringify(chars.slice(0, QUOTE_MAX_CHARS).join(''))) + (cut ? '…' : '');
-}
-
-function isPlainObject(v: unknown): v is JsonObject {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto: unknown = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-export function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'object' && !isPlainObject(v)) return 'non-plain object';
-  return typeof v;
-}
-
-/** What was got: the value when it has the expected type (`got -5`), else its type (`got number`). */
-export function got(v: unknown, expectedType: 'string' | 'number' | 'boolean'): string {
-  if (typeof v !== expectedType) return typeName(v);
-  return typeof v === 'string' ? quote(v) : String(v);
-}
-
-/** `"a", "b" or "c"` / `1, 4 or 8`. */
-export function listOf(values: readonly (string | number)[]): string {
-  const shown = values.map((v) => (typeof v === 'string' ? quote(v) : String(v)));
-  return shown.length < 2 ? shown.join('') : `${shown.slice(0, -1).join(', ')} or ${shown.at(-1)}`;
-}
-
-/** The path of a field: `src.build`, or `src.backends["vser0.port1"]` for keys that are not names. */
-export function fieldPath(parent: string, key: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key)) return `${parent}[${quote(key)}]`;
-  return parent === '' ? key : `${parent}.${key}`;
-}
-
-export function indexPath(parent: string, i: number): string {
-  return `${parent}[${i}]`;
-}
-
-/** Reads JSON values, failing with `PATH: problem` through the given error class. */
-export class JsonReader {
-  constructor(
-    private readonly rootName: string,
-    private readonly makeError: (line: string) => Error,
-  ) {}
-
-  fail(path: string, problem: string): never {
-    throw this.makeError(oneLine(`${path === '' ? this.rootName : path}: ${problem}`));
-  }
-
-  /**
-   * A plain object's own fields, copied into a prototype-less record so that lookups never
-   * reach Object.prototype. Prototype keys are rejected before anything is copied.
-   */
-  object(v: unknown, path: string): JsonObject {
-    if (!isPlainObject(v)) this.fail(path, `expected an object, got ${typeName(v)}`);
-    const keys = Object.keys(v);
-    const bad = keys.find((k) => FORBIDDEN_KEYS.includes(k));
-    if (bad !== undefined) this.fail(path, `forbidden key ${quote(bad)}`);
-    const out: JsonObject = Object.create(null);
-    for (const key of keys) out[key] = v[key];
-    return out;
-  }
-
-  onlyFields(obj: JsonObject, path: string, allowed: readonly string[]): void {
-    const extra = Object.keys(obj).find((k) => !allowed.includes(k));
-    if (extra !== undefined) this.fail(path, `unexpected field ${quote(extra)}`);
-  }
-
-  /** A required field of `obj` (at `path`); `expected` describes it for the missing case. */
-  need(obj: JsonObject, key: string, path: string, expected: string): unknown {
-    const v = obj[key];
-    if (v === undefined) this.fail(fieldPath(path, key), `missing (expected ${expected})`);
-    return v;
-  }
-
-  int(
-    v: unknown,
-    path: string,
-    min: number,
-    max: number,
-    expected = `an integer in [${min}, ${max}]`,
-  ): number {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.fail(path, `expected ${expected}, got ${got(v, 'number')}`);
-    }
-    return v === 0 ? 0 : v; // -0 is a valid JSON number; normalise it so results compare equal
-  }
-
-  bool(v: unknown, path: string): boolean {
-    if (typeof v !== 'boolean') this.fail(path, `expected true or false, got ${typeName(v)}`);
-    return v;
-  }
-
-  oneOf<T extends string | number>(v: unknown, path: string, values: readonly T[]): T {
-    if (!values.includes(v as T)) {
-      const type = typeof values[0] === 'number' ? 'number' : 'string';
-      this.fail(path, `expected ${listOf(values)}, got ${got(v, type)}`);
-    }
-    return v as T;
-  }
-
-  array(v: unknown, path: string, maxLength: number, what: string): unknown[] {
-    if (!Array.isArray(v)) this.fail(path, `expected an array of ${what}, got ${typeName(v)}`);
-    if (v.length > maxLength) this.fail(path, `${v.length} ${what}, at most ${maxLength} allowed`);
-    return v;
-  }
-
-  string(v: unknown, path: string, pattern: RegExp, expected: string): string {
-    if (typeof v !== 'string' || !pattern.test(v)) {
-      this.fail(path, `expected ${expected}, got ${got(v, 'string')}`);
-    }
-    return v;
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Limits and value sets
-
-export const MAX_HORIZON_NS = 10_000_000_000;
-export const MAX_STEPS = 10_000;
-export const MAX_DEVICES = 8;
-export const MAX_PORTS = 30;
-export const MAX_DATA_BYTES = 4096;
-export const MAX_DOWNTIME_NS = 1_000_000_000;
 const U32_MAX = 0xffff_ffff;
 
 const DEVICE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -472,7 +339,8 @@ type StepField =
   | 'divider'
   | 'state'
   | 'downtime'
-  | 'autostart';
+  | 'autostart'
+  | 'hostile';
 
 interface StepShape {
   /** Which device `dev` must name; absent: the step has no `dev`. */
@@ -501,7 +369,7 @@ const STEP_SHAPES: ReadonlyMap<string, StepShape> = new Map<StepKind, StepShape>
   ['host.vport.connect', { dev: VPORT, required: PORT_ONLY, optional: NO_FIELDS }],
   ['host.vport.disconnect', { dev: VPORT, required: PORT_ONLY, optional: NO_FIELDS }],
   ['host.vport.send', { dev: VPORT, required: ['port', 'data'], optional: NO_FIELDS }],
-  ['migrate', { required: NO_FIELDS, optional: ['downtime', 'autostart'] }],
+  ['migrate', { required: NO_FIELDS, optional: ['downtime', 'autostart', 'hostile'] }],
   ['vm.stop', { required: NO_FIELDS, optional: NO_FIELDS }],
   ['vm.cont', { required: NO_FIELDS, optional: NO_FIELDS }],
   ['guest.irq.mask', { dev: 'any', required: NO_FIELDS, optional: NO_FIELDS }],
@@ -519,6 +387,7 @@ const FIELD_EXPECTED: Record<StepField, string> = {
   state: listOf(UART_STATES),
   downtime: `an integer number of ns in [0, ${MAX_DOWNTIME_NS}]`,
   autostart: 'true or false',
+  hostile: 'an object: isa-serial device name → { QEMU serial field name: integer }',
 };
 
 function readSteps(input: JsonReader, v: unknown, horizon: number, devices: Devices): Step[] {
@@ -564,7 +433,7 @@ function readStep(input: JsonReader, v: unknown, path: string, horizon: number, 
     step.dev = readDev(input, obj, path, kind, shape.dev, devices);
     device = devices.get(step.dev as string);
   }
-  const ctx: FieldContext = { input, path, device, devName: step.dev as string | undefined };
+  const ctx: FieldContext = { input, path, device, devName: step.dev as string | undefined, devices };
   for (const f of shape.required)
     step[f] = readStepField(ctx, f, input.need(obj, f, path, FIELD_EXPECTED[f]));
   for (const f of shape.optional) if (obj[f] !== undefined) step[f] = readStepField(ctx, f, obj[f]);
@@ -610,6 +479,7 @@ interface FieldContext {
   path: string;
   device: DeviceSpec | undefined;
   devName: string | undefined;
+  devices: Devices;
 }
 
 function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown {
@@ -635,7 +505,36 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
       return input.oneOf(v, p, UART_STATES);
     case 'downtime':
       return input.int(v, p, 0, MAX_DOWNTIME_NS, FIELD_EXPECTED.downtime);
+    case 'hostile':
+      return readHostile(ctx, v, p);
   }
+}
+
+/** A migrate step's hostile source: per isa-serial device, QEMU serial fields and their values. */
+function readHostile(ctx: FieldContext, v: unknown, path: string): HostileEdits {
+  const input: JsonReader = ctx.input; // explicitly typed, so its `never` narrows
+  const obj = input.object(v, path);
+  const out: HostileEdits = {};
+  for (const [dev, fields] of Object.entries(obj)) {
+    const p = fieldPath(path, dev);
+    const d = ctx.devices.get(dev);
+    if (d === undefined) input.fail(p, `no device ${quote(dev)}${didYouMean(dev, ctx.devices.keys())}`);
+    if (d.kind !== UART)
+      input.fail(p, `${dev} is ${aKind(d.kind)} device, a hostile source edits isa-serial state`);
+    const f = input.object(fields, p);
+    const edits: Record<string, number> = {};
+    for (const [name, value] of Object.entries(f)) {
+      const field = HOSTILE_SERIAL_FIELDS.get(name);
+      if (field === undefined)
+        input.fail(
+          fieldPath(p, name),
+          `not a serial field a hostile source can set${didYouMean(name, HOSTILE_SERIAL_FIELDS.keys())} (${[...HOSTILE_SERIAL_FIELDS.keys()].join(', ')})`,
+        );
+      edits[name] = input.int(value, fieldPath(p, name), field.min, field.max);
+    }
+    out[dev] = edits;
+  }
+  return out;
 }
 
 function readPortRef(ctx: FieldContext, v: unknown, path: string): number {
@@ -677,67 +576,4 @@ function toBytes(input: JsonReader, v: unknown, path: string): Uint8Array {
     bytes[i] = input.int(v[i], indexPath(path, i), 0, 255, 'a byte value (an integer in [0, 255])');
   }
   return bytes;
-}
-
-// ---------------------------------------------------------------------------------------
-// Back to JSON
-
-/**
- * The schedule as a plain JSON-able object in the shape of docs/schedule.md; validateSchedule of it
- * gives back an equal Schedule. `data` is a string when that string reads well and encodes
- * to the very same bytes, else an array of byte values.
- */
-export function scheduleToJson(s: Schedule): object {
-  return {
-    format: s.format,
-    version: s.version,
-    seed: s.seed,
-    machine: s.machine,
-    src: sideToJson(s.src),
-    dst: sideToJson(s.dst),
-    devices: Object.fromEntries(Object.entries(s.devices).map(([name, d]) => [name, deviceToJson(d)])),
-    steps: s.steps.map(stepToJson),
-    horizon: s.horizon,
-  };
-}
-
-function sideToJson(side: SideSpec): object {
-  return { build: side.build, backends: { ...side.backends } };
-}
-
-function deviceToJson(d: DeviceSpec): object {
-  if (d.kind === 'isa-serial')
-    return { kind: d.kind, irq: d.irq, ...(d.guestOpen ? {} : { guestOpen: false }) };
-  return { kind: d.kind, irq: d.irq, ports: d.ports.map((p) => ({ ...p })) };
-}
-
-function stepToJson(step: Step): object {
-  const out: Record<string, unknown> = { ...step };
-  if ('data' in step) out.data = dataToJson(step.data);
-  return out;
-}
-
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-/** Controls other than tab/newline/CR would make a string unreadable in a file. */
-function isUnprintable(text: string): boolean {
-  for (const c of text) {
-    const code = c.codePointAt(0) ?? 0;
-    if (isControl(code) && c !== '\t' && c !== '\n' && c !== '\r') return true;
-  }
-  return false;
-}
-
-export function dataToJson(bytes: Uint8Array): string | number[] {
-  let text: string;
-  try {
-    text = utf8Decoder.decode(bytes);
-  } catch {
-    return Array.from(bytes);
-  }
-  if (isUnprintable(text) || !sameBytes(utf8Encoder.encode(text), bytes)) return Array.from(bytes);
-  return text;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -607,12 +607,13 @@ describe('serial_post_load', () => {
     expect(fifoBytes(d.recvFifo)).toEqual(bytes('hello'));
   });
 
-  it('a version 2 section carries no fcr: the destination ends with fcr 0', () => {
+  // vmstate_isa_serial loads its VMSTATE_STRUCT at vmstate_serial's own version (3): the
+  // section's version 2 changes nothing, fcr_vmstate is read all the same.
+  it('a version 2 section is read with the version 3 fields: fcr still arrives', () => {
     const sc = SCENARIOS[0]!;
     const world = uartWorld('qemu-9.2', 'pc-i440fx-9.2', sc.steps, sc.horizon);
     const { src, stream } = stopAndSave(world);
-    // QEMU_VM_SECTION_FULL, section id, "serial", instance 0, version 3 -> rewrite as version 2
-    // and drop the fcr byte that only version 3 carries (after divider and eight u8 registers).
+    // QEMU_VM_SECTION_FULL, section id, "serial", instance 0, version 3 -> rewrite as version 2.
     const name = [6, ...bytes('serial')];
     const at = indexOfBytes(stream, name);
     expect(at).toBeGreaterThan(0);
@@ -620,14 +621,21 @@ describe('serial_post_load', () => {
     expect([...stream.subarray(versionAt, versionAt + 4)]).toEqual([0, 0, 0, 3]);
     const fcrAt = versionAt + 4 + 2 + 8;
     expect(stream[fcrAt]).toBe(Fcr.FE | Fcr.ITL_14);
-    const v2 = new Uint8Array(stream.length - 1);
-    v2.set(stream.subarray(0, fcrAt));
-    v2.set(stream.subarray(fcrAt + 1), fcrAt);
+    const v2 = stream.slice();
     v2[versionAt + 3] = 2;
     const dst = freshDestination(world, src);
     loadVm(dst, v2);
-    expect(uartOf(dst).fcr).toBe(0);
-    expect(uartOf(dst).iir & Iir.FIFO_ENABLED).toBe(0);
+    expect(uartOf(dst).fcr).toBe(Fcr.FE | Fcr.ITL_14);
+    expect(uartOf(dst).iir & Iir.FIFO_ENABLED).toBe(Iir.FIFO_ENABLED);
+    // A version 2 body in the old layout (no fcr byte) is misread: the load fails.
+    const short = new Uint8Array(v2.length - 1);
+    short.set(v2.subarray(0, fcrAt));
+    short.set(v2.subarray(fcrAt + 1), fcrAt);
+    expect(() => loadVm(freshDestination(world, src), short)).toThrow(LoadError);
+    // Version 1 stays below the minimum.
+    const v1 = stream.slice();
+    v1[versionAt + 3] = 1;
+    expect(() => loadVm(freshDestination(world, src), v1)).toThrow(/too old for local minimum version_id 2/);
   });
 });
 

@@ -1,13 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { builtinRegistry } from '../../../src/model/migration/builds.js';
+import { dataToJson, scheduleToJson } from '../../../src/model/schedule/to-json.js';
 import { type Schedule, ScheduleError, type Step } from '../../../src/model/schedule/types.js';
-import {
-  dataToJson,
-  parseSchedule,
-  scheduleToJson,
-  validateSchedule,
-} from '../../../src/model/schedule/validate.js';
+import { parseSchedule, validateSchedule } from '../../../src/model/schedule/validate.js';
 
 const builds = builtinRegistry();
 /**
