@@ -183,10 +183,10 @@ function makeStateSection(rev: Revisions): VmSection<SerialImage, MigCtx> {
 
 /**
  * serial_post_load: runs after every subsection, always at version 3 (see serialSection): its
- * `version_id < 3` case (fcr_vmstate = 0) never runs in QEMU either. Today's never touches the
- * IRQ line; the one before 2.3 (1.x, and 1.5-2.2 @003f8dbc) runs the full FCR write, which
- * recomputes IIR with the destination's own thr_ipending (0: not migrated), so a pending THRE
- * interrupt is lost, and moves the line mid-load.
+ * `version_id < 3` case (fcr_vmstate = 0) never runs in QEMU either. Today's never touches
+ * the IRQ line; the one before 2.3 (1.x, and 1.5-2.2 @003f8dbc) runs the full FCR write,
+ * which recomputes IIR with the destination's own thr_ipending (0: not migrated), so a
+ * pending THRE interrupt is lost, and moves the line mid-load.
  */
 function serialPostLoad(o: SerialImage, ctx: MigCtx): PostLoadResult {
   const s = o.s;
