@@ -331,4 +331,24 @@ export const BENCH_BUGS: readonly BenchBug[] = [
     signature: /^stale-guest-view:vser0:host-connected-unsent-at-save$/,
     witness: 'bench/bugs/witnesses/virtio-serial-paused-remigration.json',
   },
+  {
+    id: 'virtio-queue-sel-unchecked',
+    title: 'virtio: avoid buffer overrun on incoming migration',
+    provenance:
+      'CVE-2013-6399: QEMU 2.0.1/2.1 hw/virtio/virtio.c virtio_load, "if (vdev->queue_sel >= ' +
+      'VIRTIO_PCI_QUEUE_MAX) return -1" (pkgsrc patch-hw_virtio_virtio.c backports it to QEMU 2.0.0)',
+    account:
+      'Up to QEMU 2.0.0, virtio_load read queue_sel from the stream and kept it whatever its ' +
+      "value; the guest's next VIRTIO_PCI_QUEUE_PFN or QUEUE_NUM access indexes vdev->vq[] with " +
+      'it, so a doctored source could write past the array into the destination QEMU. The fix ' +
+      'fails the load instead. Here a hostile source sends queue_sel 1024 for a virtio-serial ' +
+      'device: qemu-1.3 accepts it (an unsafe load), the fixed build refuses the stream.',
+    buggy: { allowed: ['qemu-1.3'] },
+    fixed: {
+      allowed: ['qemu-1.3+cve-2013-6399'],
+      buildFile: { builds: [withFix('qemu-1.3', 'cve-2013-6399', { virtioQueueSelCheck: 'fail-load' })] },
+    },
+    signature: /^unsafe-load:vser0:queue-sel$/,
+    witness: 'bench/bugs/witnesses/virtio-queue-sel-unchecked.json',
+  },
 ];

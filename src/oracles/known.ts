@@ -143,6 +143,14 @@ export const KNOWN_CAUSES: readonly KnownCause[] = [
     signatures: [serial('migration-failed', 'unknown-subsection')],
   },
   {
+    name: 'queue_sel unchecked',
+    summary:
+      "virtio_load kept a queue_sel past vdev->vq[] from the stream, which the guest's next queue register access then indexes: a source writes outside the array (CVE-2013-6399, checked from QEMU 2.0.1/2.1)",
+    when: 'a destination with virtioQueueSelCheck "none" (qemu-1.x)',
+    has: (_src, dst) => dst.virtioQueueSelCheck === 'none',
+    signatures: [vser('unsafe-load', 'queue-sel')],
+  },
+  {
     name: 'paused re-migration',
     summary:
       "a paused VM migrated on before `cont` forgets the port-open event its post-load timer owed the guest (today's QEMU too: corpus/regressions/qemu-9.2-paused-remigration.mpk)",

@@ -31,6 +31,7 @@ const REVISION_KEYS = [
 const LATER_REVISIONS = {
   vmClockAtCreation: 'disabled',
   serialVmsd: 'isa',
+  virtioQueueSelCheck: 'fail-load',
 } as const;
 
 /** The builds `schedule` names (src, then dst if different), as the trace records them. */

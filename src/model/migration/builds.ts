@@ -60,6 +60,15 @@ export interface Revisions {
    */
   virtioGuestIndexCheck: RevisionChoice<'virtioGuestIndexCheck'>;
   /**
+   * virtio_load's bound on the queue_sel it reads from the stream: 'none' (QEMU <= 2.0.0) keeps
+   * any value, which later indexes vdev->vq[] (VIRTIO_PCI_QUEUE_MAX entries) on the guest's
+   * next queue register access: a source writes past the array (CVE-2013-6399, "virtio: avoid
+   * buffer overrun on incoming migration", in QEMU 2.0.1 and 2.1); 'fail-load' returns -1 when
+   * queue_sel >= VIRTIO_PCI_QUEUE_MAX (later VIRTIO_QUEUE_MAX). The model bounds it by today's
+   * 1024 on every build, though 1.x-2.3 had 64 queues.
+   */
+  virtioQueueSelCheck: RevisionChoice<'virtioQueueSelCheck'>;
+  /**
    * The 16550's code (src/model/uart16550/): 'transmit-timer' is the 1.x hw/serial.c (up to
    * QEMU 1.4: transmit paced by a vm_clock transmit_timer, a refused write dropped at once,
    * THRE resampled on every IER write, serial_post_load doing the full FCR write; uart-1x.ts);
@@ -104,6 +113,7 @@ export const REVISION_CHOICES = {
   virtioSerialSaveHostConnected: ['port', 'post-load-record'],
   vmClockAtCreation: ['enabled', 'disabled'],
   virtioGuestIndexCheck: ['fail-load', 'device-broken'],
+  virtioQueueSelCheck: ['none', 'fail-load'],
   uartGeneration: ['transmit-timer', 'watch-ioport', 'write-watch'],
   serialPollMsl: ['reset-zero', 'probed'],
   serialSpeed: ['integer', 'float'],
@@ -161,6 +171,7 @@ const TODAY: Revisions = {
   virtioSerialSaveHostConnected: 'port',
   vmClockAtCreation: 'disabled',
   virtioGuestIndexCheck: 'device-broken',
+  virtioQueueSelCheck: 'fail-load',
   uartGeneration: 'write-watch',
   serialPollMsl: 'probed',
   serialSpeed: 'float',
@@ -179,6 +190,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'enabled',
       virtioGuestIndexCheck: 'fail-load',
+      virtioQueueSelCheck: 'none',
       uartGeneration: 'transmit-timer',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
@@ -197,6 +209,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'enabled',
       virtioGuestIndexCheck: 'fail-load',
+      virtioQueueSelCheck: 'none',
       uartGeneration: 'transmit-timer',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
@@ -218,6 +231,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'enabled',
       virtioGuestIndexCheck: 'fail-load',
+      virtioQueueSelCheck: 'fail-load',
       uartGeneration: 'watch-ioport',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
@@ -236,6 +250,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'enabled',
       virtioGuestIndexCheck: 'fail-load',
+      virtioQueueSelCheck: 'fail-load',
       uartGeneration: 'write-watch',
       serialPollMsl: 'reset-zero',
       serialSpeed: 'integer',
@@ -255,6 +270,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'disabled',
       virtioGuestIndexCheck: 'fail-load',
+      virtioQueueSelCheck: 'fail-load',
       uartGeneration: 'write-watch',
       serialPollMsl: 'probed',
       serialSpeed: 'integer',
@@ -279,6 +295,7 @@ export const BUILTIN_BUILDS: readonly Build[] = [
       virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'disabled',
       virtioGuestIndexCheck: 'fail-load',
+      virtioQueueSelCheck: 'fail-load',
       uartGeneration: 'write-watch',
       serialPollMsl: 'probed',
       serialSpeed: 'integer',

@@ -1,17 +1,19 @@
 import type { UartState } from '../uart16550/state.js';
+import type { VserState } from '../virtio-serial/state.js';
 import { BUILTIN_BUILDS, SERIAL_SUBSECTIONS } from './builds.js';
 import { serialStateSection } from './serial-section.js';
+import { transportOf } from './virtio-section.js';
 import type { IntType } from './vmstate.js';
 
 /**
  * A hostile migration source (a `migrate` step's `hostile`): the stream it sends carries the
- * given serial fields instead of its device's own, everything else as an honest source saves
+ * given serial fields (or virtio-serial's queue_sel) instead of its device's own, everything else as an honest source saves
  * it. Only a doctored QEMU sends such state (a guest cannot reach it); QEMU's loader takes
  * most of it (vmstate_fifo8 checks nothing), and the destination is then judged like any
  * other (refused, or unsafe-load). `stream craft` writes the loaded state into a real stream.
  */
 
-/** Fields by device name, each by its QEMU name (`recv_fifo.head`, `lsr`) → value. */
+/** Fields by device name, each by its QEMU name (`recv_fifo.head`, `lsr`, `queue_sel`) → value. */
 export type HostileEdits = Record<string, Record<string, number>>;
 
 /** QEMU's name for a model field: `s.recvFifo.head` → `recv_fifo.head`, `fcrVmstate` → `fcr_vmstate`. */
@@ -72,4 +74,19 @@ export function doctoredUart(s: UartState, fields: Record<string, number>): Uart
     holder[f.path[f.path.length - 1]!] = value;
   }
   return copy;
+}
+
+/**
+ * The virtio-serial fields a hostile source can set: virtio_save's queue_sel (be16), which
+ * virtio_load before CVE-2013-6399's check kept whatever its value.
+ */
+export const HOSTILE_VIRTIO_FIELDS: ReadonlyMap<string, Omit<HostileField, 'path'>> = new Map([
+  ['queue_sel', { min: 0, max: 0xffff }],
+]);
+
+/** The virtio-serial device with the hostile fields in its saved transport (the device keeps its own). */
+export function doctoredVser(s: VserState, fields: Record<string, number>): VserState {
+  const transport = { ...transportOf(s) };
+  if (fields.queue_sel !== undefined) transport.queueSel = fields.queue_sel;
+  return { ...s, transport };
 }

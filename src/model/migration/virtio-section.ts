@@ -117,7 +117,8 @@ function realizeTransport(msix: boolean): VirtioTransport {
 const AT_REALIZE = { msix: realizeTransport(true), intx: realizeTransport(false) };
 
 /** What the device saves for the parts the model does not model. */
-const transportOf = (s: VserState): VirtioTransport => s.transport ?? AT_REALIZE[s.msix ? 'msix' : 'intx'];
+export const transportOf = (s: VserState): VirtioTransport =>
+  s.transport ?? AT_REALIZE[s.msix ? 'msix' : 'intx'];
 
 /** The transport record a load fills in (a new one, which the device keeps). */
 function loading(s: VserState): VirtioTransport {
@@ -201,10 +202,20 @@ const common = custom<VserImage, MigCtx>('common', {
     w.be32(t.config.length);
     w.bytes(t.config);
   },
-  load(r, { s }) {
+  load(r, { s }, ctx) {
     const t = s.transport!;
     t.queueSel = r.be16();
-    if (t.queueSel >= VIRTIO_QUEUE_MAX) fail(`queue_sel ${t.queueSel} out of range`, 'queue-sel');
+    if (t.queueSel >= VIRTIO_QUEUE_MAX) {
+      if (ctx.rev.virtioQueueSelCheck === 'fail-load')
+        fail(`queue_sel ${t.queueSel} out of range`, 'queue-sel');
+      // Before CVE-2013-6399's check the value stays, and the guest's next queue register
+      // access (VIRTIO_PCI_QUEUE_PFN, QUEUE_NUM) indexes vdev->vq[] with it.
+      ctx.hazards.push({
+        dev: s.dev,
+        key: 'queue-sel',
+        message: `virtio_load kept queue_sel ${t.queueSel}, past vdev->vq[]: the guest's next VIRTIO_PCI_QUEUE_PFN write lands outside the array (CVE-2013-6399)`,
+      });
+    }
     t.guestFeaturesLo = r.be32();
     // Any length loads: QEMU reads what fits its config and skips the rest.
     t.config = r.bytes(r.be32()).slice();

@@ -5,7 +5,7 @@ import type { Machine } from '../machine.js';
 import { MAX_HORIZON_NS } from '../schedule/limits.js';
 import { uartLoadHazard } from '../uart16550/uart.js';
 import type { DeviceHazard, MigCtx } from './context.js';
-import { doctoredUart } from './hostile.js';
+import { doctoredUart, doctoredVser } from './hostile.js';
 import { type SerialImage, serialSection, serialStateSection } from './serial-section.js';
 import { LoadError, StreamReader, StreamWriter } from './stream.js';
 import { FIRST_VSER_SLOT, type VserImage, virtioConsoleSection } from './virtio-section.js';
@@ -198,7 +198,7 @@ function settleIoapicInputs(m: Machine): void {
 
 /**
  * The entries of a machine, in registration order; fresh adapter objects each time. `hostile`
- * (by device index): a hostile source's serial fields, saved instead of the device's own.
+ * (by device index): a hostile source's serial (or virtio) fields, saved instead of the device's own.
  */
 function entries(m: Machine, hostile?: ReadonlyMap<number, Record<string, number>>): VmEntry<MigCtx>[] {
   const list: VmEntry<MigCtx>[] = [
@@ -224,7 +224,8 @@ function entries(m: Machine, hostile?: ReadonlyMap<number, Record<string, number
         list.push({ ...vmEntry(core, { ...img }, serials++), optional: true });
       }
     } else {
-      const img: VserImage = { m, s: d.s };
+      const edits = hostile?.get(dev);
+      const img: VserImage = { m, s: edits ? doctoredVser(d.s, edits) : d.s };
       // Each at its own PCI address: its own idstr, instance 0.
       list.push(vmEntry(virtioConsoleSection(FIRST_VSER_SLOT + vsers++), img));
     }

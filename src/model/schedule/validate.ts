@@ -6,7 +6,7 @@
  */
 
 import { type Build, type BuildRegistry, findMachine } from '../migration/builds.js';
-import { HOSTILE_SERIAL_FIELDS, type HostileEdits } from '../migration/hostile.js';
+import { HOSTILE_SERIAL_FIELDS, HOSTILE_VIRTIO_FIELDS, type HostileEdits } from '../migration/hostile.js';
 import {
   fieldPath,
   got,
@@ -405,7 +405,7 @@ const FIELD_EXPECTED: Record<StepField, string> = {
   state: listOf(UART_STATES),
   downtime: `an integer number of ns in [0, ${MAX_DOWNTIME_NS}]`,
   autostart: 'true or false',
-  hostile: 'an object: isa-serial device name → { QEMU serial field name: integer }',
+  hostile: 'an object: device name → { QEMU field name: integer }',
 };
 
 function readSteps(input: JsonReader, v: unknown, horizon: number, devices: Devices): Step[] {
@@ -539,7 +539,10 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
   }
 }
 
-/** A migrate step's hostile source: per isa-serial device, QEMU serial fields and their values. */
+/**
+ * A migrate step's hostile source: per device, QEMU fields and their values (isa-serial: the
+ * serial section's; virtio-serial: queue_sel).
+ */
 function readHostile(ctx: FieldContext, v: unknown, path: string): HostileEdits {
   const input: JsonReader = ctx.input; // explicitly typed, so its `never` narrows
   const obj = input.object(v, path);
@@ -548,16 +551,16 @@ function readHostile(ctx: FieldContext, v: unknown, path: string): HostileEdits 
     const p = fieldPath(path, dev);
     const d = ctx.devices.get(dev);
     if (d === undefined) input.fail(p, `no device ${quote(dev)}${didYouMean(dev, ctx.devices.keys())}`);
-    if (d.kind !== UART)
-      input.fail(p, `${dev} is ${aKind(d.kind)} device, a hostile source edits isa-serial state`);
+    const known = d.kind === UART ? HOSTILE_SERIAL_FIELDS : HOSTILE_VIRTIO_FIELDS;
+    const what = d.kind === UART ? 'serial' : 'virtio-serial';
     const f = input.object(fields, p);
     const edits: Record<string, number> = {};
     for (const [name, value] of Object.entries(f)) {
-      const field = HOSTILE_SERIAL_FIELDS.get(name);
+      const field = known.get(name);
       if (field === undefined)
         input.fail(
           fieldPath(p, name),
-          `not a serial field a hostile source can set${didYouMean(name, HOSTILE_SERIAL_FIELDS.keys())} (${[...HOSTILE_SERIAL_FIELDS.keys()].join(', ')})`,
+          `not a ${what} field a hostile source can set${didYouMean(name, known.keys())} (${[...known.keys()].join(', ')})`,
         );
       edits[name] = input.int(value, fieldPath(p, name), field.min, field.max);
     }
