@@ -905,3 +905,22 @@ describe('scheduleToJson', () => {
     expect(JSON.parse(JSON.stringify(json))).toEqual(json);
   });
 });
+
+describe('a hostile source on a virtio-serial device', () => {
+  const withHostile = (hostile: unknown) => () => {
+    const doc = JSON.parse(EXAMPLE_A);
+    doc.steps[1].hostile = hostile;
+    return parseSchedule(JSON.stringify(doc), builds);
+  };
+  it('sets queue_sel, a be16, and nothing else', () => {
+    expect(withHostile({ vser0: { queue_sel: 1024 } })().steps[1]).toMatchObject({
+      hostile: { vser0: { queue_sel: 1024 } },
+    });
+    expect(withHostile({ vser0: { queue_sel: 0x10000 } })).toThrow(
+      /hostile\.vser0\.queue_sel: expected an integer in \[0, 65535\], got 65536/,
+    );
+    expect(withHostile({ vser0: { lsr: 1 } })).toThrow(
+      /hostile\.vser0\.lsr: not a virtio-serial field a hostile source can set \(queue_sel\)/,
+    );
+  });
+});
