@@ -182,6 +182,11 @@ const ioapicSection: VmSection<IoapicImage, MigCtx> = {
  * the PIIX3's PCI IRQs from the bus's counts (the OR of the PIRQs routed to each, as
  * piix3_post_load recomputes pic_levels), the other ISA pins from the i8259's edge memory. A
  * level-triggered pin's IRR follows its input (ioapic_set_irq), whatever the stream said.
+ * An older piix3_post_load (piix3_update_irq_levels, before piix3_set_irq_level_internal's
+ * "without raising the interrupt") raised these IRQs into the i8259 and IOAPIC before their
+ * sections loaded: here those sections overwrite everything such a raise touches (a fresh
+ * IOAPIC has every entry masked), and the model has no i8259 INTR path to the CPU (KVM's
+ * in-kernel irqchip, an APIC guest), so that version would load the same.
  */
 function settleIoapicInputs(m: Machine): void {
   const { ioapic: io, pic, pci } = m.irq;
