@@ -4,6 +4,8 @@
  * Users add builds from a JSON file: a base build plus revision switches.
  */
 
+import { assert } from '../assert.js';
+
 export const SERIAL_SUBSECTIONS = [
   'serial/thr_ipending',
   'serial/tsr',
@@ -161,24 +163,17 @@ const RHEL6 = range('rhel6.', ['0.0', '1.0', '2.0', '3.0', '4.0', '5.0', '6.0'])
 const RHEL74 = [...RHEL6, ...range('pc-i440fx-rhel', ['7.0.0', '7.1.0', '7.2.0', '7.3.0', '7.4.0'])];
 const RHEL_PRE22 = [...RHEL6, 'pc-i440fx-rhel7.0.0', 'pc-i440fx-rhel7.1.0'];
 
-/** Today's QEMU (9.2, and 7.2 for the modelled devices). */
-const TODAY: Revisions = {
-  virtioSerialPortOpen: 'timer',
-  serialSubsections: SERIAL_SUBSECTIONS,
-  serialPostLoadChecks: true,
-  serialGatedPre22: NONE,
-  lapicLoad: 'post-load',
-  virtioSerialSaveHostConnected: 'port',
-  vmClockAtCreation: 'disabled',
-  virtioGuestIndexCheck: 'device-broken',
-  virtioQueueSelCheck: 'fail-load',
-  uartGeneration: 'write-watch',
-  serialPollMsl: 'probed',
-  serialSpeed: 'float',
-  serialVmsd: 'isa',
-};
+/**
+ * The built-in builds in the build-file shape (docs/builds.md): each its base plus the
+ * revisions that changed between the two, so that a release reads as the commits it brought,
+ * and a new revision switch touches its first build and the builds that differ. The oldest
+ * build lists every revision.
+ */
+export type BuiltinBuild =
+  | { name: string; base?: undefined; revisions: Revisions; machines: readonly MachineType[] }
+  | { name: string; base: string; revisions: Partial<Revisions>; machines: readonly MachineType[] };
 
-export const BUILTIN_BUILDS: readonly Build[] = [
+export const BUILTIN_DELTAS: readonly BuiltinBuild[] = [
   {
     name: 'qemu-1.2',
     revisions: {
@@ -199,92 +194,50 @@ export const BUILTIN_BUILDS: readonly Build[] = [
     machines: machines([...PC_0, ...PC_1.slice(0, 3)]),
   },
   {
+    // 80dcfb8532: the port-open event deferred to a vm_clock timer.
     name: 'qemu-1.3',
-    revisions: {
-      virtioSerialPortOpen: 'timer',
-      serialSubsections: NONE,
-      serialPostLoadChecks: false,
-      serialGatedPre22: NONE,
-      lapicLoad: 'end-of-load',
-      virtioSerialSaveHostConnected: 'port',
-      vmClockAtCreation: 'enabled',
-      virtioGuestIndexCheck: 'fail-load',
-      virtioQueueSelCheck: 'none',
-      uartGeneration: 'transmit-timer',
-      serialPollMsl: 'reset-zero',
-      serialSpeed: 'integer',
-      serialVmsd: 'isa',
-    },
+    base: 'qemu-1.2',
+    revisions: { virtioSerialPortOpen: 'timer' },
     machines: machines([...PC_0, ...PC_1]),
   },
   {
     // 2.0-2.2: the watch-based serial_xmit (from 1.5) without subsections; a write the backend
     // refuses leaves TEMT=0 with tsr_retry > 0, which 2.3's serial_post_load rejects. IER, FCR
-    // and serial_post_load are still the old serial_ioport_write's (@003f8dbc).
+    // and serial_post_load are still the old serial_ioport_write's (@003f8dbc). virtio_load
+    // checks queue_sel (CVE-2013-6399).
     name: 'qemu-2.2',
-    revisions: {
-      virtioSerialPortOpen: 'timer',
-      serialSubsections: NONE,
-      serialPostLoadChecks: false,
-      serialGatedPre22: NONE,
-      lapicLoad: 'end-of-load',
-      virtioSerialSaveHostConnected: 'port',
-      vmClockAtCreation: 'enabled',
-      virtioGuestIndexCheck: 'fail-load',
-      virtioQueueSelCheck: 'fail-load',
-      uartGeneration: 'watch-ioport',
-      serialPollMsl: 'reset-zero',
-      serialSpeed: 'integer',
-      serialVmsd: 'isa',
-    },
+    base: 'qemu-1.3',
+    revisions: { virtioQueueSelCheck: 'fail-load', uartGeneration: 'watch-ioport' },
     machines: machines([...PC_0, ...PC_1, ...I440FX_1, ...I440FX_2_0.slice(0, 3)]),
   },
   {
+    // The serial subsections and serial_post_load's checks; today's 16550 code.
     name: 'qemu-2.3',
+    base: 'qemu-2.2',
     revisions: {
-      virtioSerialPortOpen: 'timer',
       serialSubsections: SERIAL_SUBSECTIONS,
       serialPostLoadChecks: true,
-      serialGatedPre22: NONE,
-      lapicLoad: 'end-of-load',
-      virtioSerialSaveHostConnected: 'port',
-      vmClockAtCreation: 'enabled',
-      virtioGuestIndexCheck: 'fail-load',
-      virtioQueueSelCheck: 'fail-load',
       uartGeneration: 'write-watch',
-      serialPollMsl: 'reset-zero',
-      serialSpeed: 'integer',
-      serialVmsd: 'isa',
     },
     machines: machines([...PC_0, ...PC_1, ...I440FX_1, ...I440FX_2_0]),
   },
   {
-    // qemu-kvm-rhev 2.9: every serial subsection disabled on pre-2.2 machine types.
+    // qemu-kvm-rhev 2.9: every serial subsection disabled on pre-2.2 machine types; 3fdd0ee3
+    // and a30cf876 from upstream.
     name: 'rhel-7.4',
+    base: 'qemu-2.3',
     revisions: {
-      virtioSerialPortOpen: 'timer',
-      serialSubsections: SERIAL_SUBSECTIONS,
-      serialPostLoadChecks: true,
       serialGatedPre22: SERIAL_SUBSECTIONS,
-      lapicLoad: 'end-of-load',
-      virtioSerialSaveHostConnected: 'port',
       vmClockAtCreation: 'disabled',
-      virtioGuestIndexCheck: 'fail-load',
-      virtioQueueSelCheck: 'fail-load',
-      uartGeneration: 'write-watch',
       serialPollMsl: 'probed',
-      serialSpeed: 'integer',
-      serialVmsd: 'isa',
     },
     machines: machines(RHEL74, RHEL_PRE22),
   },
   {
-    // qemu-kvm-rhev 2.10 with c782c664: tsr and both FIFOs always sent.
+    // qemu-kvm-rhev 2.10 with c782c664: tsr and both FIFOs always sent; 78d6a05d.
     name: 'rhel-7.5',
+    base: 'rhel-7.4',
     revisions: {
-      virtioSerialPortOpen: 'timer',
-      serialSubsections: SERIAL_SUBSECTIONS,
-      serialPostLoadChecks: true,
       serialGatedPre22: [
         'serial/thr_ipending',
         'serial/fifo_timeout_timer',
@@ -292,31 +245,51 @@ export const BUILTIN_BUILDS: readonly Build[] = [
         'serial/poll',
       ],
       lapicLoad: 'post-load',
-      virtioSerialSaveHostConnected: 'port',
-      vmClockAtCreation: 'disabled',
-      virtioGuestIndexCheck: 'fail-load',
-      virtioQueueSelCheck: 'fail-load',
-      uartGeneration: 'write-watch',
-      serialPollMsl: 'probed',
-      serialSpeed: 'integer',
-      serialVmsd: 'isa',
     },
     machines: machines([...RHEL74, 'pc-i440fx-rhel7.5.0'], RHEL_PRE22),
   },
   {
+    // Today's QEMU: after 2.3, 3fdd0ee3 (2.7), 78d6a05d (2.10), a30cf876, the skipped guest
+    // index check (5.2) and the float serial speed.
     name: 'qemu-9.2',
-    revisions: TODAY,
+    base: 'qemu-2.3',
+    revisions: {
+      lapicLoad: 'post-load',
+      vmClockAtCreation: 'disabled',
+      virtioGuestIndexCheck: 'device-broken',
+      serialPollMsl: 'probed',
+      serialSpeed: 'float',
+    },
     machines: machines([...I440FX_2_4, ...I440FX_3_TO_7_2, ...I440FX_8_TO_9_2]),
   },
   {
     // Debian 12's QEMU (7.2), the binary real-QEMU confirmation runs: the same device
-    // revisions as 9.2 for the modelled devices, and the machine types of `-M help`.
+    // revisions as 9.2 for the modelled devices (7.2's serial_update_parameters has the float
+    // speed and the 3500 fallback too), and the machine types of `-M help`.
     name: 'qemu-7.2',
-    // 7.2's serial_update_parameters has the float speed and the 3500 fallback too.
-    revisions: TODAY,
+    base: 'qemu-9.2',
+    revisions: {},
     machines: machines([...I440FX_1, ...I440FX_2_0, ...I440FX_2_4, ...I440FX_3_TO_7_2]),
   },
 ];
+
+/** Each built-in build with its base's revisions filled in. */
+function resolveBuiltins(list: readonly BuiltinBuild[]): Build[] {
+  const done = new Map<string, Build>();
+  for (const b of list) {
+    let revisions: Revisions;
+    if (b.base === undefined) revisions = b.revisions;
+    else {
+      const base = done.get(b.base);
+      assert(base !== undefined, `builtin build ${b.name}: base ${b.base} not defined before it`);
+      revisions = { ...base.revisions, ...b.revisions };
+    }
+    done.set(b.name, { name: b.name, revisions, machines: b.machines });
+  }
+  return [...done.values()];
+}
+
+export const BUILTIN_BUILDS: readonly Build[] = resolveBuiltins(BUILTIN_DELTAS);
 
 export type BuildRegistry = ReadonlyMap<string, Build>;
 

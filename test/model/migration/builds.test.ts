@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   BUILTIN_BUILDS,
+  BUILTIN_DELTAS,
   type Build,
   builtinRegistry,
   findMachine,
@@ -130,6 +131,32 @@ describe('revisions that follow QEMU commits', () => {
   });
 
   it("qemu-7.2 has qemu-9.2's value for every revision switch the model has", () => {
+    expect(build('qemu-7.2').revisions).toEqual(build('qemu-9.2').revisions);
+  });
+});
+
+describe('built-in builds as deltas (the build-file shape)', () => {
+  it('each build after the oldest names an earlier base and lists only the revisions that differ from it', () => {
+    const [oldest, ...rest] = BUILTIN_DELTAS;
+    expect(oldest!.base).toBeUndefined();
+    const seen = new Set([oldest!.name]);
+    for (const d of rest) {
+      expect(seen.has(d.base!), `${d.name}: base ${d.base}`).toBe(true);
+      const base = build(d.base!).revisions;
+      for (const [key, value] of Object.entries(d.revisions)) {
+        expect(value, `${d.name}.${key} repeats its base`).not.toEqual(base[key as keyof typeof base]);
+      }
+      seen.add(d.name);
+    }
+  });
+
+  it('resolves to whole builds: every revision of the oldest is set on every build', () => {
+    const keys = Object.keys(BUILTIN_DELTAS[0]!.revisions).sort();
+    for (const b of BUILTIN_BUILDS) expect(Object.keys(b.revisions).sort(), b.name).toEqual(keys);
+    expect(build('qemu-1.3').revisions).toEqual({
+      ...build('qemu-1.2').revisions,
+      virtioSerialPortOpen: 'timer',
+    });
     expect(build('qemu-7.2').revisions).toEqual(build('qemu-9.2').revisions);
   });
 });
