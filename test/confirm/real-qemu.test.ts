@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scheduleToJson } from '../../src/model/schedule/to-json.js';
 import { decodeTrace } from '../../src/replay/trace.js';
 import { BIN, buildCli, ROOT } from '../replay/helpers.js';
+import { realQemuGate } from './gate.js';
 
 /**
  * Issue 11 on a real QEMU (Debian's qemu-system-x86, TCG) with a real Linux guest built on
@@ -13,21 +14,7 @@ import { BIN, buildCli, ROOT } from '../replay/helpers.js';
  * MIGFUZZ_REQUIRE_REAL=1 (CI sets it, so CI never skips these).
  */
 
-const has = (cmd: string): boolean => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'pipe' });
-    return true;
-  } catch {
-    return false;
-  }
-};
-const missing = ['qemu-system-x86_64', 'apt-get', 'dpkg-deb'].filter((c) => !has(c));
-const REQUIRE = process.env.MIGFUZZ_REQUIRE_REAL === '1';
-const skip = missing.length > 0 && !REQUIRE;
-if (skip)
-  console.log(
-    `skipping the real-QEMU tests: ${missing.join(', ')} not installed (apt-get install qemu-system-x86)`,
-  );
+const { skip, missing } = realQemuGate('the real-QEMU tests');
 
 const tmp = mkdtempSync(join(tmpdir(), 'migfuzz-real-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

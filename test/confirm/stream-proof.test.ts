@@ -1,10 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, buildCli, ROOT } from '../replay/helpers.js';
 import { type HostileCase, hostileScheduleJson } from '../stream/hostile.js';
+import { realQemuGate } from './gate.js';
 
 /**
  * Hostile-stream proofs on a real QEMU 7.2 (Debian's, TCG) with the test guest: a model
@@ -15,21 +16,7 @@ import { type HostileCase, hostileScheduleJson } from '../stream/hostile.js';
  * apt-get is missing, unless MIGFUZZ_REQUIRE_REAL=1.
  */
 
-const has = (cmd: string): boolean => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'pipe' });
-    return true;
-  } catch {
-    return false;
-  }
-};
-const missing = ['qemu-system-x86_64', 'apt-get', 'dpkg-deb'].filter((c) => !has(c));
-const REQUIRE = process.env.MIGFUZZ_REQUIRE_REAL === '1';
-const skip = missing.length > 0 && !REQUIRE;
-if (skip)
-  console.log(
-    `skipping the hostile-stream proofs: ${missing.join(', ')} not installed (apt-get install qemu-system-x86)`,
-  );
+const { skip, missing } = realQemuGate('the hostile-stream proofs');
 
 const tmp = mkdtempSync(join(tmpdir(), 'migfuzz-proof-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
