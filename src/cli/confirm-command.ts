@@ -81,14 +81,7 @@ export async function cmdConfirm(argv: string[], deps: ConfirmDeps): Promise<num
   const { schedule, builds, eventBudget } = deps.load(file, a.flags.builds);
   const json = a.flags.json;
   const log = (line: string) => process.stderr.write(`confirm: ${line}\n`);
-  // No QEMU may outlive the command, whatever ends it.
-  const onSignal = () => {
-    killAllQemu();
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  process.once('exit', killAllQemu);
+  const unguard = guardQemu();
   let r: ConfirmResult;
   try {
     const { keep, guestDir } = a.flags;
@@ -105,8 +98,7 @@ export async function cmdConfirm(argv: string[], deps: ConfirmDeps): Promise<num
     console.error(`migfuzz: confirm: ${why.split('\n')[0]}`);
     return Exit.NO_REAL_QEMU;
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    unguard();
   }
   if (json) {
     console.log(JSON.stringify(r));

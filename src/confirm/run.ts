@@ -704,7 +704,8 @@ export function parseQtreePorts(qtree: string): Map<string, { guest: boolean; ho
   return out;
 }
 
-function connectUnix(path: string): Promise<Socket> {
+/** A unix socket QEMU is about to listen on: retried until it accepts, for up to 10 s. */
+export function connectUnix(path: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const end = Date.now() + 10_000;
     const tryOnce = () => {

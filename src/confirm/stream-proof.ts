@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BuildRegistry } from '../model/migration/builds.js';
@@ -10,6 +10,7 @@ import { type GuestImage, RealEnvError } from './guest.js';
 import { planConfirm } from './plan.js';
 import { spawnQemu } from './qemu.js';
 import { Qmp, sleep } from './qmp.js';
+import { connectUnix } from './run.js';
 
 /**
  * Hostile-stream proofs on a real QEMU: `stream base` saves a real stream of the test guest
@@ -133,21 +134,6 @@ export function qemuArgs(
     }
   }
   return args;
-}
-
-function connectUnix(path: string, timeoutMs = 10_000): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const end = Date.now() + timeoutMs;
-    const tryOnce = () => {
-      const s = connect(path);
-      s.once('connect', () => resolve(s));
-      s.once('error', (e) => {
-        if (Date.now() > end) reject(new Error(`cannot connect to ${path}: ${e.message}`));
-        else setTimeout(tryOnce, 25);
-      });
-    };
-    tryOnce();
-  });
 }
 
 /** The agent's line: commands out, `MFZ` lines in. */
