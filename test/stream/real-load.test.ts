@@ -2,13 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { builtinRegistry } from '../../src/model/migration/builds.js';
 import { LoadError } from '../../src/model/migration/stream.js';
 import { type DeviceSection, loadDeviceSection, saveDeviceSection } from '../../src/model/migration/vm.js';
-import { parseSchedule } from '../../src/model/schedule/validate.js';
-import { World } from '../../src/model/world.js';
 import { spliceSection } from '../../src/stream/craft.js';
-import { realStream } from './fixtures.js';
+import { fixtureMachine, realStream } from './fixtures.js';
 import { Qemu, realQemu } from './qemu.js';
 
 /**
@@ -21,34 +18,11 @@ import { Qemu, realQemu } from './qemu.js';
 const gate = realQemu();
 if (!gate.run) console.log(`real-QEMU load test skipped: ${gate.reason}`);
 
-const builds = builtinRegistry();
 const VSER_IDSTR = '0000:00:02.0/virtio-console';
-
-/** A model machine with the fixture's devices, its port's backend not yet announced (as paused). */
-function model() {
-  const s = parseSchedule(
-    JSON.stringify({
-      format: 'migfuzz.schedule',
-      version: 1,
-      seed: 1,
-      machine: 'pc-i440fx-7.2',
-      src: { build: 'qemu-7.2', backends: { 'vser0.port1': 'none' } },
-      dst: { build: 'qemu-7.2', backends: {} },
-      devices: {
-        serial0: { kind: 'isa-serial', irq: 4 },
-        vser0: { kind: 'virtio-serial', irq: 'msix', ports: [{ id: 1, name: 'test.0' }] },
-      },
-      steps: [],
-      horizon: 1_000_000,
-    }),
-    builds,
-  );
-  return new World(s, { builds }).vms[0]!;
-}
 
 /** The model's sections in the fixture's stream (the virtio one under the fixture's PCI address). */
 function withModelSections(edit?: (vser: DeviceSection) => void): Uint8Array {
-  const m = model();
+  const m = fixtureMachine();
   const serial = saveDeviceSection(m, 0);
   const vser = { ...saveDeviceSection(m, 1), idstr: VSER_IDSTR };
   edit?.(vser);
@@ -116,10 +90,10 @@ describe.skipIf(!gate.run)("a real QEMU 7.2 reads the model's sections", () => {
     const r = await load(withModelSections(doctor));
     expect(r.status).toBe('exited');
     expect(r.stderr).toContain('irq state 2: must be 0 or 1.');
-    const m = model();
+    const m = fixtureMachine();
     const v = { ...saveDeviceSection(m, 1) };
     doctor(v);
-    expect(() => loadDeviceSection(model(), 1, 3, v.body)).toThrow(LoadError);
-    expect(() => loadDeviceSection(model(), 1, 3, v.body)).toThrow('irq state 2: must be 0 or 1.');
+    expect(() => loadDeviceSection(fixtureMachine(), 1, 3, v.body)).toThrow(LoadError);
+    expect(() => loadDeviceSection(fixtureMachine(), 1, 3, v.body)).toThrow('irq state 2: must be 0 or 1.');
   }, 60_000);
 });

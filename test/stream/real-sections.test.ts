@@ -1,42 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { builtinRegistry } from '../../src/model/migration/builds.js';
 import { loadDeviceSection, saveDeviceSection } from '../../src/model/migration/vm.js';
-import { parseSchedule } from '../../src/model/schedule/validate.js';
-import { World } from '../../src/model/world.js';
 import { decodeStream } from '../../src/stream/decode.js';
-import { realStream } from './fixtures.js';
+import { fixtureMachine, realStream } from './fixtures.js';
 
 /**
  * The sections QEMU 7.2 really wrote (test/fixtures/streams) load into the model's devices
  * and save back byte for byte: the model's section descriptions are QEMU's layout.
  */
 
-const builds = builtinRegistry();
-
 /**
  * A qemu-7.2 machine with the fixtures' devices (COM1, a virtio-serial-pci, port 1), the
  * port's backend connected or not: QEMU saves the port's own host_connected.
  */
-function machine(port: 'socket' | 'none' = 'none') {
-  const s = parseSchedule(
-    JSON.stringify({
-      format: 'migfuzz.schedule',
-      version: 1,
-      seed: 1,
-      machine: 'pc-i440fx-7.2',
-      src: { build: 'qemu-7.2', backends: { 'vser0.port1': port } },
-      dst: { build: 'qemu-7.2', backends: {} },
-      devices: {
-        serial0: { kind: 'isa-serial', irq: 4 },
-        vser0: { kind: 'virtio-serial', irq: 'msix', ports: [{ id: 1, name: 'test.0' }] },
-      },
-      steps: [],
-      horizon: 1_000_000,
-    }),
-    builds,
-  );
-  return new World(s, { builds }).vms[0]!;
-}
 
 function section(bytes: Uint8Array, idstr: string) {
   const s = decodeStream(bytes).sections.find((x) => x.type === 'full' && x.idstr === idstr)!;
@@ -48,7 +23,7 @@ describe('real QEMU 7.2 serial sections', () => {
     '%s: loads into the model and saves back byte-identical',
     (name) => {
       const real = section(realStream(name), 'serial');
-      const m = machine();
+      const m = fixtureMachine();
       expect(loadDeviceSection(m, 0, real.version, real.bytes)).toEqual([]);
       const saved = saveDeviceSection(m, 0);
       expect(saved.idstr).toBe('serial');
@@ -60,7 +35,7 @@ describe('real QEMU 7.2 serial sections', () => {
 
   it('the fifo fixture really carries its four subsections and the received byte', () => {
     const real = section(realStream('qemu72-fifo'), 'serial');
-    const m = machine();
+    const m = fixtureMachine();
     loadDeviceSection(m, 0, real.version, real.bytes);
     const d = m.devices[0]!;
     if (d.kind !== 'uart') throw new Error('device 0 is not a UART');
@@ -79,7 +54,7 @@ describe('real QEMU 7.2 virtio-console sections', () => {
     ['qemu72-fifo', 'socket'],
   ] as const)('%s: loads into the model and saves back byte-identical', (name, port) => {
     const real = section(realStream(name), '0000:00:02.0/virtio-console');
-    const m = machine(port);
+    const m = fixtureMachine(port);
     expect(loadDeviceSection(m, 1, real.version, real.bytes)).toEqual([]);
     const saved = saveDeviceSection(m, 1);
     expect(saved.version).toBe(real.version);
@@ -89,7 +64,7 @@ describe('real QEMU 7.2 virtio-console sections', () => {
 
   it('the model takes what it models from the real section: status, ISR, MSI-X masks, the port', () => {
     const real = section(realStream('qemu72-fifo'), '0000:00:02.0/virtio-console');
-    const m = machine();
+    const m = fixtureMachine();
     loadDeviceSection(m, 1, real.version, real.bytes);
     const d = m.devices[1]!;
     if (d.kind !== 'vser') throw new Error('device 1 is not virtio-serial');
@@ -100,7 +75,7 @@ describe('real QEMU 7.2 virtio-console sections', () => {
   });
 
   it('a model-made device writes the idstr and layout QEMU 7.2 reads: PCI, MSI-X, 64 queues, the port block', () => {
-    const m = machine();
+    const m = fixtureMachine();
     const saved = saveDeviceSection(m, 1);
     expect(saved.idstr).toBe('0000:00:04.0/virtio-console');
     const real = section(realStream('qemu72-paused'), '0000:00:02.0/virtio-console');
@@ -113,10 +88,10 @@ describe('real QEMU 7.2 virtio-console sections', () => {
 describe("the virtio-console loader refuses what QEMU 7.2's refuses", () => {
   /** The model-made section (MSI-X) with `edit` applied; the load's LoadError. */
   const refused = (edit: (b: Uint8Array, v: DataView) => void) => {
-    const body = saveDeviceSection(machine(), 1).body.slice();
+    const body = saveDeviceSection(fixtureMachine(), 1).body.slice();
     edit(body, new DataView(body.buffer));
     try {
-      loadDeviceSection(machine(), 1, 3, body);
+      loadDeviceSection(fixtureMachine(), 1, 3, body);
     } catch (e) {
       return e as Error & { key: string };
     }
@@ -152,7 +127,7 @@ describe("the virtio-console loader refuses what QEMU 7.2's refuses", () => {
     );
   });
   it('a popped element with more buffers than VirtQueueElementOld holds (QEMU asserts)', () => {
-    const body = saveDeviceSection(machine(), 1).body;
+    const body = saveDeviceSection(fixtureMachine(), 1).body;
     // The port block's head is 16 bytes; port 1: id, guest_connected, host_connected, then
     // elem_popped, iov_idx, iov_offset and the element (index, out_num 2000, in_num 0).
     const popped = PORT_BLOCK + 16 + 6;
@@ -163,17 +138,17 @@ describe("the virtio-console loader refuses what QEMU 7.2's refuses", () => {
     new DataView(doctored.buffer).setUint32(popped, 1);
     doctored.set(elem, popped + 4);
     doctored.set(body.subarray(popped + 4), popped + 4 + elem.length);
-    expect(() => loadDeviceSection(machine(), 1, 3, doctored)).toThrow(
+    expect(() => loadDeviceSection(fixtureMachine(), 1, 3, doctored)).toThrow(
       'virtio-serial: port 1: popped element with 2000 out / 0 in buffers (QEMU asserts)',
     );
   });
   it('an unknown virtio subsection', () => {
-    const body = saveDeviceSection(machine(), 1).body;
+    const body = saveDeviceSection(fixtureMachine(), 1).body;
     const sub = Uint8Array.of(5, 10, ...new TextEncoder().encode('virtio/xyz'), 0, 0, 0, 1);
     const both = new Uint8Array(body.length + sub.length);
     both.set(body);
     both.set(sub, body.length);
-    expect(() => loadDeviceSection(machine(), 1, 3, both)).toThrow(
+    expect(() => loadDeviceSection(fixtureMachine(), 1, 3, both)).toThrow(
       "virtio-serial: unknown subsection 'virtio/xyz'",
     );
   });
