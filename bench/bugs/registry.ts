@@ -26,6 +26,11 @@ export interface BenchBug {
   signature: RegExp;
   /** The witness schedule, relative to the repository root. */
   witness: string;
+  /**
+   * Set when only a hostile source (a `migrate` step's `hostile` fields) shows the bug: the
+   * generator never makes one, so no searcher can find it and the power table leaves it out.
+   */
+  needsHostileSource?: true;
 }
 
 /** Machine types `{name}` for a build-file entry. */
@@ -350,5 +355,6 @@ export const BENCH_BUGS: readonly BenchBug[] = [
     },
     signature: /^unsafe-load:vser0:queue-sel$/,
     witness: 'bench/bugs/witnesses/virtio-queue-sel-unchecked.json',
+    needsHostileSource: true,
   },
 ];

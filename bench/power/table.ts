@@ -26,7 +26,8 @@ export interface BugPower {
 
 export function measurePower(opts: PowerOptions, log: (line: string) => void = () => {}): BugPower[] {
   const out: BugPower[] = [];
-  for (const bug of BENCH_BUGS.slice(0, opts.bugs ?? BENCH_BUGS.length)) {
+  const searchable = BENCH_BUGS.filter((b) => !b.needsHostileSource);
+  for (const bug of searchable.slice(0, opts.bugs ?? searchable.length)) {
     const base = builtinRegistry();
     const builds = bug.buggy.buildFile ? validateBuildFile(bug.buggy.buildFile, base) : base;
     const target = {
