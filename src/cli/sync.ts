@@ -21,6 +21,9 @@ export const INSTANCE_EXPECTED = '1 to 64 letters, digits, ".", "_" or "-", star
 
 export const validInstance = (name: string): boolean => INSTANCE.test(name);
 
+/** How long a new claim waits before the claims are compared (a finding is claimed once). */
+const CLAIM_SETTLE_MS = 500;
+
 /** AFL's queue names: `id:000123,...`. */
 const queueId = (name: string): number => {
   const m = /^id:(\d+),/.exec(name);
@@ -101,6 +104,10 @@ export class SyncDir {
     if (!existsSync(own)) {
       makeDirs(join(own, '..'));
       writeFileAtomic(own, '', { durable: false });
+      // A claim's time is when its file was written, but others see it only after the rename:
+      // wait until every claim written before this one has surely been renamed into place,
+      // or two instances that claim at once could each see only their own and both save.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, CLAIM_SETTLE_MS);
     }
     let winner = { name: this.instance, at: statSync(own).mtimeMs };
     for (const o of others) {
