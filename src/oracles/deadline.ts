@@ -7,24 +7,24 @@ import type { World } from '../model/world.js';
  * migration the source's watches move to the destination: guest time is continuous.
  */
 export class Stopwatches {
-  /** [vm][key]: vm ns when counting (re)started, -1 when idle. */
-  private readonly since: Float64Array[];
-  /** [vm][key]: ns counted before the last pause. */
-  private readonly used: Float64Array[];
-  private readonly paused: Uint8Array[];
+  /**
+   * One buffer, indexed vm * size + key: `since` (vm ns when counting (re)started, -1 when
+   * idle), `used` (ns counted before the last pause) at + 2 * size, `paused` (1 or 0) at
+   * + 4 * size. Every run makes three of these: one allocation each, no views.
+   */
+  private readonly t: Float64Array;
+  private readonly usedAt: number;
+  private readonly pausedAt: number;
 
   constructor(
     private readonly world: World,
     readonly size: number,
     private readonly deadlineNs: number,
   ) {
-    // Views of two buffers: every run makes these, and a buffer costs more than its bytes.
-    const times = new Float64Array(4 * size);
-    const paused = new Uint8Array(2 * size);
-    times.fill(-1, 0, 2 * size);
-    this.since = [times.subarray(0, size), times.subarray(size, 2 * size)];
-    this.used = [times.subarray(2 * size, 3 * size), times.subarray(3 * size)];
-    this.paused = [paused.subarray(0, size), paused.subarray(size)];
+    this.t = new Float64Array(6 * size);
+    this.t.fill(-1, 0, 2 * size);
+    this.usedAt = 2 * size;
+    this.pausedAt = 4 * size;
   }
 
   private now(vm: number): number {
@@ -32,36 +32,38 @@ export class Stopwatches {
   }
 
   running(vm: number, key: number): boolean {
-    return this.since[vm]![key]! >= 0;
+    return this.t[vm * this.size + key]! >= 0;
   }
 
   /** Starts counting at vm time `atVm` (default: now); a running count goes on. */
-  start(vm: number, key: number, atVm = this.now(vm)): void {
-    if (this.since[vm]![key]! >= 0) return;
-    this.since[vm]![key] = atVm;
-    this.used[vm]![key] = 0;
+  start(vm: number, key: number, atVm?: number): void {
+    const i = vm * this.size + key;
+    if (this.t[i]! >= 0) return;
+    this.t[i] = atVm ?? this.now(vm);
+    this.t[this.usedAt + i] = 0;
   }
 
   /** The running time counted for `key` up to vm time `atVm` (0 when idle). */
   elapsed(vm: number, key: number, atVm = this.now(vm)): number {
-    const since = this.since[vm]![key]!;
+    const i = vm * this.size + key;
+    const since = this.t[i]!;
     if (since < 0) return 0;
-    return this.used[vm]![key]! + (this.paused[vm]![key] ? 0 : atVm - since);
+    return this.t[this.usedAt + i]! + (this.t[this.pausedAt + i] ? 0 : atVm - since);
   }
 
   stop(vm: number, key: number): void {
-    this.since[vm]![key] = -1;
+    this.t[vm * this.size + key] = -1;
   }
 
   /** Pausing stops the count (keeping it); resuming restarts it from now. */
   setPaused(vm: number, key: number, paused: boolean): void {
-    const p = this.paused[vm]!;
-    if ((p[key] === 1) === paused) return;
-    p[key] = paused ? 1 : 0;
-    if (this.since[vm]![key]! < 0) return;
+    const i = vm * this.size + key;
+    if ((this.t[this.pausedAt + i] === 1) === paused) return;
+    this.t[this.pausedAt + i] = paused ? 1 : 0;
+    if (this.t[i]! < 0) return;
     const now = this.now(vm);
-    if (paused) this.used[vm]![key]! += now - this.since[vm]![key]!;
-    else this.since[vm]![key] = now;
+    if (paused) this.t[this.usedAt + i]! += now - this.t[i]!;
+    else this.t[i] = now;
   }
 
   /**
@@ -72,12 +74,14 @@ export class Stopwatches {
     const m = this.world.vms[vm];
     if (!m?.clock.enabled) return;
     const now = m.vmNow();
-    const since = this.since[vm]!;
+    const t = this.t;
+    const base = vm * this.size;
     for (let key = 0; key < this.size; key++) {
-      if (since[key]! < 0 || this.paused[vm]![key]) continue;
-      const deadlineV = since[key]! + this.deadlineNs - this.used[vm]![key]!;
+      const i = base + key;
+      if (t[i]! < 0 || t[this.pausedAt + i]) continue;
+      const deadlineV = t[i]! + this.deadlineNs - t[this.usedAt + i]!;
       if (deadlineV <= now) {
-        since[key] = -1;
+        t[i] = -1;
         out(key, deadlineV - m.clock.offsetNs);
       }
     }
@@ -89,30 +93,38 @@ export class Stopwatches {
    */
   crossed(vm: number, key: number, untilVm = this.now(vm)): number {
     const m = this.world.vms[vm];
-    const since = this.since[vm]![key]!;
-    if (!m?.clock.enabled || since < 0 || this.paused[vm]![key]) return -1;
-    const deadlineV = since + this.deadlineNs - this.used[vm]![key]!;
+    const i = vm * this.size + key;
+    const since = this.t[i]!;
+    if (!m?.clock.enabled || since < 0 || this.t[this.pausedAt + i]) return -1;
+    const deadlineV = since + this.deadlineNs - this.t[this.usedAt + i]!;
     return deadlineV <= untilVm ? deadlineV - m.clock.offsetNs : -1;
   }
 
-  /** A completed migration: the guest's watches continue on the destination. */
-  migrate(from: number, to: number, keepDestination: (key: number) => boolean): void {
+  /**
+   * A completed migration: the guest's watches continue on the destination. Where the source
+   * counted nothing, what the destination had counted is kept only with `keepDestination`.
+   */
+  migrate(from: number, to: number, keepDestination: boolean): void {
+    const t = this.t;
+    const f = from * this.size;
+    const d = to * this.size;
     for (let key = 0; key < this.size; key++) {
-      this.paused[to]![key] = this.paused[from]![key]!;
-      if (this.since[from]![key]! >= 0) {
-        this.since[to]![key] = this.since[from]![key]!;
-        this.used[to]![key] = this.used[from]![key]!;
-      } else if (!keepDestination(key)) {
-        this.since[to]![key] = -1;
+      t[this.pausedAt + d + key] = t[this.pausedAt + f + key]!;
+      if (t[f + key]! >= 0) {
+        t[d + key] = t[f + key]!;
+        t[this.usedAt + d + key] = t[this.usedAt + f + key]!;
+      } else if (!keepDestination) {
+        t[d + key] = -1;
       }
-      this.since[from]![key] = -1;
+      t[f + key] = -1;
     }
   }
 
   /** A failed migration: whatever the discarded destination started is forgotten. */
   reset(vm: number): void {
-    this.since[vm]!.fill(-1);
-    this.used[vm]!.fill(0);
-    this.paused[vm]!.fill(0);
+    const base = vm * this.size;
+    this.t.fill(-1, base, base + this.size);
+    this.t.fill(0, this.usedAt + base, this.usedAt + base + this.size);
+    this.t.fill(0, this.pausedAt + base, this.pausedAt + base + this.size);
   }
 }

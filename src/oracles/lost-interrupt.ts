@@ -73,7 +73,7 @@ export function lostInterrupt({ world, params, report }: OracleContext): Oracle 
           else if (a === MigPhase.COMPLETED) {
             const from = 1 - vm;
             for (let d = 0; d < n; d++) if (raisedAfterSave[from]![d]) watch.stop(from, d);
-            watch.migrate(from, vm, () => true);
+            watch.migrate(from, vm, true);
             gone[from] = true;
           } else if (a === MigPhase.FAILED) watch.reset(vm);
           return;

@@ -3,7 +3,7 @@ import { uart8250Pending } from '../model/guest/serial8250.js';
 import { MSIX_ENTRIES, vectorOfMsix } from '../model/irqchip.js';
 import type { Machine } from '../model/machine.js';
 import { Fcr, Ier, Iir, Lsr, Mcr } from '../model/uart16550/regs.js';
-import { inQueueOf } from '../model/virtio-serial/state.js';
+import { findPort, inQueueOf } from '../model/virtio-serial/state.js';
 import { Stopwatches } from './deadline.js';
 import type { Oracle, OracleContext } from './types.js';
 
@@ -40,90 +40,109 @@ const W = Object.fromEntries(WHERE.map((w, i) => [w, i])) as Record<Where, numbe
 const KEYS_PER_DEV = 64;
 const NONE = -1;
 
+/**
+ * What holds a stream's bytes: where (an index in WHERE, or NONE), how many, and two values
+ * of the device state for the message (see `why`). Flush judges every stream of a touched
+ * device at every instant, so the checks fill a record in place and the message is written
+ * only when the oracle fires.
+ */
 interface Starved {
-  /** Index in WHERE, or NONE. */
   where: number;
   bytes: number;
-  /** What lets the bytes move and is missing, for the message. */
-  why: string;
+  a: number;
+  b: number;
 }
 
-const NOT_STARVED: Starved = { where: NONE, bytes: 0, why: '' };
+function holds(out: Starved, where: number, bytes: number, a: number, b: number): number {
+  out.where = where;
+  out.bytes = bytes;
+  out.a = a;
+  out.b = b;
+  return where;
+}
 
-function uartTx(m: Machine, dev: number): Starved {
+/** What lets the bytes move and is missing, for the message. */
+function why(where: number, a: number, b: number): string {
+  switch (where) {
+    case W.tsr:
+    case W.thr:
+    case W['xmit-fifo']:
+      return `the backend accepts writes (LSR=0x${hex(a)}, tsr_retry=${b})`;
+    case W.driver:
+      return `IER.THRI is set, THR is empty and no interrupt is pending (IIR=0x${hex(a)}, thr_ipending=${b})`;
+    case W.rbr:
+    case W['recv-fifo']: {
+      const level = where === W['recv-fifo'] ? `, trigger level ${b}` : '';
+      return `IER.RDI is set and no interrupt is pending (IIR=0x${hex(a)}${level}, no character timeout armed)`;
+    }
+    case W['out-buffer']:
+      return `its backend is connected (throttled=${a})`;
+    default:
+      return 'no notification is pending (ISR and MSI-X clear)';
+  }
+}
+
+function uartTx(m: Machine, dev: number, out: Starved): number {
   const d = m.devices[dev]!;
-  if (d.kind !== 'uart') return NOT_STARVED;
+  if (d.kind !== 'uart') return NONE;
   const s = d.s;
-  if (s.mcr & Mcr.LOOP || m.chardevs.uart[dev]!.state === 'hung-up') return NOT_STARVED;
+  if (s.mcr & Mcr.LOOP || m.chardevs.uart[dev]!.state === 'hung-up') return NONE;
   const fifo = (s.fcr & Fcr.FE) !== 0;
   const holding = fifo ? s.xmitFifo.num : s.lsr & Lsr.THRE ? 0 : 1;
   const bytes = holding + (s.tsrRetry > 0 ? 1 : 0);
-  if (bytes === 0) return driverTx(m, dev);
+  if (bytes === 0) return driverTx(m, dev, out);
   const where = s.tsrRetry > 0 ? W.tsr : fifo ? W['xmit-fifo'] : W.thr;
-  return { where, bytes, why: `the backend accepts writes (LSR=0x${hex(s.lsr)}, tsr_retry=${s.tsrRetry})` };
+  return holds(out, where, bytes, s.lsr, s.tsrRetry);
 }
 
 /**
  * Bytes the guest's 8250 driver keeps for a THRE interrupt (IER.THRI on) that will not come:
  * THR empty and no interrupt pending, e.g. a THRI lost by the 1.x serial_post_load.
  */
-function driverTx(m: Machine, dev: number): Starved {
+function driverTx(m: Machine, dev: number, out: Starved): number {
   const d = m.devices[dev]!;
   const drv = m.ram.guest.drivers[dev];
-  if (d.kind !== 'uart' || drv?.kind !== 'uart' || m.ram.guest.disabled[dev]) return NOT_STARVED;
+  if (d.kind !== 'uart' || drv?.kind !== 'uart' || m.ram.guest.disabled[dev]) return NONE;
   const s = d.s;
   const bytes = uart8250Pending(drv.d);
-  if (bytes === 0 || !(s.ier & Ier.THRI) || !(s.lsr & Lsr.THRE) || !(s.iir & Iir.NO_INT)) return NOT_STARVED;
-  return {
-    where: W.driver,
-    bytes,
-    why: `IER.THRI is set, THR is empty and no interrupt is pending (IIR=0x${hex(s.iir)}, thr_ipending=${s.thrIpending})`,
-  };
+  if (bytes === 0 || !(s.ier & Ier.THRI) || !(s.lsr & Lsr.THRE) || !(s.iir & Iir.NO_INT)) return NONE;
+  return holds(out, W.driver, bytes, s.iir, s.thrIpending);
 }
 
-function uartRx(m: Machine, dev: number): Starved {
+function uartRx(m: Machine, dev: number, out: Starved): number {
   const d = m.devices[dev]!;
-  if (d.kind !== 'uart' || m.ram.guest.disabled[dev]) return NOT_STARVED;
+  if (d.kind !== 'uart' || m.ram.guest.disabled[dev]) return NONE;
   const s = d.s;
   const fifo = (s.fcr & Fcr.FE) !== 0;
   const bytes = fifo ? s.recvFifo.num : s.lsr & Lsr.DR ? 1 : 0;
-  if (bytes === 0 || !(s.ier & Ier.RDI)) return NOT_STARVED;
-  if (!(s.iir & Iir.NO_INT) || s.fifoTimeoutNs >= 0) return NOT_STARVED;
-  const level = fifo ? `, trigger level ${s.recvFifoItl}` : '';
-  return {
-    where: fifo ? W['recv-fifo'] : W.rbr,
-    bytes,
-    why: `IER.RDI is set and no interrupt is pending (IIR=0x${hex(s.iir)}${level}, no character timeout armed)`,
-  };
+  if (bytes === 0 || !(s.ier & Ier.RDI)) return NONE;
+  if (!(s.iir & Iir.NO_INT) || s.fifoTimeoutNs >= 0) return NONE;
+  return holds(out, fifo ? W['recv-fifo'] : W.rbr, bytes, s.iir, s.recvFifoItl);
 }
 
-function portTx(m: Machine, dev: number, port: number): Starved {
+function portTx(m: Machine, dev: number, port: number, out: Starved): number {
   const d = m.devices[dev]!;
-  if (d.kind !== 'vser') return NOT_STARVED;
-  const p = d.s.ports.find((x) => x.id === port);
+  if (d.kind !== 'vser') return NONE;
+  const p = findPort(d.s, port);
   const r = m.rings(dev).rings[inQueueOf(port) + 1];
-  if (!p?.elem || !r || !m.chardevs.vport[dev]!.get(port)?.connected) return NOT_STARVED;
+  if (!p?.elem || !r || !m.chardevs.vport[dev]!.get(port)?.connected) return NONE;
   const bytes = r.bufLen[p.elem.id]! - p.elem.offset;
-  if (bytes <= 0) return NOT_STARVED;
-  return {
-    where: W['out-buffer'],
-    bytes,
-    why: `its backend is connected (throttled=${p.throttled ? 1 : 0})`,
-  };
+  if (bytes <= 0) return NONE;
+  return holds(out, W['out-buffer'], bytes, p.throttled ? 1 : 0, 0);
 }
 
-function portRx(m: Machine, dev: number, port: number): Starved {
+function portRx(m: Machine, dev: number, port: number, out: Starved): number {
   const d = m.devices[dev]!;
   const drv = m.ram.guest.drivers[dev];
-  if (d.kind !== 'vser' || drv?.kind !== 'vser' || m.ram.guest.disabled[dev]) return NOT_STARVED;
+  if (d.kind !== 'vser' || drv?.kind !== 'vser' || m.ram.guest.disabled[dev]) return NONE;
   const q = inQueueOf(port);
   const r = m.rings(dev).rings[q];
-  if (!r) return NOT_STARVED;
+  if (!r) return NONE;
   let bytes = 0;
   for (let i = drv.d.lastUsed.get(q) ?? 0; i !== r.usedIdx; i = (i + 1) & 0xffff)
     bytes += r.usedLen[i % r.num]!;
-  if (bytes === 0 || notificationPending(m, dev)) return NOT_STARVED;
-  return { where: W['in-buffers'], bytes, why: 'no notification is pending (ISR and MSI-X clear)' };
+  if (bytes === 0 || notificationPending(m, dev)) return NONE;
+  return holds(out, W['in-buffers'], bytes, 0, 0);
 }
 
 /** A notification that makes the guest's handler consume the used buffers is on its way. */
@@ -141,24 +160,30 @@ function notificationPending(m: Machine, dev: number): boolean {
 
 const hex = (v: number): string => v.toString(16).padStart(2, '0');
 
-/** The starvation state of one stream (key = its stream id). */
-function starvedAt(m: Machine, key: number): Starved {
+/** The starvation state of one stream (key = its stream id): where, or NONE; details in `out`. */
+function starvedAt(m: Machine, key: number, out: Starved): number {
   const dev = streamDev(key);
   const port = (key >> 1) & 31;
   const rx = (key & 1) === 1;
   if (m.devices[dev]!.kind === 'uart') {
-    if (port !== 0) return NOT_STARVED;
-    return rx ? uartRx(m, dev) : uartTx(m, dev);
+    if (port !== 0) return NONE;
+    return rx ? uartRx(m, dev, out) : uartTx(m, dev, out);
   }
-  return rx ? portRx(m, dev, port) : portTx(m, dev, port);
+  return rx ? portRx(m, dev, port, out) : portTx(m, dev, port, out);
 }
 
 export function starvedData({ world, params, report, nearMiss }: OracleContext): Oracle {
   const n = world.deviceNames.length;
   const size = n * KEYS_PER_DEV;
   const watch = new Stopwatches(world, size, params.deadlineNs);
-  /** Per VM and key: what a running count is about (the last starved state seen), for the report. */
-  const held: (Starved | null)[][] = [new Array(size).fill(null), new Array(size).fill(null)];
+  /**
+   * Per VM and key: what a running count is about (the last starved state seen), for the
+   * report: where, bytes, a, b at heldAt(vm, key) (one buffer: every run makes it).
+   */
+  const held = new Float64Array(8 * size);
+  const heldAt = (vm: number, key: number): number => 4 * (vm * size + key);
+  /** starvedAt's answer, reused. */
+  const found: Starved = { where: NONE, bytes: 0, a: 0, b: 0 };
   const nearMissed = new Uint8Array(size);
   /** Per VM and key: a byte of the stream moved (delivered or dropped) since the last judgement. */
   const moved = [new Uint8Array(size), new Uint8Array(size)];
@@ -176,19 +201,22 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
     return ports.flatMap((port) => [dev * KEYS_PER_DEV + port * 2, dev * KEYS_PER_DEV + port * 2 + 1]);
   });
 
-  const fire = (vm: number, key: number, at: number, s: Starved): void => {
+  const fire = (vm: number, key: number, at: number): void => {
+    const i = heldAt(vm, key);
+    const whereIndex = held[i]!;
+    const bytes = held[i + 1]!;
     const dev = streamDev(key);
     const device = world.deviceNames[dev]!;
     const rx = (key & 1) === 1;
     const vser = world.vms[vm]!.devices[dev]!.kind === 'vser';
     const port = (key >> 1) & 31;
-    const where = WHERE[s.where]!;
+    const where = WHERE[whereIndex]!;
     report(
       {
         oracle: 'starved-data',
         device,
         at,
-        message: `${device}${vser ? ` port ${port}` : ''} ${rx ? 'host→guest' : 'guest→host'}: ${s.bytes} byte(s) held in ${where} for ${params.deadlineNs} ns of running time although ${s.why}`,
+        message: `${device}${vser ? ` port ${port}` : ''} ${rx ? 'host→guest' : 'guest→host'}: ${bytes} byte(s) held in ${where} for ${params.deadlineNs} ns of running time although ${why(whereIndex, held[i + 2]!, held[i + 3]!)}`,
       },
       `${rx ? 'rx' : 'tx'}-${vser ? `port${port}-` : ''}${where}`,
     );
@@ -199,14 +227,13 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
    * past half the deadline it is a near-miss (once per stream in a run).
    */
   const settle = (vm: number, key: number, untilVm: number): void => {
-    const s = held[vm]![key]!;
     const at = watch.crossed(vm, key, untilVm);
     if (at >= 0) {
-      fire(vm, key, at, s);
+      fire(vm, key, at);
       watch.stop(vm, key);
     } else if (!nearMissed[key] && watch.elapsed(vm, key, untilVm) * 2 >= params.deadlineNs) {
       nearMissed[key] = 1;
-      nearMiss('starved-data', (key & 1) * WHERE.length + s.where);
+      nearMiss('starved-data', (key & 1) * WHERE.length + held[heldAt(vm, key)]!);
     }
   };
 
@@ -220,17 +247,21 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
     for (let dev = 0; dev < n; dev++) {
       if (!(mask & (1 << dev))) continue;
       for (const key of keysOf[dev]!) {
-        const s = starvedAt(m, key);
+        const where = starvedAt(m, key, found);
         if (moved[vm]![key] && watch.running(vm, key)) {
           // Progress: the oldest byte left, so what is held now has waited only from here.
           settle(vm, key, atVm);
           watch.stop(vm, key);
         }
         moved[vm]![key] = 0;
-        if (s.where !== NONE) {
+        if (where !== NONE) {
           // The place can change while the bytes stay starved (TSR, then the FIFO): one count.
           watch.start(vm, key, atVm);
-          held[vm]![key] = s;
+          const i = heldAt(vm, key);
+          held[i] = where;
+          held[i + 1] = found.bytes;
+          held[i + 2] = found.a;
+          held[i + 3] = found.b;
         } else if (watch.running(vm, key)) {
           settle(vm, key, atVm);
           watch.stop(vm, key);
@@ -302,8 +333,8 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
           if (a === MigPhase.DST_CREATED || a === MigPhase.FAILED) watch.reset(vm);
           if (a === MigPhase.COMPLETED) {
             // Guest time goes on: what the source had counted continues on the destination.
-            watch.migrate(1 - vm, vm, () => false);
-            held[vm] = held[1 - vm]!.slice();
+            watch.migrate(1 - vm, vm, false);
+            held.copyWithin(heldAt(vm, 0), heldAt(1 - vm, 0), heldAt(1 - vm, size));
           }
           return touch(at, vm, -1);
         default:
