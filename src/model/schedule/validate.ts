@@ -8,9 +8,11 @@
 import { type Build, type BuildRegistry, findMachine } from '../migration/builds.js';
 import { HOSTILE_SERIAL_FIELDS, HOSTILE_VIRTIO_FIELDS, type HostileEdits } from '../migration/hostile.js';
 import {
+  FORBIDDEN_KEYS,
   fieldPath,
   got,
   indexPath,
+  isPlainObject,
   type JsonObject,
   JsonReader,
   listOf,
@@ -103,25 +105,48 @@ export function errorText(e: unknown): string {
 }
 
 // ---------------------------------------------------------------------------------------
+// Objects and their fields: the happy path first (campaigns validate every schedule they run)
+
+/**
+ * input.object, without its copy into a prototype-less record when none is needed: a plain
+ * object with no prototype key among its own is read as it is, since the readers look up only
+ * field names they know (none of which Object.prototype has) or the object's own keys.
+ * Anything else gets input.object's checks and errors.
+ */
+function object(input: JsonReader, v: unknown, path: string): JsonObject {
+  if (isPlainObject(v)) {
+    let plain = true;
+    for (const k of Object.keys(v)) if (FORBIDDEN_KEYS.includes(k)) plain = false;
+    if (plain) return v;
+  }
+  return input.object(v, path);
+}
+
+/** input.onlyFields, building its message only for an object that has an unexpected field. */
+function onlyFields(input: JsonReader, obj: JsonObject, path: string, allowed: readonly string[]): void {
+  for (const k of Object.keys(obj)) if (!allowed.includes(k)) input.onlyFields(obj, path, allowed);
+}
+
+// ---------------------------------------------------------------------------------------
 // The document
 
 /** What the step and backend checks need: devices by name, in a Map (names are user text). */
 type Devices = ReadonlyMap<string, DeviceSpec>;
 
 function readSchedule(input: JsonReader, doc: unknown, builds: BuildRegistry): Schedule {
-  const obj = input.object(doc, '');
+  const obj = object(input, doc, '');
   // Format and version first: a trace or a newer schedule must say so, not list unknown fields.
   if (input.need(obj, 'format', '', `"${SCHEDULE_FORMAT}"`) !== SCHEDULE_FORMAT) {
     input.fail('format', `expected "${SCHEDULE_FORMAT}", got ${got(obj.format, 'string')}`);
   }
   readVersion(input, input.need(obj, 'version', '', String(SCHEDULE_VERSION)));
-  input.onlyFields(obj, '', TOP_FIELDS);
+  onlyFields(input, obj, '', TOP_FIELDS);
   if (obj.$schema !== undefined)
     input.string(obj.$schema, '$schema', /^[^\n]{1,1024}$/, 'a schema location (a string)');
   const seed = input.int(input.need(obj, 'seed', '', 'a u32 integer'), 'seed', 0, U32_MAX);
   const horizon = readHorizon(input, obj);
-  const srcObj = input.object(input.need(obj, 'src', '', 'an object with build and backends'), 'src');
-  const dstObj = input.object(input.need(obj, 'dst', '', 'an object with build and backends'), 'dst');
+  const srcObj = object(input, input.need(obj, 'src', '', 'an object with build and backends'), 'src');
+  const dstObj = object(input, input.need(obj, 'dst', '', 'an object with build and backends'), 'dst');
   const srcBuild = readBuild(input, srcObj, 'src', builds);
   const dstBuild = readBuild(input, dstObj, 'dst', builds);
   const machine = readMachine(input, obj, srcBuild, dstBuild);
@@ -156,7 +181,7 @@ function readHorizon(input: JsonReader, obj: JsonObject): number {
 }
 
 function readBuild(input: JsonReader, side: JsonObject, path: string, builds: BuildRegistry): Build {
-  input.onlyFields(side, path, ['build', 'backends']);
+  onlyFields(input, side, path, ['build', 'backends']);
   const name = input.need(side, 'build', path, 'a build name');
   const p = fieldPath(path, 'build');
   if (typeof name !== 'string') input.fail(p, `expected a build name, got ${typeName(name)}`);
@@ -187,7 +212,7 @@ function readMachine(input: JsonReader, obj: JsonObject, src: Build, dst: Build)
 // Devices
 
 function readDevices(input: JsonReader, v: unknown): Devices {
-  const obj = input.object(v, 'devices');
+  const obj = object(input, v, 'devices');
   const names = Object.keys(obj);
   if (names.length > MAX_DEVICES) {
     input.fail('devices', `${names.length} devices, at most ${MAX_DEVICES} allowed`);
@@ -205,14 +230,14 @@ function readDevices(input: JsonReader, v: unknown): Devices {
 }
 
 function readDevice(input: JsonReader, v: unknown, path: string): DeviceSpec {
-  const obj = input.object(v, path);
+  const obj = object(input, v, path);
   const kindPath = fieldPath(path, 'kind');
   const kind = input.oneOf(input.need(obj, 'kind', path, 'a device kind'), kindPath, [
     'isa-serial',
     'virtio-serial',
   ]);
   if (kind === 'isa-serial') {
-    input.onlyFields(obj, path, ['kind', 'irq', 'guestOpen']);
+    onlyFields(input, obj, path, ['kind', 'irq', 'guestOpen']);
     // Not 2: on the PC that is the i8259 cascade input.
     const irq = input.int(
       input.need(obj, 'irq', path, 'an ISA IRQ in [3, 15]'),
@@ -224,7 +249,7 @@ function readDevice(input: JsonReader, v: unknown, path: string): DeviceSpec {
       obj.guestOpen === undefined ? true : input.bool(obj.guestOpen, fieldPath(path, 'guestOpen'));
     return { kind, irq, guestOpen };
   }
-  input.onlyFields(obj, path, ['kind', 'irq', 'ports']);
+  onlyFields(input, obj, path, ['kind', 'irq', 'ports']);
   const irq = input.oneOf(input.need(obj, 'irq', path, '"intx" or "msix"'), fieldPath(path, 'irq'), [
     'intx',
     'msix',
@@ -262,8 +287,8 @@ function readPorts(input: JsonReader, v: unknown, path: string): VirtioSerialPor
 }
 
 function readPort(input: JsonReader, v: unknown, path: string): VirtioSerialPortSpec {
-  const obj = input.object(v, path);
-  input.onlyFields(obj, path, ['id', 'name', 'console']);
+  const obj = object(input, v, path);
+  onlyFields(input, obj, path, ['id', 'name', 'console']);
   // Port 0 is the device's own console port: not declared, not user-addressable.
   const id = input.int(
     input.need(obj, 'id', path, `a port id in [1, ${MAX_PORTS}]`),
@@ -298,11 +323,11 @@ function readSide(
   // Absent means "every backend at its default", the same as `{}`.
   if (side.backends === undefined) return { build: build.name, backends };
   const bpath = fieldPath(path, 'backends');
-  const obj = input.object(side.backends, bpath);
+  const obj = object(input, side.backends, bpath);
   for (const key of Object.keys(obj)) {
     const p = fieldPath(bpath, key);
     const states = backendKind(input, key, p, devices) === 'uart' ? UART_STATES : VPORT_STATES;
-    // Safe: prototype keys were rejected by input.object.
+    // Safe: prototype keys were rejected by object().
     backends[key] = input.oneOf<UartBackendState | VportBackendState>(obj[key], p, states);
   }
   return { build: build.name, backends };
@@ -426,7 +451,7 @@ function readSteps(input: JsonReader, v: unknown, horizon: number, devices: Devi
 }
 
 function readStep(input: JsonReader, v: unknown, path: string, horizon: number, devices: Devices): Step {
-  const obj = input.object(v, path);
+  const obj = object(input, v, path);
   const kind = input.need(obj, 'do', path, 'a step kind');
   if (typeof kind !== 'string') {
     input.fail(fieldPath(path, 'do'), `expected a step kind, got ${typeName(kind)}`);
@@ -434,7 +459,7 @@ function readStep(input: JsonReader, v: unknown, path: string, horizon: number, 
   const shape = STEP_SHAPES.get(kind);
   if (shape === undefined)
     input.fail(path, `unknown step ${quote(kind)}${didYouMean(kind, STEP_SHAPES.keys())}`);
-  input.onlyFields(obj, path, STEP_FIELDS.get(kind)!);
+  onlyFields(input, obj, path, STEP_FIELDS.get(kind)!);
   const at = intIn(obj.at, 0, horizon) ?? readAt(input, obj, path, horizon);
   // Built from the shape table, which mirrors the Step union in types.ts.
   const step: Record<string, unknown> = { at, do: kind };
@@ -545,7 +570,7 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
  */
 function readHostile(ctx: FieldContext, v: unknown, path: string): HostileEdits {
   const input: JsonReader = ctx.input; // explicitly typed, so its `never` narrows
-  const obj = input.object(v, path);
+  const obj = object(input, v, path);
   const out: HostileEdits = {};
   for (const [dev, fields] of Object.entries(obj)) {
     const p = fieldPath(path, dev);
@@ -553,7 +578,7 @@ function readHostile(ctx: FieldContext, v: unknown, path: string): HostileEdits 
     if (d === undefined) input.fail(p, `no device ${quote(dev)}${didYouMean(dev, ctx.devices.keys())}`);
     const known = d.kind === UART ? HOSTILE_SERIAL_FIELDS : HOSTILE_VIRTIO_FIELDS;
     const what = d.kind === UART ? 'serial' : 'virtio-serial';
-    const f = input.object(fields, p);
+    const f = object(input, fields, p);
     const edits: Record<string, number> = {};
     for (const [name, value] of Object.entries(f)) {
       const field = known.get(name);

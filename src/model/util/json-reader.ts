@@ -8,9 +8,9 @@ import { oneLine, quote } from './text.js';
 export type JsonObject = Record<string, unknown>;
 
 /** Keys that could reach or replace a prototype if anything ever assigned them. */
-const FORBIDDEN_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+export const FORBIDDEN_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
 
-function isPlainObject(v: unknown): v is JsonObject {
+export function isPlainObject(v: unknown): v is JsonObject {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
