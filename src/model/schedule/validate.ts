@@ -193,6 +193,7 @@ function readBuild(input: JsonReader, side: JsonObject, path: string, builds: Bu
 function readMachine(input: JsonReader, obj: JsonObject, src: Build, dst: Build): string {
   const name = input.need(obj, 'machine', '', 'a machine type');
   if (typeof name !== 'string') input.fail('machine', `expected a machine type, got ${typeName(name)}`);
+  if (findMachine(src, name) !== undefined && findMachine(dst, name) !== undefined) return name;
   const lacking = (src === dst ? [src] : [src, dst]).filter((b) => findMachine(b, name) === undefined);
   const common = src.machines.filter((m) => findMachine(dst, m.name) !== undefined);
   if (lacking.length > 0 && common.length === 0) {
@@ -325,29 +326,36 @@ function readSide(
   const bpath = fieldPath(path, 'backends');
   const obj = object(input, side.backends, bpath);
   for (const key of Object.keys(obj)) {
-    const p = fieldPath(bpath, key);
-    const states = backendKind(input, key, p, devices) === 'uart' ? UART_STATES : VPORT_STATES;
+    const states = backendKind(input, key, bpath, devices) === 'uart' ? UART_STATES : VPORT_STATES;
+    const v = obj[key] as UartBackendState | VportBackendState;
     // Safe: prototype keys were rejected by object().
-    backends[key] = input.oneOf<UartBackendState | VportBackendState>(obj[key], p, states);
+    backends[key] = (states as readonly string[]).includes(v)
+      ? v
+      : input.oneOf<UartBackendState | VportBackendState>(v, fieldPath(bpath, key), states);
   }
   return { build: build.name, backends };
 }
 
-/** A backend key names a UART device (`serial0`) or a virtio-serial port (`vser0.port1`). */
-function backendKind(input: JsonReader, key: string, path: string, devices: Devices): 'uart' | 'vport' {
+/**
+ * A backend key (in `bpath`) names a UART device (`serial0`) or a virtio-serial port
+ * (`vser0.port1`).
+ */
+function backendKind(input: JsonReader, key: string, bpath: string, devices: Devices): 'uart' | 'vport' {
   const device = devices.get(key);
   if (device?.kind === 'isa-serial') return 'uart';
   if (device !== undefined) {
-    input.fail(path, `${key} is a virtio-serial device: name a port as "${key}.portN"`);
+    input.fail(fieldPath(bpath, key), `${key} is a virtio-serial device: name a port as "${key}.portN"`);
   }
   const m = PORT_KEY.exec(key);
-  if (m === null) input.fail(path, `no device ${quote(key)}`);
+  if (m === null) input.fail(fieldPath(bpath, key), `no device ${quote(key)}`);
   const [, devName = '', id = ''] = m;
   const owner = devices.get(devName);
   if (owner === undefined)
-    input.fail(path, `no device ${quote(devName)}${didYouMean(devName, devices.keys())}`);
-  if (owner.kind === 'isa-serial') input.fail(path, `${devName} is an isa-serial device and has no ports`);
-  if (!owner.ports.some((p) => String(p.id) === id)) input.fail(path, `no port ${id} on ${devName}`);
+    input.fail(fieldPath(bpath, key), `no device ${quote(devName)}${didYouMean(devName, devices.keys())}`);
+  if (owner.kind === 'isa-serial')
+    input.fail(fieldPath(bpath, key), `${devName} is an isa-serial device and has no ports`);
+  if (!owner.ports.some((p) => String(p.id) === id))
+    input.fail(fieldPath(bpath, key), `no port ${id} on ${devName}`);
   return 'vport';
 }
 
@@ -618,8 +626,24 @@ function readData(input: JsonReader, v: unknown, path: string): Uint8Array {
   return bytes;
 }
 
+/**
+ * An ASCII string's bytes (what generated data is), or null for any other string: a plain
+ * loop, cheaper than TextEncoder's call for the short strings of a schedule.
+ */
+function asciiBytes(v: string): Uint8Array | null {
+  const bytes = new Uint8Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c >= 0x80) return null;
+    bytes[i] = c;
+  }
+  return bytes;
+}
+
 function toBytes(input: JsonReader, v: unknown, path: string): Uint8Array {
   if (typeof v === 'string') {
+    const ascii = asciiBytes(v);
+    if (ascii !== null) return ascii;
     // A lone surrogate has no UTF-8 form; TextEncoder would silently turn it into U+FFFD.
     if (/\p{Cs}/u.test(v)) input.fail(path, 'string is not valid Unicode (it holds a lone surrogate)');
     return utf8Encoder.encode(v);
