@@ -10,13 +10,31 @@ import type { BuildRegistry } from '../model/migration/builds.js';
  */
 
 export interface BuildPair {
-  src: string;
-  dst: string;
-  machines: string[];
+  readonly src: string;
+  readonly dst: string;
+  readonly machines: readonly string[];
 }
 
+/** buildPairs' answers per registry and list of builds: mutators ask at every mutation. */
+const pairsMemo = new WeakMap<BuildRegistry, Map<string, readonly BuildPair[]>>();
+
 /** Every (source, destination) pair of the allowed builds with a machine type both offer. */
-export function buildPairs(builds: BuildRegistry, allowed: readonly string[]): BuildPair[] {
+export function buildPairs(builds: BuildRegistry, allowed: readonly string[]): readonly BuildPair[] {
+  let memo = pairsMemo.get(builds);
+  if (memo === undefined) {
+    memo = new Map();
+    pairsMemo.set(builds, memo);
+  }
+  const key = allowed.join('\u0000');
+  let pairs = memo.get(key);
+  if (pairs === undefined) {
+    pairs = listPairs(builds, allowed);
+    memo.set(key, pairs);
+  }
+  return pairs;
+}
+
+function listPairs(builds: BuildRegistry, allowed: readonly string[]): readonly BuildPair[] {
   const pairs: BuildPair[] = [];
   for (const src of allowed) {
     for (const dst of allowed) {
@@ -24,10 +42,10 @@ export function buildPairs(builds: BuildRegistry, allowed: readonly string[]): B
       const b = builds.get(dst);
       if (!a || !b) continue;
       const machines = a.machines.map((m) => m.name).filter((n) => b.machines.some((m) => m.name === n));
-      if (machines.length > 0) pairs.push({ src, dst, machines });
+      if (machines.length > 0) pairs.push(Object.freeze({ src, dst, machines: Object.freeze(machines) }));
     }
   }
-  return pairs;
+  return Object.freeze(pairs);
 }
 
 export const SERIAL = 'serial0';
@@ -75,7 +93,7 @@ interface Shape {
   vser: { irq: 'intx' | 'msix'; ports: number[]; console: boolean; openAtBoot: boolean } | null;
 }
 
-const shapeArb = (pairs: BuildPair[]): fc.Arbitrary<Shape> =>
+const shapeArb = (pairs: readonly BuildPair[]): fc.Arbitrary<Shape> =>
   fc
     .record({
       pair: fc.constantFrom(...pairs),
@@ -180,46 +198,68 @@ function backendsArb(shape: Shape): fc.Arbitrary<Record<string, string>> {
   return fc.record(parts);
 }
 
+/** The draws of one schedule on a shape's devices (steps as [body, anchor, near, uniform, repeats, gap]). */
+interface Draws {
+  seed: number;
+  srcBackends: Record<string, string>;
+  dstBackends: Record<string, string>;
+  migrateAt: number[];
+  steps: [StepBody, number, number, number, number, number][];
+}
+
+function drawsArb(shape: Shape): fc.Arbitrary<Draws> {
+  return fc.record({
+    seed: fc.nat({ max: 0xffff }),
+    srcBackends: backendsArb(shape),
+    dstBackends: backendsArb(shape),
+    migrateAt: fc.array(fc.integer({ min: 2, max: 40 }), { minLength: 1, maxLength: 3 }),
+    steps: fc.array(
+      fc.tuple(
+        fc.oneof(...stepBodies(shape)),
+        fc.nat(),
+        fc.constantFrom(...NEAR),
+        fc.integer({ min: 0, max: 45 * MS }),
+        fc.constantFrom(...REPEATS),
+        fc.constantFrom(...REPEAT_GAPS),
+      ),
+      { minLength: 1, maxLength: 16 },
+    ),
+  });
+}
+
 /** A whole schedule document for the allowed builds. */
 export function scheduleArb(builds: BuildRegistry, allowed: readonly string[]): fc.Arbitrary<object> {
   const pairs = buildPairs(builds, allowed);
   if (pairs.length === 0) throw new Error('no two allowed builds share a machine type');
-  return shapeArb(pairs).chain((shape) =>
-    fc
-      .record({
-        seed: fc.nat({ max: 0xffff }),
-        srcBackends: backendsArb(shape),
-        dstBackends: backendsArb(shape),
-        migrateAt: fc.array(fc.integer({ min: 2, max: 40 }), { minLength: 1, maxLength: 3 }),
-        steps: fc.array(
-          fc.tuple(
-            fc.oneof(...stepBodies(shape)),
-            fc.nat(),
-            fc.constantFrom(...NEAR),
-            fc.integer({ min: 0, max: 45 * MS }),
-            fc.constantFrom(...REPEATS),
-            fc.constantFrom(...REPEAT_GAPS),
-          ),
-          { minLength: 1, maxLength: 16 },
-        ),
-      })
-      .map((g) => {
-        const migrations = [...new Set(g.migrateAt)].sort((a, b) => a - b).map((ms) => ms * MS);
-        const steps: StepBody[] = migrations.map((at) => ({ at, do: 'migrate' }));
-        if (shape.vser?.openAtBoot)
-          for (const port of shape.vser.ports)
-            steps.push({ at: OPEN_AT, do: 'guest.vport.open', dev: VSER, port });
-        for (const [body, anchor, near, uniform, repeats, gap] of g.steps) {
-          // Half the steps cluster around a migration, half anywhere.
-          const at = anchor % 2 === 0 ? migrations[(anchor >> 1) % migrations.length]! + near : uniform;
-          const copies = 'data' in body ? repeats : 1;
-          for (let k = 0; k < copies; k++) steps.push({ ...body, at: Math.max(0, at + k * gap) });
-        }
-        steps.sort((a, b) => (a.at as number) - (b.at as number));
-        const last = steps.length > 0 ? (steps[steps.length - 1]!.at as number) : 0;
-        return document(shape, g.seed, g.srcBackends, g.dstBackends, steps, last + 25 * MS);
-      }),
-  );
+  /**
+   * drawsArb per set of devices (the UART or not, the ports): it depends on nothing else, and
+   * building it for every schedule cost more than drawing from it.
+   */
+  const draws = new Map<string, fc.Arbitrary<Draws>>();
+  return shapeArb(pairs).chain((shape) => {
+    const key = `${shape.serial} ${shape.vser?.ports.join(',') ?? '-'}`;
+    let arb = draws.get(key);
+    if (arb === undefined) {
+      arb = drawsArb(shape);
+      draws.set(key, arb);
+    }
+    return arb.map((g) => {
+      const migrations = [...new Set(g.migrateAt)].sort((a, b) => a - b).map((ms) => ms * MS);
+      const steps: StepBody[] = migrations.map((at) => ({ at, do: 'migrate' }));
+      if (shape.vser?.openAtBoot)
+        for (const port of shape.vser.ports)
+          steps.push({ at: OPEN_AT, do: 'guest.vport.open', dev: VSER, port });
+      for (const [body, anchor, near, uniform, repeats, gap] of g.steps) {
+        // Half the steps cluster around a migration, half anywhere.
+        const at = anchor % 2 === 0 ? migrations[(anchor >> 1) % migrations.length]! + near : uniform;
+        const copies = 'data' in body ? repeats : 1;
+        for (let k = 0; k < copies; k++) steps.push({ ...body, at: Math.max(0, at + k * gap) });
+      }
+      steps.sort((a, b) => (a.at as number) - (b.at as number));
+      const last = steps.length > 0 ? (steps[steps.length - 1]!.at as number) : 0;
+      return document(shape, g.seed, g.srcBackends, g.dstBackends, steps, last + 25 * MS);
+    });
+  });
 }
 
 function document(
