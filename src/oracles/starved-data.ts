@@ -36,8 +36,6 @@ const WHERE = ['tsr', 'thr', 'xmit-fifo', 'rbr', 'recv-fifo', 'out-buffer', 'in-
 type Where = (typeof WHERE)[number];
 const W = Object.fromEntries(WHERE.map((w, i) => [w, i])) as Record<Where, number>;
 
-/** Stopwatch keys: one per stream (dev * 64 + port * 2 + direction, as stream ids). */
-const KEYS_PER_DEV = 64;
 const NONE = -1;
 
 /**
@@ -160,11 +158,11 @@ function notificationPending(m: Machine, dev: number): boolean {
 
 const hex = (v: number): string => v.toString(16).padStart(2, '0');
 
-/** The starvation state of one stream (key = its stream id): where, or NONE; details in `out`. */
-function starvedAt(m: Machine, key: number, out: Starved): number {
-  const dev = streamDev(key);
-  const port = (key >> 1) & 31;
-  const rx = (key & 1) === 1;
+/** The starvation state of a stream: where, or NONE; details in `out`. */
+function starvedAt(m: Machine, stream: number, out: Starved): number {
+  const dev = streamDev(stream);
+  const port = (stream >> 1) & 31;
+  const rx = (stream & 1) === 1;
   if (m.devices[dev]!.kind === 'uart') {
     if (port !== 0) return NONE;
     return rx ? uartRx(m, dev, out) : uartTx(m, dev, out);
@@ -174,7 +172,19 @@ function starvedAt(m: Machine, key: number, out: Starved): number {
 
 export function starvedData({ world, params, report, nearMiss }: OracleContext): Oracle {
   const n = world.deviceNames.length;
-  const size = n * KEYS_PER_DEV;
+  /** The streams of each device: port ids (0 for a UART). */
+  const portsOf = world.deviceNames.map((name) => {
+    const spec = world.schedule.devices[name]!;
+    return spec.kind === 'virtio-serial' ? spec.ports.map((p) => p.id) : [0];
+  });
+  /**
+   * Keys: one per stream, dev * perDev + port * 2 + direction, perDev covering the highest
+   * port id (a stream id has 64 per device: the per-run arrays stay small).
+   */
+  const perDev = 2 * (1 + Math.max(0, ...portsOf.flat()));
+  const size = n * perDev;
+  const keyOf = (stream: number): number => streamDev(stream) * perDev + (stream & 63);
+  const streamOf = (key: number): number => Math.floor(key / perDev) * 64 + (key % perDev);
   const watch = new Stopwatches(world, size, params.deadlineNs);
   /**
    * Per VM and key: what a running count is about (the last starved state seen), for the
@@ -194,22 +204,21 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
    */
   const dirty = [0, 0];
   const dirtyAt = [0, 0];
-  /** The streams of each device, as stopwatch keys. */
-  const keysOf = world.deviceNames.map((name, dev) => {
-    const spec = world.schedule.devices[name]!;
-    const ports = spec.kind === 'virtio-serial' ? spec.ports.map((p) => p.id) : [0];
-    return ports.flatMap((port) => [dev * KEYS_PER_DEV + port * 2, dev * KEYS_PER_DEV + port * 2 + 1]);
-  });
+  /** The streams of each device, as keys. */
+  const keysOf = portsOf.map((ports, dev) =>
+    ports.flatMap((port) => [dev * perDev + port * 2, dev * perDev + port * 2 + 1]),
+  );
 
   const fire = (vm: number, key: number, at: number): void => {
     const i = heldAt(vm, key);
     const whereIndex = held[i]!;
     const bytes = held[i + 1]!;
-    const dev = streamDev(key);
+    const stream = streamOf(key);
+    const dev = streamDev(stream);
     const device = world.deviceNames[dev]!;
-    const rx = (key & 1) === 1;
+    const rx = (stream & 1) === 1;
     const vser = world.vms[vm]!.devices[dev]!.kind === 'vser';
-    const port = (key >> 1) & 31;
+    const port = (stream >> 1) & 31;
     const where = WHERE[whereIndex]!;
     report(
       {
@@ -247,7 +256,7 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
     for (let dev = 0; dev < n; dev++) {
       if (!(mask & (1 << dev))) continue;
       for (const key of keysOf[dev]!) {
-        const where = starvedAt(m, key, found);
+        const where = starvedAt(m, streamOf(key), found);
         if (moved[vm]![key] && watch.running(vm, key)) {
           // Progress: the oldest byte left, so what is held now has waited only from here.
           settle(vm, key, atVm);
@@ -319,7 +328,7 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
         case Ev.BYTE_DELIVER:
         case Ev.BYTE_DISCARD:
           touch(at, vm, streamDev(dev));
-          moved[vm]![dev] = 1;
+          moved[vm]![keyOf(dev)] = 1;
           return;
         case Ev.BYTE_ACCEPT:
           return touch(at, vm, streamDev(dev));
