@@ -116,7 +116,8 @@ export function errorText(e: unknown): string {
 function object(input: JsonReader, v: unknown, path: string): JsonObject {
   if (isPlainObject(v)) {
     let plain = true;
-    for (const k of Object.keys(v)) if (FORBIDDEN_KEYS.includes(k)) plain = false;
+    // for-in, not Object.keys (no array): inherited keys can only send v to input.object.
+    for (const k in v) if (FORBIDDEN_KEYS.includes(k)) plain = false;
     if (plain) return v;
   }
   return input.object(v, path);
@@ -124,7 +125,8 @@ function object(input: JsonReader, v: unknown, path: string): JsonObject {
 
 /** input.onlyFields, building its message only for an object that has an unexpected field. */
 function onlyFields(input: JsonReader, obj: JsonObject, path: string, allowed: readonly string[]): void {
-  for (const k of Object.keys(obj)) if (!allowed.includes(k)) input.onlyFields(obj, path, allowed);
+  // for-in, not Object.keys (no array): for an inherited key, input.onlyFields finds nothing.
+  for (const k in obj) if (!allowed.includes(k)) input.onlyFields(obj, path, allowed);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -143,7 +145,9 @@ function readSchedule(input: JsonReader, doc: unknown, builds: BuildRegistry): S
   onlyFields(input, obj, '', TOP_FIELDS);
   if (obj.$schema !== undefined)
     input.string(obj.$schema, '$schema', /^[^\n]{1,1024}$/, 'a schema location (a string)');
-  const seed = input.int(input.need(obj, 'seed', '', 'a u32 integer'), 'seed', 0, U32_MAX);
+  const seed =
+    intIn(obj.seed, 0, U32_MAX) ??
+    input.int(input.need(obj, 'seed', '', 'a u32 integer'), 'seed', 0, U32_MAX);
   const horizon = readHorizon(input, obj);
   const srcObj = object(input, input.need(obj, 'src', '', 'an object with build and backends'), 'src');
   const dstObj = object(input, input.need(obj, 'dst', '', 'an object with build and backends'), 'dst');
@@ -161,10 +165,17 @@ function readSchedule(input: JsonReader, doc: unknown, builds: BuildRegistry): S
     machine,
     src,
     dst,
-    devices: Object.fromEntries(devices),
+    devices: record(devices),
     steps,
     horizon,
   };
+}
+
+/** The devices as the schedule's record (names are checked: no prototype key). */
+function record(devices: Devices): Record<string, DeviceSpec> {
+  const out: Record<string, DeviceSpec> = {};
+  for (const [name, d] of devices) out[name] = d;
+  return out;
 }
 
 function readVersion(input: JsonReader, v: unknown): void {
@@ -176,6 +187,8 @@ function readVersion(input: JsonReader, v: unknown): void {
 }
 
 function readHorizon(input: JsonReader, obj: JsonObject): number {
+  const horizon = intIn(obj.horizon, 1, MAX_HORIZON_NS);
+  if (horizon !== undefined) return horizon;
   const expected = `an integer number of ns in [1, ${MAX_HORIZON_NS}]`;
   return input.int(input.need(obj, 'horizon', '', expected), 'horizon', 1, MAX_HORIZON_NS, expected);
 }
@@ -232,29 +245,31 @@ function readDevices(input: JsonReader, v: unknown): Devices {
 
 function readDevice(input: JsonReader, v: unknown, path: string): DeviceSpec {
   const obj = object(input, v, path);
-  const kindPath = fieldPath(path, 'kind');
-  const kind = input.oneOf(input.need(obj, 'kind', path, 'a device kind'), kindPath, [
-    'isa-serial',
-    'virtio-serial',
-  ]);
+  const kind =
+    obj.kind === 'isa-serial' || obj.kind === 'virtio-serial'
+      ? obj.kind
+      : input.oneOf(input.need(obj, 'kind', path, 'a device kind'), fieldPath(path, 'kind'), [
+          'isa-serial',
+          'virtio-serial',
+        ]);
   if (kind === 'isa-serial') {
     onlyFields(input, obj, path, ['kind', 'irq', 'guestOpen']);
     // Not 2: on the PC that is the i8259 cascade input.
-    const irq = input.int(
-      input.need(obj, 'irq', path, 'an ISA IRQ in [3, 15]'),
-      fieldPath(path, 'irq'),
-      3,
-      15,
-    );
+    const irq =
+      intIn(obj.irq, 3, 15) ??
+      input.int(input.need(obj, 'irq', path, 'an ISA IRQ in [3, 15]'), fieldPath(path, 'irq'), 3, 15);
     const guestOpen =
       obj.guestOpen === undefined ? true : input.bool(obj.guestOpen, fieldPath(path, 'guestOpen'));
     return { kind, irq, guestOpen };
   }
   onlyFields(input, obj, path, ['kind', 'irq', 'ports']);
-  const irq = input.oneOf(input.need(obj, 'irq', path, '"intx" or "msix"'), fieldPath(path, 'irq'), [
-    'intx',
-    'msix',
-  ] as const);
+  const irq =
+    obj.irq === 'intx' || obj.irq === 'msix'
+      ? obj.irq
+      : input.oneOf(input.need(obj, 'irq', path, '"intx" or "msix"'), fieldPath(path, 'irq'), [
+          'intx',
+          'msix',
+        ] as const);
   const ports = readPorts(
     input,
     input.need(obj, 'ports', path, 'an array of ports'),
@@ -291,12 +306,14 @@ function readPort(input: JsonReader, v: unknown, path: string): VirtioSerialPort
   const obj = object(input, v, path);
   onlyFields(input, obj, path, ['id', 'name', 'console']);
   // Port 0 is the device's own console port: not declared, not user-addressable.
-  const id = input.int(
-    input.need(obj, 'id', path, `a port id in [1, ${MAX_PORTS}]`),
-    fieldPath(path, 'id'),
-    1,
-    MAX_PORTS,
-  );
+  const id =
+    intIn(obj.id, 1, MAX_PORTS) ??
+    input.int(
+      input.need(obj, 'id', path, `a port id in [1, ${MAX_PORTS}]`),
+      fieldPath(path, 'id'),
+      1,
+      MAX_PORTS,
+    );
   const port: VirtioSerialPortSpec = { id };
   if (obj.name !== undefined) {
     port.name = input.string(
@@ -551,6 +568,23 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
     case 'divider':
       // 0 included: the model must survive a zero divisor
       return intIn(v, 0, 0xffff) ?? input.int(v, fieldPath(ctx.path, field), 0, 0xffff);
+    case 'downtime':
+      return (
+        intIn(v, 0, MAX_DOWNTIME_NS) ??
+        input.int(v, fieldPath(ctx.path, field), 0, MAX_DOWNTIME_NS, FIELD_EXPECTED.downtime)
+      );
+    case 'trigger':
+      if ((TRIGGERS as readonly unknown[]).includes(v)) return v;
+      break;
+    case 'state':
+      if ((UART_STATES as readonly unknown[]).includes(v)) return v;
+      break;
+    case 'data':
+      if (typeof v === 'string' && v.length >= 1 && v.length <= MAX_DATA_BYTES) {
+        const bytes = asciiBytes(v);
+        if (bytes !== null) return bytes;
+      }
+      break;
   }
   const p = fieldPath(ctx.path, field);
   switch (field) {
@@ -565,8 +599,6 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
       return input.oneOf(v, p, TRIGGERS);
     case 'state':
       return input.oneOf(v, p, UART_STATES);
-    case 'downtime':
-      return input.int(v, p, 0, MAX_DOWNTIME_NS, FIELD_EXPECTED.downtime);
     case 'hostile':
       return readHostile(ctx, v, p);
   }
