@@ -1,11 +1,11 @@
-import fc from 'fast-check';
+import type fc from 'fast-check';
 import type { BuildRegistry } from '../model/migration/builds.js';
 import { makeRng, type Rng } from '../model/rng.js';
 import { scheduleToJson } from '../model/schedule/to-json.js';
 import { buildsPath, type Schedule } from '../model/schedule/types.js';
 import type { Finding } from '../oracles/types.js';
 import type { JudgeOptions } from '../oracles/verdict.js';
-import { scheduleArb } from './arbitraries.js';
+import { sampleOne, scheduleArb } from './arbitraries.js';
 import { Corpus, DEFAULT_MAX_QUEUE, type QueueEntry } from './corpus.js';
 import { VirginMap } from './coverage.js';
 import { Executor } from './execute.js';
@@ -176,7 +176,7 @@ export class Campaign {
         how = mutated;
         origin = `mutated (${mutated}) from ${parent!.label}`;
       } else {
-        doc = fc.sample(this.arb, { seed: this.rng.below(0x7fffffff), numRuns: 1 })[0] as Doc;
+        doc = sampleOne(this.arb, this.rng.below(0x7fffffff)) as Doc;
         how = 'fresh';
         origin = 'generated';
       }

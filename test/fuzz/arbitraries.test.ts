@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildPairs, MS, SERIAL, scheduleArb, VSER } from '../../src/fuzz/arbitraries.js';
+import { buildPairs, MS, SERIAL, sampleOne, scheduleArb, VSER } from '../../src/fuzz/arbitraries.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../../src/model/migration/builds.js';
 import { validateSchedule } from '../../src/model/schedule/validate.js';
 
@@ -136,5 +136,15 @@ describe('scheduleArb', () => {
     expect(sample(7)).toEqual(sample(7));
     expect(JSON.stringify(sample(7))).toBe(JSON.stringify(sample(7)));
     expect(sample(8)).not.toEqual(sample(7));
+  });
+
+  it('sampleOne draws what fc.sample draws for the same seed (campaigns generate with it)', () => {
+    const arb = scheduleArb(builds, ALL);
+    for (const seed of [0, 1, 7, 12345, 0x7ffffffe, 987654321]) {
+      expect(JSON.stringify(sampleOne(arb, seed))).toBe(
+        JSON.stringify(fc.sample(arb, { seed, numRuns: 1 })[0]),
+      );
+    }
+    expect(sampleOne(fc.integer(), 3)).toBe(fc.sample(fc.integer(), { seed: 3, numRuns: 1 })[0]);
   });
 });
