@@ -30,8 +30,8 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
   const firedLoss = new Set<string>();
   /** Per VM: 'live', 'saved' (its byte events wait), or 'old' (they are the old host's). */
   const phase: ('live' | 'saved' | 'old')[] = ['live', 'live'];
-  /** Per VM: the byte events of a saved VM, [at, kind, id, byte, pos]. */
-  const waiting: number[][][] = [[], []];
+  /** Per VM: the byte events of a saved VM, five numbers each: at, kind, id, byte, pos. */
+  const waiting: number[][] = [[], []];
   const firedCorrupt = new Set<string>();
   const streamOf = (id: number): Stream => {
     let s = streams[id];
@@ -114,7 +114,8 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
     phase[vm] = 'live';
     const list = waiting[vm]!;
     waiting[vm] = [];
-    for (const [at, kind, id, byte, pos] of list) byteEvent(at!, kind!, id!, byte!, pos!);
+    for (let i = 0; i < list.length; i += 5)
+      byteEvent(list[i]!, list[i + 1]!, list[i + 2]!, list[i + 3]!, list[i + 4]!);
   };
 
   return {
@@ -138,7 +139,7 @@ export function dataOracles({ world, report }: OracleContext): Oracle {
         return;
       }
       if (phase[vm] === 'saved' && kind !== Ev.PHANTOM_READ) {
-        waiting[vm]!.push([at, kind, id, byte, pos]);
+        waiting[vm]!.push(at, kind, id, byte, pos);
         return;
       }
       if (phase[vm] === 'old') return;

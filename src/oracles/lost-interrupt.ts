@@ -27,21 +27,21 @@ export function lostInterrupt({ world, params, report }: OracleContext): Oracle 
     if (saved[vm] && !watch.running(vm, dev)) raisedAfterSave[vm]![dev] = 1;
     watch.start(vm, dev);
   };
-  const check = (vm: number): void =>
-    watch.expired(vm, (dev, at) => {
-      if (fired[dev]) return;
-      fired[dev] = 1;
-      const device = world.deviceNames[dev]!;
-      report(
-        {
-          oracle: 'lost-interrupt',
-          device,
-          at,
-          message: `${device} raised an interrupt and the guest's handler did not run within ${params.deadlineNs / 1e6} ms`,
-        },
-        'handler-not-run',
-      );
-    });
+  const expired = (dev: number, at: number): void => {
+    if (fired[dev]) return;
+    fired[dev] = 1;
+    const device = world.deviceNames[dev]!;
+    report(
+      {
+        oracle: 'lost-interrupt',
+        device,
+        at,
+        message: `${device} raised an interrupt and the guest's handler did not run within ${params.deadlineNs / 1e6} ms`,
+      },
+      'handler-not-run',
+    );
+  };
+  const check = (vm: number): void => watch.expired(vm, expired);
   return {
     kinds: [Ev.DEV_IRQ, Ev.MSI, Ev.HANDLER, Ev.IRQ_MASK, Ev.RUN_STATE, Ev.MIGRATION],
     onEvent(_at, kind, vm, dev, a) {

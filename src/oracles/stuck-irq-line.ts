@@ -41,7 +41,12 @@ export function stuckIrqLine({ world, params, report }: OracleContext): Oracle {
   };
   const updateAll = (vm: number): void => {
     const m = world.vms[vm];
-    if (m) for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) updatePin(vm, m, gsi);
+    if (!m) return;
+    const io = m.irq.ioapic;
+    for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+      // A low pin is not stuck: nothing to do unless its count runs.
+      if (io.level[gsi] || watch.running(vm, gsi)) updatePin(vm, m, gsi);
+    }
   };
   const check = (vm: number): void =>
     watch.expired(vm, (gsi, at) => {
