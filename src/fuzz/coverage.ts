@@ -120,6 +120,9 @@ function bucket(count: number): number {
   return 128;
 }
 
+/** bucket() of every count a map cell holds (1-255), looked up by merge for every touched cell. */
+const BUCKET = Uint8Array.from({ length: 256 }, (_, count) => (count === 0 ? 0 : bucket(count)));
+
 /** What every run so far has covered: a bit per (map index, hit-count bucket). */
 export class VirginMap {
   readonly bits = new Uint8Array(MAP_SIZE);
@@ -130,7 +133,7 @@ export class VirginMap {
   merge(run: CoverageSink): number {
     let fresh = 0;
     for (const i of run.touched) {
-      const bit = bucket(run.map[i]!);
+      const bit = BUCKET[run.map[i]!]!;
       const seen = this.bits[i]!;
       if (seen & bit) continue;
       if (seen === 0) this.covered++;
