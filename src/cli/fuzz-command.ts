@@ -665,6 +665,13 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       status(false);
       saveStats(false);
     }
+  } catch (e) {
+    try {
+      out.close();
+    } catch {
+      // already failing: that error is the one to report
+    }
+    throw e;
   } finally {
     await source.stop();
   }
@@ -681,6 +688,8 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   }
   status(true);
   saveStats(true);
+  // Every file of the campaign is on disk before the summary says what was found.
+  out.close();
   if (io.isTty && !st.json) io.write('\n');
   const list = sortRows([...rows.values()]);
   const fresh = list.filter((r) => r.known === null).length;

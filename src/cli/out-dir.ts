@@ -15,6 +15,7 @@ import { oneLine } from '../model/util/text.js';
 import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { InputError } from './exit-codes.js';
+import { FileWriter } from './file-writer.js';
 import { ioReason, makeDirs, writeFileAtomic } from './fs.js';
 
 export const inCampaign = (s: Schedule, allowed: readonly string[]): boolean =>
@@ -37,6 +38,8 @@ export const signatureDir = (sig: string): string => sig.replace(/[^A-Za-z0-9._:
 /** The campaign's output directory: queue/, crashes/SIG/, hangs/, stats and plot data. */
 export class OutDir {
   private queued = 0;
+  /** Queue entries, stats and plot data go through it, in order (created at the first). */
+  private writer: FileWriter | null = null;
   /** `fresh`: delete an earlier campaign's files first (only those: DIR may hold others). */
   constructor(
     readonly dir: string,
@@ -139,7 +142,20 @@ export class OutDir {
 
   saveQueue(doc: Doc, exec: number, how: string): void {
     const name = `id:${String(this.queued++).padStart(6, '0')},exec:${exec},op:${how}.json`;
-    writeFileAtomic(join(this.dir, 'queue', name), `${JSON.stringify(doc, null, 1)}\n`, { durable: false });
+    this.write(join(this.dir, 'queue', name), `${JSON.stringify(doc, null, 1)}\n`);
+  }
+
+  /** The frequent files: atomic but not durable (see writeFileAtomic), off this thread. */
+  private write(file: string, text: string): void {
+    this.writer ??= new FileWriter();
+    this.writer.write(file, text);
+  }
+
+  /** Waits until the queue entries, stats and plot data given so far are on disk. */
+  close(): void {
+    const writer = this.writer;
+    this.writer = null;
+    writer?.close();
   }
 
   /**
@@ -176,16 +192,13 @@ export class OutDir {
   }
 
   writeStats(stats: object): void {
-    writeFileAtomic(join(this.dir, 'fuzzer_stats.json'), `${JSON.stringify(stats, null, 1)}\n`, {
-      durable: false,
-    });
+    this.write(join(this.dir, 'fuzzer_stats.json'), `${JSON.stringify(stats, null, 1)}\n`);
   }
 
   writePlot(rows: readonly string[]): void {
-    writeFileAtomic(
+    this.write(
       join(this.dir, 'plot_data.csv'),
       `# relative_time_s,execs,execs_per_sec,corpus_size,coverage,findings\n${rows.join('\n')}\n`,
-      { durable: false },
     );
   }
 }

@@ -1,0 +1,102 @@
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { InputError } from './exit-codes.js';
+import { ioReason } from './fs.js';
+
+/**
+ * The campaign's frequent files (queue entries, stats, plot data) written by a thread of their
+ * own: creating hundreds of files a second costs the campaign's thread nothing but a message
+ * each. Every file is still written atomically, as writeFileAtomic does without the fsync (a
+ * temporary name, then a rename), and in the order given: queue ids appear in order (another
+ * instance of a sync dir takes the ids above the highest it has seen), and the stats, queued
+ * after the entries found before them, never count an entry that is not on disk. What is in
+ * flight when the process is killed is lost, as if it had been found a moment later.
+ */
+
+/** Writes in flight past which `write` waits for the thread (a disk that cannot keep up). */
+const MAX_IN_FLIGHT = 4096;
+
+/** The shared counters: writes the thread has finished (made, or skipped after a failure)... */
+const DONE = 0;
+/** ...and 1 once a write failed (what failed is on the error port). */
+const FAILED = 1;
+
+/**
+ * The thread, as plain JavaScript (it runs without the TypeScript build, as under the test
+ * runner). A failed write is reported once and the writes after it are not made.
+ */
+const THREAD = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { renameSync, unlinkSync, writeFileSync } = require('node:fs');
+const { counters, errors } = workerData;
+let failed = false;
+parentPort.on('message', ({ file, text }) => {
+  if (!failed) {
+    const tmp = file + '.tmp-' + process.pid;
+    try {
+      writeFileSync(tmp, text);
+      renameSync(tmp, file);
+    } catch (e) {
+      failed = true;
+      try { unlinkSync(tmp); } catch {}
+      errors.postMessage({ file, code: e.code, message: e.message });
+      Atomics.store(counters, ${FAILED}, 1);
+    }
+  }
+  Atomics.add(counters, ${DONE}, 1);
+  Atomics.notify(counters, ${DONE});
+});
+`;
+
+export class FileWriter {
+  private readonly worker: Worker;
+  private readonly counters = new Int32Array(new SharedArrayBuffer(8));
+  private readonly errors: MessagePort;
+  private sent = 0;
+  private failure: InputError | null = null;
+
+  constructor() {
+    const { port1, port2 } = new MessageChannel();
+    this.errors = port1;
+    this.worker = new Worker(THREAD, {
+      eval: true,
+      workerData: { counters: this.counters, errors: port2 },
+      transferList: [port2],
+    });
+    // Never what keeps the process alive: close() waits for the writes.
+    this.worker.unref();
+  }
+
+  /** Queues an atomic write of `text` to `file`. Throws if an earlier write failed. */
+  write(file: string, text: string): void {
+    this.check();
+    this.waitFor(this.sent + 1 - MAX_IN_FLIGHT);
+    this.sent++;
+    this.worker.postMessage({ file, text });
+  }
+
+  /** Waits until every write is made and ends the thread; throws if one failed. */
+  close(): void {
+    this.waitFor(this.sent);
+    void this.worker.terminate();
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure === null && Atomics.load(this.counters, FAILED) === 1) {
+      const m = receiveMessageOnPort(this.errors)?.message as {
+        file: string;
+        code?: string;
+        message: string;
+      };
+      this.failure = new InputError(
+        `${m.file}: cannot write (${ioReason(Object.assign(new Error(m.message), m))})`,
+      );
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  private waitFor(done: number): void {
+    for (let d = Atomics.load(this.counters, DONE); d < done; d = Atomics.load(this.counters, DONE))
+      Atomics.wait(this.counters, DONE, d);
+  }
+}
