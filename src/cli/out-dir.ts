@@ -16,7 +16,7 @@ import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { InputError } from './exit-codes.js';
 import { FileWriter } from './file-writer.js';
-import { ioReason, makeDirs, writeFileAtomic } from './fs.js';
+import { ioReason, makeDirs } from './fs.js';
 
 export const inCampaign = (s: Schedule, allowed: readonly string[]): boolean =>
   allowed.includes(s.src.build) && allowed.includes(s.dst.build);
@@ -38,7 +38,7 @@ export const signatureDir = (sig: string): string => sig.replace(/[^A-Za-z0-9._:
 /** The campaign's output directory: queue/, crashes/SIG/, hangs/, stats and plot data. */
 export class OutDir {
   private queued = 0;
-  /** Queue entries, stats and plot data go through it, in order (created at the first). */
+  /** Every file of the campaign goes through it, in order (created at the first). */
   private writer: FileWriter | null = null;
   /** `fresh`: delete an earlier campaign's files first (only those: DIR may hold others). */
   constructor(
@@ -145,13 +145,18 @@ export class OutDir {
     this.write(join(this.dir, 'queue', name), `${JSON.stringify(doc, null, 1)}\n`);
   }
 
-  /** The frequent files: atomic but not durable (see writeFileAtomic), off this thread. */
-  private write(file: string, text: string): void {
+  /** Written atomically off this thread; not durable unless said (see writeFileAtomic). */
+  private write(file: string, data: string | Uint8Array, durable = false): void {
     this.writer ??= new FileWriter();
-    this.writer.write(file, text);
+    this.writer.write(file, data, { durable });
   }
 
-  /** Waits until the queue entries, stats and plot data given so far are on disk. */
+  /** Hands the files given so far to the writing thread (after each batch of executions). */
+  flush(): void {
+    this.writer?.flush();
+  }
+
+  /** Waits until the files given so far are on disk. */
   close(): void {
     const writer = this.writer;
     this.writer = null;
@@ -160,7 +165,8 @@ export class OutDir {
 
   /**
    * A finding's directory: its original and shrunk schedules and traces, and finding.json
-   * (written last: its presence means the directory is complete).
+   * (written last: its presence means the directory is complete), each file durable. Also
+   * whether its shrunk schedule has a trace (a model that threw has none).
    */
   saveFinding(
     f: FindingRecord,
@@ -168,16 +174,18 @@ export class OutDir {
     builds: BuildRegistry,
     eventBudget: number,
     extra: object,
-  ): string {
+  ): { dir: string; traced: boolean } {
     const dir = findingDir(this.dir, f.oracle, signatureDir(f.signature));
     makeDirs(dir);
+    let traced = false;
     for (const [name, s] of [
       ['original', f.schedule],
       ['shrunk', shrunk],
     ] as const) {
-      writeFileAtomic(join(dir, `${name}.json`), `${JSON.stringify(scheduleToJson(s), null, 1)}\n`);
+      this.write(join(dir, `${name}.json`), `${JSON.stringify(scheduleToJson(s), null, 1)}\n`, true);
       const trace = traceOrCrash(s, builds, eventBudget);
-      writeFileAtomic(join(dir, typeof trace === 'string' ? `${name}.crash.txt` : `${name}.mpk`), trace);
+      this.write(join(dir, typeof trace === 'string' ? `${name}.crash.txt` : `${name}.mpk`), trace, true);
+      if (name === 'shrunk') traced = typeof trace !== 'string';
     }
     const record = {
       ...extra,
@@ -187,8 +195,8 @@ export class OutDir {
       message: f.message,
       builds: f.builds,
     };
-    writeFileAtomic(join(dir, 'finding.json'), `${JSON.stringify(record, null, 1)}\n`);
-    return dir;
+    this.write(join(dir, 'finding.json'), `${JSON.stringify(record, null, 1)}\n`, true);
+    return { dir, traced };
   }
 
   writeStats(stats: object): void {
