@@ -84,6 +84,10 @@ export class FileWriter {
     });
     // Never what keeps the process alive: close() waits for the writes.
     this.worker.unref();
+    // A thread that could not start (or died): seen between batches, before any wait for it.
+    this.worker.on('error', (e) => {
+      this.failure ??= new InputError(`campaign files: the writing thread failed (${e.message})`);
+    });
   }
 
   /**
@@ -97,8 +101,10 @@ export class FileWriter {
 
   /** Hands the queued writes to the thread (one message: waking a thread costs ~0.1 ms). */
   flush(): void {
+    this.check();
     if (this.batch.length === 0) return;
-    this.waitFor(this.sent + this.batch.length - MAX_IN_FLIGHT);
+    // Never more than MAX_IN_FLIGHT queued behind the thread (a larger batch: all before it).
+    this.waitFor(Math.min(this.sent, this.sent + this.batch.length - MAX_IN_FLIGHT));
     this.sent += this.batch.length;
     this.worker.postMessage(this.batch);
     this.batch = [];
@@ -106,9 +112,12 @@ export class FileWriter {
 
   /** Waits until every write is made and ends the thread; throws if one failed. */
   close(): void {
-    this.flush();
-    this.waitFor(this.sent);
-    void this.worker.terminate();
+    try {
+      this.flush();
+      this.waitFor(this.sent);
+    } finally {
+      void this.worker.terminate();
+    }
     this.check();
   }
 
