@@ -132,7 +132,8 @@ function shrinking(seeds: number, maxExecs: number): Row[] {
 /** A long campaign in a child process: its peak RSS, and growth from the first quarter on. */
 function memory(execs: number): Row[] {
   const child = fileURLToPath(new URL('./memory-child.js', import.meta.url));
-  const out = execFileSync(process.execPath, [child, String(execs)], { encoding: 'utf8' });
+  // --expose-gc: the growth is read after full collections (see memory-child.ts).
+  const out = execFileSync(process.execPath, ['--expose-gc', child, String(execs)], { encoding: 'utf8' });
   const m = JSON.parse(out) as { peakMb: number; quarterMb: number; endMb: number };
   const group = `Memory (${execs.toLocaleString('en-US')}-execution campaign)`;
   return [

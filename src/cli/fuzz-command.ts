@@ -456,8 +456,12 @@ class PoolSource implements Source {
       this.pending.entries.push(e);
       this.shared.push(e.doc);
       if (this.shared.length > this.st.maxQueue) this.shared.shift();
+    }
+    // One message per batch to each other worker (a message costs more than its documents).
+    if (r.entries.length > 0) {
+      const docs = r.entries.map((e) => e.doc);
       this.workers.forEach((w, j) => {
-        if (j !== i) w.postMessage({ type: 'import', docs: [e.doc] } satisfies ToWorker);
+        if (j !== i) w.postMessage({ type: 'import', docs } satisfies ToWorker);
       });
     }
     for (const f of r.findings) {
@@ -664,7 +668,15 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       }
       status(false);
       saveStats(false);
+      out.flush();
     }
+  } catch (e) {
+    try {
+      out.close();
+    } catch {
+      // already failing: that error is the one to report
+    }
+    throw e;
   } finally {
     await source.stop();
   }
@@ -681,6 +693,8 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
   }
   status(true);
   saveStats(true);
+  // Every file of the campaign is on disk before the summary says what was found.
+  out.close();
   if (io.isTty && !st.json) io.write('\n');
   const list = sortRows([...rows.values()]);
   const fresh = list.filter((r) => r.known === null).length;
@@ -720,8 +734,9 @@ function runBuildsFlag(buildsFlag: string | undefined): string {
   return files.length === 1 ? ` --builds ${files[0]}` : '';
 }
 
-function reproduceCommand(st: FuzzSettings, dir: string): string {
-  return existsSync(join(dir, 'shrunk.mpk'))
+/** `traced`: the shrunk schedule has a trace to replay (a model that threw left none). */
+function reproduceCommand(st: FuzzSettings, dir: string, traced: boolean): string {
+  return traced
     ? `npx migfuzz replay ${join(dir, 'shrunk.mpk')}`
     : `npx migfuzz run ${join(dir, 'shrunk.json')}${runBuildsFlag(st.buildsFlag)}`;
 }
@@ -732,9 +747,12 @@ function row(
   f: Pick<Row, 'signature' | 'oracle' | 'device' | 'message' | 'builds'>,
   dir: string,
   rest: Omit<Row, 'signature' | 'oracle' | 'device' | 'message' | 'builds' | 'dir' | 'reproduce'>,
+  // Saved before (by an earlier run or another instance): what is on disk says.
+  traced = existsSync(join(dir, 'shrunk.mpk')),
 ): Row {
   const { signature, oracle, device, message, builds } = f;
-  return { signature, oracle, device, message, builds, ...rest, dir, reproduce: reproduceCommand(st, dir) };
+  const reproduce = reproduceCommand(st, dir, traced);
+  return { signature, oracle, device, message, builds, ...rest, dir, reproduce };
 }
 
 function savedRow(st: FuzzSettings, dirName: string, f: SavedFinding, earlier: Earlier): Row {
@@ -777,7 +795,7 @@ function saveFinding(
     });
   }
   const shrunk = shrink(f.schedule, f.signature, st.builds, { eventBudget: st.eventBudget });
-  const dir = out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
+  const { dir, traced } = out.saveFinding(f, shrunk.schedule, st.builds, st.eventBudget, {
     seed: st.seed,
     first_exec: firstExec,
     seen_ms: seenMs,
@@ -785,15 +803,21 @@ function saveFinding(
     known,
   });
   confirmer?.submit(f.signature, shrunk.schedule, dir);
-  return row(st, f, dir, {
-    count: f.count,
-    firstExec,
-    seenMs,
-    origin: f.origin,
-    known,
-    shrunkSteps: shrunk.stepsAfter,
-    minimal: shrunk.minimal,
-  });
+  return row(
+    st,
+    f,
+    dir,
+    {
+      count: f.count,
+      firstExec,
+      seenMs,
+      origin: f.origin,
+      known,
+      shrunkSteps: shrunk.stepsAfter,
+      minimal: shrunk.minimal,
+    },
+    traced,
+  );
 }
 
 /** The table's width: it fits a 100-column terminal (the reproduce lines hold a path). */

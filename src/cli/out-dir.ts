@@ -15,7 +15,8 @@ import { oneLine } from '../model/util/text.js';
 import { recordRun } from '../replay/record.js';
 import { encodeTrace } from '../replay/trace.js';
 import { InputError } from './exit-codes.js';
-import { ioReason, makeDirs, writeFileAtomic } from './fs.js';
+import { FileWriter } from './file-writer.js';
+import { ioReason, makeDirs } from './fs.js';
 
 export const inCampaign = (s: Schedule, allowed: readonly string[]): boolean =>
   allowed.includes(s.src.build) && allowed.includes(s.dst.build);
@@ -37,6 +38,8 @@ export const signatureDir = (sig: string): string => sig.replace(/[^A-Za-z0-9._:
 /** The campaign's output directory: queue/, crashes/SIG/, hangs/, stats and plot data. */
 export class OutDir {
   private queued = 0;
+  /** Every file of the campaign goes through it, in order (created at the first). */
+  private writer: FileWriter | null = null;
   /** `fresh`: delete an earlier campaign's files first (only those: DIR may hold others). */
   constructor(
     readonly dir: string,
@@ -139,12 +142,31 @@ export class OutDir {
 
   saveQueue(doc: Doc, exec: number, how: string): void {
     const name = `id:${String(this.queued++).padStart(6, '0')},exec:${exec},op:${how}.json`;
-    writeFileAtomic(join(this.dir, 'queue', name), `${JSON.stringify(doc, null, 1)}\n`, { durable: false });
+    this.write(join(this.dir, 'queue', name), `${JSON.stringify(doc, null, 1)}\n`);
+  }
+
+  /** Written atomically off this thread; not durable unless said (see writeFileAtomic). */
+  private write(file: string, data: string | Uint8Array, durable = false): void {
+    this.writer ??= new FileWriter();
+    this.writer.write(file, data, { durable });
+  }
+
+  /** Hands the files given so far to the writing thread (after each batch of executions). */
+  flush(): void {
+    this.writer?.flush();
+  }
+
+  /** Waits until the files given so far are on disk. */
+  close(): void {
+    const writer = this.writer;
+    this.writer = null;
+    writer?.close();
   }
 
   /**
    * A finding's directory: its original and shrunk schedules and traces, and finding.json
-   * (written last: its presence means the directory is complete).
+   * (written last: its presence means the directory is complete), each file durable. Also
+   * whether its shrunk schedule has a trace (a model that threw has none).
    */
   saveFinding(
     f: FindingRecord,
@@ -152,16 +174,18 @@ export class OutDir {
     builds: BuildRegistry,
     eventBudget: number,
     extra: object,
-  ): string {
+  ): { dir: string; traced: boolean } {
     const dir = findingDir(this.dir, f.oracle, signatureDir(f.signature));
     makeDirs(dir);
+    let traced = false;
     for (const [name, s] of [
       ['original', f.schedule],
       ['shrunk', shrunk],
     ] as const) {
-      writeFileAtomic(join(dir, `${name}.json`), `${JSON.stringify(scheduleToJson(s), null, 1)}\n`);
+      this.write(join(dir, `${name}.json`), `${JSON.stringify(scheduleToJson(s), null, 1)}\n`, true);
       const trace = traceOrCrash(s, builds, eventBudget);
-      writeFileAtomic(join(dir, typeof trace === 'string' ? `${name}.crash.txt` : `${name}.mpk`), trace);
+      this.write(join(dir, typeof trace === 'string' ? `${name}.crash.txt` : `${name}.mpk`), trace, true);
+      if (name === 'shrunk') traced = typeof trace !== 'string';
     }
     const record = {
       ...extra,
@@ -171,21 +195,18 @@ export class OutDir {
       message: f.message,
       builds: f.builds,
     };
-    writeFileAtomic(join(dir, 'finding.json'), `${JSON.stringify(record, null, 1)}\n`);
-    return dir;
+    this.write(join(dir, 'finding.json'), `${JSON.stringify(record, null, 1)}\n`, true);
+    return { dir, traced };
   }
 
   writeStats(stats: object): void {
-    writeFileAtomic(join(this.dir, 'fuzzer_stats.json'), `${JSON.stringify(stats, null, 1)}\n`, {
-      durable: false,
-    });
+    this.write(join(this.dir, 'fuzzer_stats.json'), `${JSON.stringify(stats, null, 1)}\n`);
   }
 
   writePlot(rows: readonly string[]): void {
-    writeFileAtomic(
+    this.write(
       join(this.dir, 'plot_data.csv'),
       `# relative_time_s,execs,execs_per_sec,corpus_size,coverage,findings\n${rows.join('\n')}\n`,
-      { durable: false },
     );
   }
 }
