@@ -88,7 +88,8 @@ export interface VirtioTransport {
   queueSel: number;
   guestFeaturesLo: number;
   config: Uint8Array;
-  queues: { num: number; desc: Uint8Array; vector: number }[];
+  /** Each queue's size, ring address (vring.desc, a guest address: its two be32 halves) and vector. */
+  queues: { num: number; descHi: number; descLo: number; vector: number }[];
   /** A popped element's VirtQueueElementOld, by port id. */
   elements: Record<number, Uint8Array>;
   subsections: Uint8Array;
