@@ -10,7 +10,7 @@ import {
   VirtioPci,
 } from '../virtio-serial/state.js';
 import { type Vring, vqAddBuf, vqBuf } from '../virtio-serial/virtqueue.js';
-import type { GuestIo } from './io.js';
+import { type GuestIo, rxAppend } from './io.js';
 
 /**
  * The guest's virtio-console driver (Linux drivers/char/virtio_console.c): DEVICE_READY,
@@ -29,8 +29,9 @@ export interface PortView {
   name: string;
   /** Bytes a guest application wrote that wait for the host (will_write_block). */
   out: number[];
-  /** Bytes received, in order. */
+  /** Bytes received, in order: the first `rxLength` of `rx`, a log shared with clones (rxAppend). */
   rx: number[];
+  rxLength: number;
   /** Free out-queue descriptors. */
   outFree: number[];
 }
@@ -62,6 +63,7 @@ export function makeVirtioConsole(dev: number, msix: boolean, portIds: number[])
       name: '',
       out: [],
       rx: [],
+      rxLength: 0,
       outFree: [],
     })),
     ctrlFree: [],
@@ -72,7 +74,7 @@ export function makeVirtioConsole(dev: number, msix: boolean, portIds: number[])
 export function cloneVirtioConsole(d: VirtioConsole): VirtioConsole {
   return {
     ...d,
-    ports: d.ports.map((p) => ({ ...p, out: p.out.slice(), rx: p.rx.slice(), outFree: p.outFree.slice() })),
+    ports: d.ports.map((p) => ({ ...p, out: p.out.slice(), outFree: p.outFree.slice() })),
     ctrlFree: d.ctrlFree.slice(),
     lastUsed: new Map(d.lastUsed),
   };
@@ -274,7 +276,7 @@ function receive(d: VirtioConsole, io: GuestIo, p: PortView): void {
     for (let i = 0; i < len; i++) {
       // A port no application has open discards what arrives (discard_port_data).
       if (p.open) {
-        p.rx.push(buf[i]!);
+        p.rx = rxAppend(p.rx, p.rxLength++, buf[i]!);
         io.emit(Ev.BYTE_DELIVER, stream, buf[i]!, 0);
       } else {
         io.emit(Ev.BYTE_DISCARD, stream, buf[i]!, 0);
