@@ -89,7 +89,6 @@ const CONFIG_7_2 = {
 
 const fromHex = (h: string): Uint8Array => Uint8Array.from(h.match(/../g)!, (b) => Number.parseInt(b, 16));
 
-
 /**
  * What a device the model made saves for the parts it does not model: QEMU 7.2 at realize.
  * Its arrays are shared and read-only: a load replaces them (it never writes into one), so a

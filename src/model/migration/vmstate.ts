@@ -461,7 +461,8 @@ function isPrintableAscii(s: string): boolean {
 export function saveStream<C>(entries: readonly VmEntry<C>[], ctx: C, machineType: string): Uint8Array {
   if (!isPrintableAscii(machineType)) fail(`savevm: machine type is not printable ASCII: ${machineType}`);
   assertUnique(entries);
-  const w = new StreamWriter(1024);
+  // A stream of the modelled machines is 1-2 KiB (most of it virtio-serial's PCI state).
+  const w = new StreamWriter(4096);
   w.be32(QEMU_VM_FILE_MAGIC);
   w.be32(QEMU_VM_FILE_VERSION);
   w.u8(QEMU_VM_CONFIGURATION);
