@@ -16,15 +16,20 @@ export interface GuestIo {
   emit(kind: number, dev: number, a: number, b: number): void;
 }
 
+/** A driver's log of the bytes it received (see rxOwn). */
+export interface RxLog {
+  /** The driver's bytes are the first `rxLength`; a clone's may follow. */
+  rx: number[];
+  rxLength: number;
+}
+
 /**
- * Appends a received byte to a driver's log of what it received (its first `length` bytes are
- * the driver's). A clone of the driver (guest RAM copied on migration) shares the log instead
- * of copying every byte received so far: the guest runs on one of the two VMs only, so the
- * other never appends. One that does append where the log has grown past its own length
- * copies its part first. Returns the log the driver keeps.
+ * The log a driver appends received bytes to (push, then count them in `rxLength`). A clone
+ * of the driver (guest RAM copied on migration) shares the log instead of copying every byte
+ * received so far: the guest runs on one of the two VMs only, so the other never appends. One
+ * that does append where the log has grown past its own length copies its part first.
  */
-export function rxAppend(log: number[], length: number, byte: number): number[] {
-  const own = log.length === length ? log : log.slice(0, length);
-  own.push(byte);
-  return own;
+export function rxOwn(d: RxLog): number[] {
+  if (d.rx.length !== d.rxLength) d.rx = d.rx.slice(0, d.rxLength);
+  return d.rx;
 }

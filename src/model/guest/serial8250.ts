@@ -1,12 +1,12 @@
 import { Fcr, Ier, Iir, Lcr, Lsr, Mcr, Reg } from '../uart16550/regs.js';
-import { type GuestIo, rxAppend } from './io.js';
+import { type GuestIo, type RxLog, rxOwn } from './io.js';
 
 /**
  * The guest's 8250 driver (Linux drivers/tty/serial/8250): programs FIFO and IER, transmits
  * from a software buffer driven by THRI, reads on RDI/CTI, and loops on IIR until no interrupt
  * is pending (the line is edge-triggered: a missed edge is only recovered by that loop).
  */
-export interface Uart8250 {
+export interface Uart8250 extends RxLog {
   dev: number;
   /** The driver's shadow of IER (up->ier). */
   ier: number;
@@ -14,12 +14,7 @@ export interface Uart8250 {
   /** Bytes the tty layer holds for transmission (the circ buffer), oldest first. */
   tx: number[];
   txHead: number;
-  /**
-   * Bytes the driver read from RBR, in order: the first `rxLength` of `rx`, a log shared with
-   * the driver's clones (rxAppend).
-   */
-  rx: number[];
-  rxLength: number;
+  /** Bytes the driver read from RBR, in order (RxLog: rx, rxLength). */
   /** serial8250_startup ran (the port was opened); an unopened port is left alone. */
   open: boolean;
   /** The port is opened at boot (a console or getty); otherwise at its first use. */
@@ -115,9 +110,10 @@ export function uart8250Interrupt(d: Uart8250, io: GuestIo): void {
 }
 
 function rxChars(d: Uart8250, io: GuestIo, lsr: number): number {
+  const rx = rxOwn(d);
   for (let n = 0; n < RX_BUDGET && lsr & (Lsr.DR | Lsr.BI); n++) {
-    const ch = io.uartRead(d.dev, Reg.RBR);
-    d.rx = rxAppend(d.rx, d.rxLength++, ch);
+    rx.push(io.uartRead(d.dev, Reg.RBR));
+    d.rxLength++;
     lsr = io.uartRead(d.dev, Reg.LSR);
   }
   return lsr;

@@ -1,17 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { rxAppend } from '../../../src/model/guest/io.js';
+import { type RxLog, rxOwn } from '../../../src/model/guest/io.js';
 import { cloneUart8250, makeUart8250 } from '../../../src/model/guest/serial8250.js';
 import { cloneVirtioConsole, makeVirtioConsole } from '../../../src/model/guest/virtio-console.js';
 
-interface Received {
-  rx: number[];
-  rxLength: number;
-}
-
-const append = (d: Received, ...bytes: number[]): void => {
-  for (const b of bytes) d.rx = rxAppend(d.rx, d.rxLength++, b);
+const append = (d: RxLog, ...bytes: number[]): void => {
+  const rx = rxOwn(d);
+  for (const b of bytes) {
+    rx.push(b);
+    d.rxLength++;
+  }
 };
-const mine = (d: Received): number[] => d.rx.slice(0, d.rxLength);
+const mine = (d: RxLog): number[] => d.rx.slice(0, d.rxLength);
 
 describe('the received-bytes log a driver shares with its clones', () => {
   it('a UART driver clone shares the log; the VM that runs on appends without a copy', () => {
