@@ -237,7 +237,8 @@ const queues = custom<VserImage, MigCtx>('queues', {
   save(w, { s }) {
     const t = transportOf(s);
     w.be32(t.queues.length);
-    for (const [q, tq] of t.queues.entries()) {
+    for (let q = 0; q < t.queues.length; q++) {
+      const tq = t.queues[q]!;
       w.be32(tq.num);
       w.be32(tq.descHi);
       w.be32(tq.descLo);

@@ -61,8 +61,12 @@ const packBits = (flags: Uint8Array): Uint8Array => {
   for (let i = 0; i < flags.length; i++) if (flags[i]) out[i >> 3]! |= 1 << (i & 7);
   return out;
 };
+/** Into a fresh (all-zero) map: only the nonzero bytes' bits are written (most maps are empty). */
 const unpackBits = (bits: Uint8Array, into: Uint8Array): void => {
-  for (let i = 0; i < into.length; i++) into[i] = (bits[i >> 3]! >> (i & 7)) & 1;
+  for (let j = 0; j < into.length >> 3; j++) {
+    const b = bits[j]!;
+    if (b !== 0) for (let k = 0; k < 8; k++) into[8 * j + k] = (b >> k) & 1;
+  }
 };
 const apicSection: VmSection<LapicImage, MigCtx> = {
   name: 'apic',
