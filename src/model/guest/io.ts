@@ -15,3 +15,21 @@ export interface GuestIo {
   maskSource(dev: number, masked: boolean): void;
   emit(kind: number, dev: number, a: number, b: number): void;
 }
+
+/** A driver's log of the bytes it received (see rxOwn). */
+export interface RxLog {
+  /** The driver's bytes are the first `rxLength`; a clone's may follow. */
+  rx: number[];
+  rxLength: number;
+}
+
+/**
+ * The log a driver appends received bytes to (push, then count them in `rxLength`). A clone
+ * of the driver (guest RAM copied on migration) shares the log instead of copying every byte
+ * received so far: the guest runs on one of the two VMs only, so the other never appends. One
+ * that does append where the log has grown past its own length copies its part first.
+ */
+export function rxOwn(d: RxLog): number[] {
+  if (d.rx.length !== d.rxLength) d.rx = d.rx.slice(0, d.rxLength);
+  return d.rx;
+}

@@ -1,12 +1,12 @@
 import { Fcr, Ier, Iir, Lcr, Lsr, Mcr, Reg } from '../uart16550/regs.js';
-import type { GuestIo } from './io.js';
+import { type GuestIo, type RxLog, rxOwn } from './io.js';
 
 /**
  * The guest's 8250 driver (Linux drivers/tty/serial/8250): programs FIFO and IER, transmits
  * from a software buffer driven by THRI, reads on RDI/CTI, and loops on IIR until no interrupt
  * is pending (the line is edge-triggered: a missed edge is only recovered by that loop).
  */
-export interface Uart8250 {
+export interface Uart8250 extends RxLog {
   dev: number;
   /** The driver's shadow of IER (up->ier). */
   ier: number;
@@ -14,8 +14,7 @@ export interface Uart8250 {
   /** Bytes the tty layer holds for transmission (the circ buffer), oldest first. */
   tx: number[];
   txHead: number;
-  /** Bytes the driver read from RBR, in order. */
-  rx: number[];
+  /** Bytes the driver read from RBR, in order (RxLog: rx, rxLength). */
   /** serial8250_startup ran (the port was opened); an unopened port is left alone. */
   open: boolean;
   /** The port is opened at boot (a console or getty); otherwise at its first use. */
@@ -35,11 +34,11 @@ const PASS_LIMIT = 512;
 const BOOT_DIVIDER = 12;
 
 export function makeUart8250(dev: number, openAtBoot = true): Uart8250 {
-  return { dev, ier: 0, fifo: true, tx: [], txHead: 0, rx: [], open: false, openAtBoot };
+  return { dev, ier: 0, fifo: true, tx: [], txHead: 0, rx: [], rxLength: 0, open: false, openAtBoot };
 }
 
 export function cloneUart8250(d: Uart8250): Uart8250 {
-  return { ...d, tx: d.tx.slice(d.txHead), txHead: 0, rx: d.rx.slice() };
+  return { ...d, tx: d.tx.slice(d.txHead), txHead: 0 };
 }
 
 /** serial8250_startup + set_termios: line parameters, FIFO, modem control, interrupts. */
@@ -111,9 +110,10 @@ export function uart8250Interrupt(d: Uart8250, io: GuestIo): void {
 }
 
 function rxChars(d: Uart8250, io: GuestIo, lsr: number): number {
+  const rx = rxOwn(d);
   for (let n = 0; n < RX_BUDGET && lsr & (Lsr.DR | Lsr.BI); n++) {
-    const ch = io.uartRead(d.dev, Reg.RBR);
-    d.rx.push(ch);
+    rx.push(io.uartRead(d.dev, Reg.RBR));
+    d.rxLength++;
     lsr = io.uartRead(d.dev, Reg.LSR);
   }
   return lsr;

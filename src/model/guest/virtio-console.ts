@@ -10,14 +10,15 @@ import {
   VirtioPci,
 } from '../virtio-serial/state.js';
 import { type Vring, vqAddBuf, vqBuf } from '../virtio-serial/virtqueue.js';
-import type { GuestIo } from './io.js';
+import { type GuestIo, type RxLog, rxOwn } from './io.js';
 
 /**
  * The guest's virtio-console driver (Linux drivers/char/virtio_console.c): DEVICE_READY,
  * PORT_READY for each added port, port open/close, in-buffers kept filled, ISR read in the
  * interrupt handler, and its own view of each port's host connection (from PORT_OPEN).
  */
-export interface PortView {
+export interface PortView extends RxLog {
+  // The bytes received, in order, are its RxLog.
   id: number;
   /** Added by PORT_ADD and announced with PORT_READY. */
   added: boolean;
@@ -29,8 +30,6 @@ export interface PortView {
   name: string;
   /** Bytes a guest application wrote that wait for the host (will_write_block). */
   out: number[];
-  /** Bytes received, in order. */
-  rx: number[];
   /** Free out-queue descriptors. */
   outFree: number[];
 }
@@ -62,6 +61,7 @@ export function makeVirtioConsole(dev: number, msix: boolean, portIds: number[])
       name: '',
       out: [],
       rx: [],
+      rxLength: 0,
       outFree: [],
     })),
     ctrlFree: [],
@@ -72,7 +72,7 @@ export function makeVirtioConsole(dev: number, msix: boolean, portIds: number[])
 export function cloneVirtioConsole(d: VirtioConsole): VirtioConsole {
   return {
     ...d,
-    ports: d.ports.map((p) => ({ ...p, out: p.out.slice(), rx: p.rx.slice(), outFree: p.outFree.slice() })),
+    ports: d.ports.map((p) => ({ ...p, out: p.out.slice(), outFree: p.outFree.slice() })),
     ctrlFree: d.ctrlFree.slice(),
     lastUsed: new Map(d.lastUsed),
   };
@@ -266,6 +266,7 @@ function receive(d: VirtioConsole, io: GuestIo, p: PortView): void {
   const stream = streamId(d.dev, p.id, true);
   let last = d.lastUsed.get(q) ?? 0;
   let consumed = false;
+  const rx = p.open ? rxOwn(p) : null;
   while (last !== r.usedIdx) {
     const slot = last % r.num;
     const desc = r.usedId[slot]!;
@@ -273,8 +274,9 @@ function receive(d: VirtioConsole, io: GuestIo, p: PortView): void {
     const len = r.usedLen[slot]!;
     for (let i = 0; i < len; i++) {
       // A port no application has open discards what arrives (discard_port_data).
-      if (p.open) {
-        p.rx.push(buf[i]!);
+      if (rx) {
+        rx.push(buf[i]!);
+        p.rxLength++;
         io.emit(Ev.BYTE_DELIVER, stream, buf[i]!, 0);
       } else {
         io.emit(Ev.BYTE_DISCARD, stream, buf[i]!, 0);

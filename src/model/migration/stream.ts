@@ -29,14 +29,27 @@ const TWO_32 = 0x1_0000_0000;
 export class LoadError extends Error {
   override readonly name = 'LoadError';
   readonly key: string;
-  readonly section: string | null;
-  readonly instanceId: number;
+  /** Set at construction, or by inSection once the failure is known to be inside a section. */
+  section: string | null;
+  instanceId: number;
 
   constructor(message: string, key: string, section: string | null = null, instanceId = 0) {
     super(message);
     this.key = key;
     this.section = section;
     this.instanceId = instanceId;
+  }
+
+  /**
+   * QEMU's outer context for a failed section (savevm.c:2621), added to this error with its
+   * key kept: a failed load builds one error, not the inner one and a copy (building an Error
+   * captures a stack, and a campaign's cross-build migrations fail often).
+   */
+  inSection(idstr: string, instanceId: number): this {
+    this.message = `${this.message}: error while loading state for instance 0x${instanceId.toString(16)} of device '${idstr}'`;
+    this.section = idstr;
+    this.instanceId = instanceId;
+    return this;
   }
 }
 
@@ -134,6 +147,11 @@ export class StreamWriter {
       if (!isPrintable(c)) fail(`stream: string is not printable ASCII: ${JSON.stringify(s)}`);
       this.buf[at + 1 + i] = c;
     }
+  }
+
+  /** Forgets what was written: the writer starts again at offset 0 in the buffer it has. */
+  reset(): void {
+    this.pos = 0;
   }
 
   /** A copy of the bytes written; the writer may go on writing afterwards. */

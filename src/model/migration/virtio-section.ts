@@ -89,14 +89,17 @@ const CONFIG_7_2 = {
 
 const fromHex = (h: string): Uint8Array => Uint8Array.from(h.match(/../g)!, (b) => Number.parseInt(b, 16));
 
-/** What a device the model made saves for the parts it does not model: QEMU 7.2 at realize. */
+/**
+ * What a device the model made saves for the parts it does not model: QEMU 7.2 at realize.
+ * Its arrays are shared and read-only: a load replaces them (it never writes into one), so a
+ * load can start from this record without allocating them again.
+ */
 function realizeTransport(msix: boolean): VirtioTransport {
-  const msixTable = new Uint8Array(msix ? MSIX_ENTRIES * MSIX_ENTRY_SIZE : 0);
   return {
     pciVersion: 2,
     pciConfig: fromHex(msix ? CONFIG_7_2.msix : CONFIG_7_2.intx),
     irqStateBcd: [0, 0, 0],
-    msixTable,
+    msixTable: new Uint8Array(msix ? MSIX_ENTRIES * MSIX_ENTRY_SIZE : 0),
     pbaHigh: 0,
     configVector: NO_VECTOR,
     queueSel: 0,
@@ -105,7 +108,8 @@ function realizeTransport(msix: boolean): VirtioTransport {
     // virtio_serial_device_realize: control queues of 32 entries, port queues of 128.
     queues: Array.from({ length: NUM_QUEUES }, (_, q) => ({
       num: q === C_OVQ - 1 || q === C_OVQ ? CONTROL_QUEUE_SIZE : PORT_QUEUE_SIZE,
-      desc: new Uint8Array(8),
+      descHi: 0,
+      descLo: 0,
       vector: NO_VECTOR,
     })),
     elements: {},
@@ -120,9 +124,12 @@ const AT_REALIZE = { msix: realizeTransport(true), intx: realizeTransport(false)
 export const transportOf = (s: VserState): VirtioTransport =>
   s.transport ?? AT_REALIZE[s.msix ? 'msix' : 'intx'];
 
-/** The transport record a load fills in (a new one, which the device keeps). */
+/**
+ * The transport record a load fills in (a new one, which the device keeps): the realize-time
+ * values, whose arrays the load replaces, and its own table of popped elements, which it fills.
+ */
 function loading(s: VserState): VirtioTransport {
-  const t = realizeTransport(s.msix);
+  const t: VirtioTransport = { ...AT_REALIZE[s.msix ? 'msix' : 'intx'], elements: {} };
   s.transport = t;
   return t;
 }
@@ -230,9 +237,11 @@ const queues = custom<VserImage, MigCtx>('queues', {
   save(w, { s }) {
     const t = transportOf(s);
     w.be32(t.queues.length);
-    for (const [q, tq] of t.queues.entries()) {
+    for (let q = 0; q < t.queues.length; q++) {
+      const tq = t.queues[q]!;
       w.be32(tq.num);
-      w.bytes(tq.desc);
+      w.be32(tq.descHi);
+      w.be32(tq.descLo);
       w.be16(s.queues[q]!.lastAvailIdx);
       if (s.msix) w.be16(tq.vector);
     }
@@ -247,10 +256,11 @@ const queues = custom<VserImage, MigCtx>('queues', {
     t.queues = [];
     for (let q = 0; q < NUM_QUEUES; q++) {
       const num = r.be32();
-      const desc = r.bytes(8).slice();
+      const descHi = r.be32();
+      const descLo = r.be32();
       const last = r.be16();
       const vec = s.msix ? vector(r.be16(), `queue ${q} vector`) : NO_VECTOR;
-      t.queues.push({ num, desc, vector: vec });
+      t.queues.push({ num, descHi, descLo, vector: vec });
       const ring = rings[q];
       if (!ring) {
         if (last !== 0)

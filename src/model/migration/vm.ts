@@ -61,8 +61,12 @@ const packBits = (flags: Uint8Array): Uint8Array => {
   for (let i = 0; i < flags.length; i++) if (flags[i]) out[i >> 3]! |= 1 << (i & 7);
   return out;
 };
+/** Into a fresh (all-zero) map: only the nonzero bytes' bits are written (most maps are empty). */
 const unpackBits = (bits: Uint8Array, into: Uint8Array): void => {
-  for (let i = 0; i < into.length; i++) into[i] = (bits[i >> 3]! >> (i & 7)) & 1;
+  for (let j = 0; j < into.length >> 3; j++) {
+    const b = bits[j]!;
+    if (b !== 0) for (let k = 0; k < 8; k++) into[8 * j + k] = (b >> k) & 1;
+  }
 };
 const apicSection: VmSection<LapicImage, MigCtx> = {
   name: 'apic',
@@ -202,16 +206,22 @@ function settleIoapicInputs(m: Machine): void {
 }
 
 /**
+ * An image's buffer before its preSave (a save) or its field (a load) sets it: neither reads
+ * the one before, so the images need no buffers of their own.
+ */
+const FILLED_LATER = new Uint8Array(0);
+
+/**
  * The entries of a machine, in registration order; fresh adapter objects each time. `hostile`
  * (by device index): a hostile source's serial (or virtio) fields, saved instead of the device's own.
  */
 function entries(m: Machine, hostile?: ReadonlyMap<number, Record<string, number>>): VmEntry<MigCtx>[] {
   const list: VmEntry<MigCtx>[] = [
     vmEntry(timerSection, { m, vmNs: 0 }),
-    vmEntry(apicSection, { m, irr: new Uint8Array(32), isr: new Uint8Array(32), tmr: new Uint8Array(32) }),
+    vmEntry(apicSection, { m, irr: FILLED_LATER, isr: FILLED_LATER, tmr: FILLED_LATER }),
     vmEntry(picSection, m.irq.pic),
-    vmEntry(pciBusSection, { m, counts: new Uint8Array(NUM_PIRQS) }),
-    vmEntry(ioapicSection, { m, irr: 0, redir: new Uint8Array(IOAPIC_PINS * 4) }),
+    vmEntry(pciBusSection, { m, counts: FILLED_LATER }),
+    vmEntry(ioapicSection, { m, irr: 0, redir: FILLED_LATER }),
   ];
   let serials = 0;
   let vsers = 0;

@@ -453,6 +453,13 @@ function isPrintableAscii(s: string): boolean {
 }
 
 /**
+ * The writer of every saveStream, which returns a copy of what it wrote: a save runs to its
+ * end before another starts, and a new buffer per save cost more than the bytes written
+ * into it. A stream of the modelled machines is 1-2 KiB (most of it virtio-serial's PCI state).
+ */
+const STREAM_WRITER = new StreamWriter(4096);
+
+/**
  * Every entry as QEMU_VM_SECTION_FULL, section_id, idstr, instance_id, version_id, body,
  * QEMU_VM_SECTION_FOOTER + section_id; after the header and the configuration record that
  * names the machine type (vmstate_configuration: be32 length + name); then QEMU_VM_EOF.
@@ -461,7 +468,8 @@ function isPrintableAscii(s: string): boolean {
 export function saveStream<C>(entries: readonly VmEntry<C>[], ctx: C, machineType: string): Uint8Array {
   if (!isPrintableAscii(machineType)) fail(`savevm: machine type is not printable ASCII: ${machineType}`);
   assertUnique(entries);
-  const w = new StreamWriter(1024);
+  const w = STREAM_WRITER;
+  w.reset();
   w.be32(QEMU_VM_FILE_MAGIC);
   w.be32(QEMU_VM_FILE_VERSION);
   w.u8(QEMU_VM_CONFIGURATION);
@@ -536,13 +544,6 @@ function loadHeader(r: StreamReader, machineType: string): void {
   }
 }
 
-/** QEMU's outer context for a failed section (savevm.c:2621), keeping the inner cause key. */
-function inContext(err: unknown, idstr: string, instanceId: number): unknown {
-  if (!(err instanceof LoadError)) return err;
-  const where = `error while loading state for instance 0x${instanceId.toString(16)} of device '${idstr}'`;
-  return new LoadError(`${err.message}: ${where}`, err.key, idstr, instanceId);
-}
-
 /** check_section_footer (savevm.c). */
 function loadFooter(r: StreamReader, idstr: string, instanceId: number, sectionId: number): void {
   if (r.u8() !== QEMU_VM_SECTION_FOOTER) {
@@ -580,7 +581,7 @@ function loadFullSection<C>(
   try {
     loadSection(r, e.section, e.obj, ctx, versionId);
   } catch (err) {
-    throw inContext(err, idstr, instanceId);
+    throw err instanceof LoadError ? err.inSection(idstr, instanceId) : err;
   }
   loadFooter(r, idstr, instanceId, sectionId);
 }

@@ -88,7 +88,8 @@ export interface VirtioTransport {
   queueSel: number;
   guestFeaturesLo: number;
   config: Uint8Array;
-  queues: { num: number; desc: Uint8Array; vector: number }[];
+  /** Each queue's size, ring address (vring.desc, a guest address: its two be32 halves) and vector. */
+  queues: { num: number; descHi: number; descLo: number; vector: number }[];
   /** A popped element's VirtQueueElementOld, by port id. */
   elements: Record<number, Uint8Array>;
   subsections: Uint8Array;
@@ -170,14 +171,20 @@ export function makeVser(
  * exists in the queue layout even without a port 0 device; its rings are set up too.
  */
 export function makeVserMem(ports: PortConfig[], portBufSize: number): VserMem {
-  const queues = [C_IVQ, C_OVQ, ...ports.flatMap((p) => [inQueueOf(p.id), inQueueOf(p.id) + 1])];
-  const made = makeVrings(
-    queues.map((q) =>
-      q === C_IVQ || q === C_OVQ ? [CONTROL_QUEUE_SIZE, CONTROL_BUF_SIZE] : [PORT_QUEUE_SIZE, portBufSize],
-    ),
-  );
-  const rings: (Vring | null)[] = new Array(NUM_QUEUES).fill(null);
-  for (const [i, q] of queues.entries()) rings[q] = made[i]!;
+  // Plain loops: every machine with a virtio-serial device makes its rings.
+  const queues = [C_IVQ, C_OVQ];
+  const sizes: [number, number][] = [
+    [CONTROL_QUEUE_SIZE, CONTROL_BUF_SIZE],
+    [CONTROL_QUEUE_SIZE, CONTROL_BUF_SIZE],
+  ];
+  for (const p of ports) {
+    queues.push(inQueueOf(p.id), inQueueOf(p.id) + 1);
+    sizes.push([PORT_QUEUE_SIZE, portBufSize], [PORT_QUEUE_SIZE, portBufSize]);
+  }
+  const made = makeVrings(sizes);
+  const rings: (Vring | null)[] = [];
+  for (let q = 0; q < NUM_QUEUES; q++) rings.push(null);
+  for (let i = 0; i < queues.length; i++) rings[queues[i]!] = made[i]!;
   return { rings };
 }
 

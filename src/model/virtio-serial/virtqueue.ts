@@ -74,10 +74,17 @@ function ringOver(
   };
 }
 
-/** A copy of rings made together by makeVrings (null entries stay null): one table copy. */
+/**
+ * A copy of rings made together by makeVrings (null entries stay null): one table copy, and
+ * one copy of the guest buffers of every ring that has them, which the copies view.
+ */
 export function cloneVrings(rings: readonly (Vring | null)[]): (Vring | null)[] {
   let from: ArrayBufferLike | null = null;
   let tables: ArrayBuffer | null = null;
+  let dataBytes = 0;
+  for (const r of rings) if (r?.data) dataBytes += r.data.length;
+  const data = new Uint8Array(dataBytes);
+  let dataAt = 0;
   return rings.map((r) => {
     if (r === null) return null;
     if (from === null) {
@@ -85,8 +92,13 @@ export function cloneVrings(rings: readonly (Vring | null)[]): (Vring | null)[] 
       tables = from.slice(0) as ArrayBuffer;
     }
     assert(r.bufLen.buffer === from, 'virtqueue: rings cloned together were not made together');
-    const at = r.bufLen.byteOffset;
-    return ringOver(r.num, r.bufSize, r.data?.slice() ?? null, tables!, at, r.availIdx, r.usedIdx);
+    let copy: Uint8Array | null = null;
+    if (r.data) {
+      copy = data.subarray(dataAt, dataAt + r.data.length);
+      copy.set(r.data);
+      dataAt += r.data.length;
+    }
+    return ringOver(r.num, r.bufSize, copy, tables!, r.bufLen.byteOffset, r.availIdx, r.usedIdx);
   });
 }
 
