@@ -3,7 +3,17 @@ import { builtinRegistry } from '../../src/model/migration/builds.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
 import { judge } from '../../src/oracles/verdict.js';
 import { PLANTED, type PlantedBug } from './planted.js';
-import { type Find, fmt, median, SEARCHERS, type Searcher, search, worst } from './search.js';
+import {
+  DEEP_EXECS,
+  type Find,
+  fmt,
+  isDeep,
+  median,
+  SEARCHERS,
+  type Searcher,
+  search,
+  worst,
+} from './search.js';
 
 /**
  * `npm run power`: every planted bug (planted.ts) searched by the guided campaign on the
@@ -87,6 +97,20 @@ for (const { bug, finds } of rows) {
     `| ${bug.id} | ${bug.area} | ${bug.effect} | ${foundCell(g)} | ${execsCell(g)} | ` +
       `${fmt(median(t))} / ${fmt(worst(t))} |${unguided.map((s) => ` ${foundCell(finds[s])} | ${execsCell(finds[s])} |`).join('')}`,
   );
+}
+// Unguided over guided executions (medians): what guidance is worth, on the bugs deep enough
+// for the two campaigns to run different inputs (search.ts, DEEP_EXECS).
+if (searchers.includes('no-coverage')) {
+  const ratioOf = (r: Row): number =>
+    median(r.finds['no-coverage'].map((f) => f.execs)) / median(r.finds.guided.map((f) => f.execs));
+  console.log(
+    `\nno-coverage / guided executions (medians): ${rows.map((r) => `${r.bug.id} ${fmt(ratioOf(r))}×`).join(', ')}`,
+  );
+  const deep = rows.filter((r) => isDeep(r.finds['no-coverage']));
+  if (deep.length > 0)
+    console.log(
+      `deeper than ${DEEP_EXECS.toLocaleString('en-US')} unguided executions (${deep.map((r) => r.bug.id).join(', ')}): ${fmt(median(deep.map(ratioOf)))}× (median of the ratios)`,
+    );
 }
 const bugsFound = rows.filter((r) => r.finds.guided.every((f) => Number.isFinite(f.execs))).length;
 console.log(`\nfound on every seed: ${bugsFound} of ${rows.length} planted bugs`);

@@ -100,3 +100,14 @@ export const fmt = (v: number, digits = 2): string =>
       : Number.isInteger(v)
         ? String(v)
         : v.toFixed(digits);
+
+/**
+ * A bug is deep when the unguided campaign needs more than this many executions (median):
+ * a campaign generates every input until its queue holds 100 entries (the young-queue rule
+ * of campaign.ts), so a bug found before that is found by the same inputs with or without
+ * coverage, and its ratio is 1× whatever the guidance is worth. Past 1,000 executions both
+ * campaigns have mutated their queues for hundreds of executions.
+ */
+export const DEEP_EXECS = 1000;
+export const isDeep = (unguided: readonly Find[]): boolean =>
+  median(unguided.map((f) => f.execs)) > DEEP_EXECS;

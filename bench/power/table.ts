@@ -2,7 +2,18 @@ import { validateBuildFile } from '../../src/model/migration/build-file.js';
 import { builtinRegistry } from '../../src/model/migration/builds.js';
 import { BENCH_BUGS, type BenchBug } from '../bugs/registry.js';
 import type { Row } from '../row.js';
-import { type Budget, type Find, fmt, median, SEARCHERS, type Searcher, search, worst } from './search.js';
+import {
+  type Budget,
+  DEEP_EXECS,
+  type Find,
+  fmt,
+  isDeep,
+  median,
+  SEARCHERS,
+  type Searcher,
+  search,
+  worst,
+} from './search.js';
 
 /**
  * The power table (`npm run bench`, README "Fuzzer power"): for every benchmark bug
@@ -111,6 +122,16 @@ export function powerRows(power: readonly BugPower[], opts: PowerOptions): Row[]
     unit: '×',
     goal: '>= 3',
   });
+  // The bugs past the young-queue phase: only there do the two campaigns run different inputs.
+  const past = power.filter((p) => isDeep(p.finds['no-coverage']));
+  if (past.length > 0)
+    rows.push({
+      group,
+      figure: `deeper than ${DEEP_EXECS.toLocaleString('en-US')} unguided executions (${past.map((p) => p.bug.id).join(', ')}): no-coverage / guided executions (median of the ratios)`,
+      value: median(past.map((p) => ratio(p, 'no-coverage'))),
+      unit: '×',
+      goal: '',
+    });
   return rows;
 }
 
