@@ -658,9 +658,13 @@ export async function runFuzz(st: FuzzSettings, io: FuzzIo): Promise<number> {
       const batch = await source.next(st.execs === null ? BATCH : st.execs - source.execs);
       for (const e of batch.entries)
         if (e.op !== 'initial' && e.op !== 'imported') out.saveQueue(e.doc, e.exec, e.op);
+      // The batch's queue entries go to disk before its findings are shrunk, which can take
+      // seconds; each finding goes as soon as it is saved.
+      out.flush();
       for (const f of batch.findings) {
         if (rows.get(f.signature)?.shrunkSteps === null) continue; // saved by an earlier run
         rows.set(f.signature, saveFinding(st, out, f, earlier, io.now() - t0, confirmer, sync));
+        out.flush();
       }
       if (sync && io.now() - lastSync >= SYNC_EVERY_MS) {
         lastSync = io.now();
