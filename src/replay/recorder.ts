@@ -8,7 +8,7 @@ import { ESCAPE, MAX_VARINT_BYTES, putSigned, putUnsigned } from './columns.js';
  * value that does not fit its byte goes, escaped, into a separate chunked varint column.
  * Full blocks are kept, never copied or grown, and nothing is allocated per event. The
  * columns are hashed and written as they are (`parts`): bench/replay.ts measures the cost
- * against the unrecorded run (goal: at most 1.5×).
+ * against the unrecorded run (goal: at most 1.3×).
  *
  * It also follows the run states, for the guest's virtual time at the end (trace stats).
  */
