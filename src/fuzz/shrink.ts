@@ -11,7 +11,7 @@ import { cloneDoc, type Doc } from './mutate.js';
  */
 export interface ShrinkResult {
   schedule: Schedule;
-  /** Candidate schedules run. */
+  /** Candidate schedules run (each distinct valid schedule at most once). */
   tries: number;
   stepsBefore: number;
   stepsAfter: number;
@@ -38,13 +38,18 @@ export function shrink(
   let events = 0;
   let stopped = false;
   let best = scheduleToJson(start) as Doc;
+  // Runs are deterministic, so a candidate is known by its schedule: the same schedule as
+  // the best one shows the signature, and one that lost it loses it again. Simplification
+  // meets many such candidates (a default option removed, a step removal tried before).
+  const key = (s: Schedule): string => {
+    const doc = scheduleToJson(s) as Doc;
+    // A step's fields in one order: removing a default option moves it to the end.
+    return JSON.stringify({ ...doc, steps: doc.steps.map((x) => Object.entries(x).sort(byName)) });
+  };
+  let bestKey = key(start);
+  const failed = new Set<string>();
   /** Keeps `doc` if it still shows the signature. */
   const attempt = (doc: Doc): boolean => {
-    if (tries >= maxTries || events >= maxEvents) {
-      stopped = true;
-      return false;
-    }
-    tries++;
     let s: Schedule;
     try {
       s = validateSchedule(doc, builds);
@@ -52,10 +57,25 @@ export function shrink(
       if (e instanceof ScheduleError) return false;
       throw e;
     }
+    const k = key(s);
+    if (k === bestKey) {
+      best = doc;
+      return true;
+    }
+    if (failed.has(k)) return false;
+    if (tries >= maxTries || events >= maxEvents) {
+      stopped = true;
+      return false;
+    }
+    tries++;
     const run = judgeSafely(s, builds, undefined, eventBudget);
     events += run.events;
-    if (!run.findings.some((f) => f.signature === signature)) return false;
+    if (!run.findings.some((f) => f.signature === signature)) {
+      failed.add(k);
+      return false;
+    }
     best = doc;
+    bestKey = k;
     return true;
   };
   const variant = (change: (d: Doc) => void): Doc => {
@@ -76,6 +96,8 @@ export function shrink(
     minimal: !stopped,
   };
 }
+
+const byName = ([a]: [string, unknown], [b]: [string, unknown]): number => (a < b ? -1 : a > b ? 1 : 0);
 
 type Attempt = (doc: Doc) => boolean;
 type Variant = (change: (d: Doc) => void) => Doc;

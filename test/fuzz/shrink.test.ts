@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { Campaign } from '../../src/fuzz/campaign.js';
 import { shrink } from '../../src/fuzz/shrink.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../../src/model/migration/builds.js';
@@ -12,6 +12,19 @@ import { judge } from '../../src/oracles/verdict.js';
  * Shrinking (src/fuzz/shrink.ts): the result keeps the signature and is 1-minimal; each seed
  * bug shrinks to a handful of steps from what a campaign first finds.
  */
+
+/** Every schedule the shrinker runs, as JSON (the real judgeSafely still runs it). */
+const ran = vi.hoisted(() => [] as string[]);
+vi.mock('../../src/fuzz/execute.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/fuzz/execute.js')>();
+  return {
+    ...real,
+    judgeSafely: (...args: Parameters<typeof real.judgeSafely>) => {
+      ran.push(JSON.stringify(scheduleToJson(args[0])));
+      return real.judgeSafely(...args);
+    },
+  };
+});
 
 const builds = builtinRegistry();
 const ALL = BUILTIN_BUILDS.map((b) => b.name);
@@ -91,6 +104,17 @@ describe('shrink', () => {
     expect(doc.horizon).toBeLessThan(start.horizon);
     for (const s of doc.steps) if (typeof s.data === 'string') expect(s.data.length).toBeLessThanOrEqual(1);
     expect(r.schedule.steps.length).toBeLessThan(start.steps.length);
+  });
+
+  it('runs no candidate twice (runs are deterministic: a lost signature stays lost)', () => {
+    for (const seed of [1, 2]) {
+      for (const [sig, start] of firstFinds(seed)) {
+        ran.length = 0;
+        const r = shrink(start, sig, builds);
+        expect(ran.length).toBe(r.tries);
+        expect(new Set(ran).size, `${sig} from seed ${seed}`).toBe(ran.length);
+      }
+    }
   });
 
   it('stops at maxTries or maxEvents, and says it may not be minimal', () => {
