@@ -121,9 +121,11 @@ function uartRx(m: Machine, dev: number, out: Starved): number {
 function portTx(m: Machine, dev: number, port: number, out: Starved): number {
   const d = m.devices[dev]!;
   if (d.kind !== 'vser') return NONE;
+  // Most of the time no element is popped: that answer needs neither the ring nor the backend.
   const p = findPort(d.s, port);
+  if (!p?.elem) return NONE;
   const r = m.rings(dev).rings[inQueueOf(port) + 1];
-  if (!p?.elem || !r || !m.chardevs.vport[dev]!.get(port)?.connected) return NONE;
+  if (!r || !m.chardevs.vport[dev]!.get(port)?.connected) return NONE;
   const bytes = r.bufLen[p.elem.id]! - p.elem.offset;
   if (bytes <= 0) return NONE;
   return holds(out, W['out-buffer'], bytes, p.throttled ? 1 : 0, 0);
@@ -158,11 +160,8 @@ function notificationPending(m: Machine, dev: number): boolean {
 
 const hex = (v: number): string => v.toString(16).padStart(2, '0');
 
-/** The starvation state of a stream: where, or NONE; details in `out`. */
-function starvedAt(m: Machine, stream: number, out: Starved): number {
-  const dev = streamDev(stream);
-  const port = (stream >> 1) & 31;
-  const rx = (stream & 1) === 1;
+/** The starvation state of a stream (its device, port and direction): where, or NONE; details in `out`. */
+function starvedAt(m: Machine, dev: number, port: number, rx: boolean, out: Starved): number {
   if (m.devices[dev]!.kind === 'uart') {
     if (port !== 0) return NONE;
     return rx ? uartRx(m, dev, out) : uartTx(m, dev, out);
@@ -253,16 +252,19 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
     const m = world.vms[vm];
     if (!m) return;
     const atVm = m.clock.enabled ? dirtyAt[vm]! + m.clock.offsetNs : m.clock.frozenNs;
+    const movedVm = moved[vm]!;
     for (let dev = 0; dev < n; dev++) {
       if (!(mask & (1 << dev))) continue;
-      for (const key of keysOf[dev]!) {
-        const where = starvedAt(m, streamOf(key), found);
-        if (moved[vm]![key] && watch.running(vm, key)) {
+      const keys = keysOf[dev]!;
+      for (let k = 0; k < keys.length; k++) {
+        const key = keys[k]!;
+        const where = starvedAt(m, dev, (key - dev * perDev) >> 1, (key & 1) === 1, found);
+        if (movedVm[key] && watch.running(vm, key)) {
           // Progress: the oldest byte left, so what is held now has waited only from here.
           settle(vm, key, atVm);
           watch.stop(vm, key);
         }
-        moved[vm]![key] = 0;
+        movedVm[key] = 0;
         if (where !== NONE) {
           // The place can change while the bytes stay starved (TSR, then the FIFO): one count.
           watch.start(vm, key, atVm);
