@@ -180,7 +180,9 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
    * Keys: one per stream, dev * perDev + port * 2 + direction, perDev covering the highest
    * port id (a stream id has 64 per device: the per-run arrays stay small).
    */
-  const perDev = 2 * (1 + Math.max(0, ...portsOf.flat()));
+  let maxPort = 0;
+  for (const ports of portsOf) for (const port of ports) maxPort = Math.max(maxPort, port);
+  const perDev = 2 * (1 + maxPort);
   const size = n * perDev;
   const keyOf = (stream: number): number => streamDev(stream) * perDev + (stream & 63);
   const streamOf = (key: number): number => Math.floor(key / perDev) * 64 + (key % perDev);
@@ -204,9 +206,11 @@ export function starvedData({ world, params, report, nearMiss }: OracleContext):
   const dirty = [0, 0];
   const dirtyAt = [0, 0];
   /** The streams of each device, as keys. */
-  const keysOf = portsOf.map((ports, dev) =>
-    ports.flatMap((port) => [dev * perDev + port * 2, dev * perDev + port * 2 + 1]),
-  );
+  const keysOf = portsOf.map((ports, dev) => {
+    const keys: number[] = [];
+    for (const port of ports) keys.push(dev * perDev + port * 2, dev * perDev + port * 2 + 1);
+    return keys;
+  });
 
   const fire = (vm: number, key: number, at: number): void => {
     const i = heldAt(vm, key);
