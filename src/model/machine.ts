@@ -165,7 +165,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     slot = slotDev.length;
     this.timerExpiry = new Float64Array(slot).fill(-1);
     this.timerGen = new Int32Array(slot);
-    this.slotDev = Int32Array.from(slotDev);
+    this.slotDev = new Int32Array(slotDev);
     this.ram = cfg.ram ?? {
       guest: makeGuest(
         cfg.devices.map(([, spec]) =>

@@ -89,8 +89,9 @@ type Feature = (dev: number, feature: number, value: number) => void;
 /** Pending interrupts per controller: what a load can lose or leave stuck. */
 function probeIrqchip(m: Machine, f: Feature): void {
   const { lapic, ioapic, pic, msix, pci } = m.irq;
+  // Native scans: most of the 256 vectors are never requested.
   let irr = 0;
-  for (let v = 0; v < 256; v++) irr += lapic.irr[v]!;
+  for (let v = lapic.irr.indexOf(1); v >= 0; v = lapic.irr.indexOf(1, v + 1)) irr++;
   f(-1, StateFeature.LAPIC_IRR, log2Bucket(irr));
   for (const d of m.devices) {
     const pin = d.gsi;
