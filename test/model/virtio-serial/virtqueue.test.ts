@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { cloneVrings, makeVrings, vqBuf } from '../../../src/model/virtio-serial/virtqueue.js';
 
 describe('virtqueue buffers', () => {
-  it('keep what was written to any descriptor, in any order, across growth and a copy with RAM', () => {
+  it('keep what was written to any descriptor, in any order, and through a copy with RAM', () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat({ max: 127 }), fc.nat({ max: 63 }), fc.integer({ min: 1, max: 255 }))),
