@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { parseArgs, UsageError } from '../src/cli/args.js';
 import { InputError } from '../src/cli/exit-codes.js';
-import { fuzzSettings } from '../src/cli/fuzz-command.js';
+import { fuzzSettings } from '../src/cli/fuzz-settings.js';
 import { RunState } from '../src/model/events.js';
 import { cloneRam, Machine } from '../src/model/machine.js';
 import { BuildFileError, parseBuildFile } from '../src/model/migration/build-file.js';

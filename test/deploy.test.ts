@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { fuzzSettings } from '../src/cli/fuzz-command.js';
+import { fuzzSettings } from '../src/cli/fuzz-settings.js';
 import { mergeArgs } from '../src/cli/merge-command.js';
 import { statusArgs } from '../src/cli/status-command.js';
 import { ROOT } from './replay/helpers.js';

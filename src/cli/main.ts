@@ -21,7 +21,8 @@ import {
 import { Exit, InputError } from './exit-codes.js';
 import { bool, type Command, type CommandSpec, helpText, parseFlags, text, usageLine } from './flags.js';
 import { ioReason } from './fs.js';
-import { FUZZ, type FuzzIo, fuzzSettings, runFuzz, START } from './fuzz-command.js';
+import { type FuzzIo, runFuzz } from './fuzz-command.js';
+import { FUZZ, fuzzSettings, START } from './fuzz-settings.js';
 import { CORPUS_MERGE, cmdCorpusMerge } from './merge-command.js';
 import {
   cmdReplay,

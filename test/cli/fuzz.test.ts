@@ -12,13 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/args.js';
 import { InputError } from '../../src/cli/exit-codes.js';
-import {
-  type FuzzIo,
-  fuzzSettings,
-  parseDuration,
-  runFuzz,
-  TABLE_WIDTH,
-} from '../../src/cli/fuzz-command.js';
+import { type FuzzIo, runFuzz, TABLE_WIDTH } from '../../src/cli/fuzz-command.js';
+import { fuzzSettings, parseDuration } from '../../src/cli/fuzz-settings.js';
 import { signatureDir } from '../../src/cli/out-dir.js';
 import { BUILTIN_BUILDS } from '../../src/model/migration/builds.js';
 import { scheduleToJson } from '../../src/model/schedule/to-json.js';

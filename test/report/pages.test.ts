@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type FuzzIo, fuzzSettings, runFuzz } from '../../src/cli/fuzz-command.js';
+import { type FuzzIo, runFuzz } from '../../src/cli/fuzz-command.js';
+import { fuzzSettings } from '../../src/cli/fuzz-settings.js';
 import { main } from '../../src/cli/main.js';
 import { ROOT, seedPath } from '../replay/helpers.js';
 
