@@ -57,6 +57,8 @@ const PORT_KEY = /^(.*)\.port(\d+)$/;
 const UART_STATES: readonly UartBackendState[] = ['open', 'hung-up', 'closed', 'slow'];
 const VPORT_STATES: readonly VportBackendState[] = ['none', 'socket', 'socket-server', 'socket-client'];
 const TRIGGERS = [1, 4, 8, 14] as const;
+const DEVICE_KINDS = ['isa-serial', 'virtio-serial'] as const;
+const VIRTIO_IRQS = ['intx', 'msix'] as const;
 
 /**
  * `$schema` names the published JSON Schema (schema/migfuzz.schedule.v1.json) for editors; it
@@ -123,12 +125,6 @@ function object(input: JsonReader, v: unknown, path: string): JsonObject {
   return input.object(v, path);
 }
 
-/** input.onlyFields, building its message only for an object that has an unexpected field. */
-function onlyFields(input: JsonReader, obj: JsonObject, path: string, allowed: readonly string[]): void {
-  // for-in, not Object.keys (no array): for an inherited key, input.onlyFields finds nothing.
-  for (const k in obj) if (!allowed.includes(k)) input.onlyFields(obj, path, allowed);
-}
-
 // ---------------------------------------------------------------------------------------
 // The document
 
@@ -142,7 +138,7 @@ function readSchedule(input: JsonReader, doc: unknown, builds: BuildRegistry): S
     input.fail('format', `expected "${SCHEDULE_FORMAT}", got ${got(obj.format, 'string')}`);
   }
   readVersion(input, input.need(obj, 'version', '', String(SCHEDULE_VERSION)));
-  onlyFields(input, obj, '', TOP_FIELDS);
+  input.onlyFields(obj, '', TOP_FIELDS);
   if (obj.$schema !== undefined)
     input.string(obj.$schema, '$schema', /^[^\n]{1,1024}$/, 'a schema location (a string)');
   const seed =
@@ -194,7 +190,7 @@ function readHorizon(input: JsonReader, obj: JsonObject): number {
 }
 
 function readBuild(input: JsonReader, side: JsonObject, path: string, builds: BuildRegistry): Build {
-  onlyFields(input, side, path, ['build', 'backends']);
+  input.onlyFields(side, path, ['build', 'backends']);
   const name = input.need(side, 'build', path, 'a build name');
   const p = fieldPath(path, 'build');
   if (typeof name !== 'string') input.fail(p, `expected a build name, got ${typeName(name)}`);
@@ -246,14 +242,10 @@ function readDevices(input: JsonReader, v: unknown): Devices {
 function readDevice(input: JsonReader, v: unknown, path: string): DeviceSpec {
   const obj = object(input, v, path);
   const kind =
-    obj.kind === 'isa-serial' || obj.kind === 'virtio-serial'
-      ? obj.kind
-      : input.oneOf(input.need(obj, 'kind', path, 'a device kind'), fieldPath(path, 'kind'), [
-          'isa-serial',
-          'virtio-serial',
-        ]);
+    choice(obj.kind, DEVICE_KINDS) ??
+    input.oneOf(input.need(obj, 'kind', path, 'a device kind'), fieldPath(path, 'kind'), DEVICE_KINDS);
   if (kind === 'isa-serial') {
-    onlyFields(input, obj, path, ['kind', 'irq', 'guestOpen']);
+    input.onlyFields(obj, path, ['kind', 'irq', 'guestOpen']);
     // Not 2: on the PC that is the i8259 cascade input.
     const irq =
       intIn(obj.irq, 3, 15) ??
@@ -262,14 +254,10 @@ function readDevice(input: JsonReader, v: unknown, path: string): DeviceSpec {
       obj.guestOpen === undefined ? true : input.bool(obj.guestOpen, fieldPath(path, 'guestOpen'));
     return { kind, irq, guestOpen };
   }
-  onlyFields(input, obj, path, ['kind', 'irq', 'ports']);
+  input.onlyFields(obj, path, ['kind', 'irq', 'ports']);
   const irq =
-    obj.irq === 'intx' || obj.irq === 'msix'
-      ? obj.irq
-      : input.oneOf(input.need(obj, 'irq', path, '"intx" or "msix"'), fieldPath(path, 'irq'), [
-          'intx',
-          'msix',
-        ] as const);
+    choice(obj.irq, VIRTIO_IRQS) ??
+    input.oneOf(input.need(obj, 'irq', path, '"intx" or "msix"'), fieldPath(path, 'irq'), VIRTIO_IRQS);
   const ports = readPorts(
     input,
     input.need(obj, 'ports', path, 'an array of ports'),
@@ -304,7 +292,7 @@ function readPorts(input: JsonReader, v: unknown, path: string): VirtioSerialPor
 
 function readPort(input: JsonReader, v: unknown, path: string): VirtioSerialPortSpec {
   const obj = object(input, v, path);
-  onlyFields(input, obj, path, ['id', 'name', 'console']);
+  input.onlyFields(obj, path, ['id', 'name', 'console']);
   // Port 0 is the device's own console port: not declared, not user-addressable.
   const id =
     intIn(obj.id, 1, MAX_PORTS) ??
@@ -344,35 +332,30 @@ function readSide(
   const obj = object(input, side.backends, bpath);
   for (const key of Object.keys(obj)) {
     const states = backendKind(input, key, bpath, devices) === 'uart' ? UART_STATES : VPORT_STATES;
-    const v = obj[key] as UartBackendState | VportBackendState;
     // Safe: prototype keys were rejected by object().
-    backends[key] = (states as readonly string[]).includes(v)
-      ? v
-      : input.oneOf<UartBackendState | VportBackendState>(v, fieldPath(bpath, key), states);
+    backends[key] =
+      choice(obj[key], states) ??
+      input.oneOf<UartBackendState | VportBackendState>(obj[key], fieldPath(bpath, key), states);
   }
   return { build: build.name, backends };
 }
 
-/**
- * A backend key (in `bpath`) names a UART device (`serial0`) or a virtio-serial port
- * (`vser0.port1`).
- */
+/** A backend key names a UART device (`serial0`) or a virtio-serial port (`vser0.port1`). */
 function backendKind(input: JsonReader, key: string, bpath: string, devices: Devices): 'uart' | 'vport' {
   const device = devices.get(key);
   if (device?.kind === 'isa-serial') return 'uart';
+  const path = fieldPath(bpath, key);
   if (device !== undefined) {
-    input.fail(fieldPath(bpath, key), `${key} is a virtio-serial device: name a port as "${key}.portN"`);
+    input.fail(path, `${key} is a virtio-serial device: name a port as "${key}.portN"`);
   }
   const m = PORT_KEY.exec(key);
-  if (m === null) input.fail(fieldPath(bpath, key), `no device ${quote(key)}`);
+  if (m === null) input.fail(path, `no device ${quote(key)}`);
   const [, devName = '', id = ''] = m;
   const owner = devices.get(devName);
   if (owner === undefined)
-    input.fail(fieldPath(bpath, key), `no device ${quote(devName)}${didYouMean(devName, devices.keys())}`);
-  if (owner.kind === 'isa-serial')
-    input.fail(fieldPath(bpath, key), `${devName} is an isa-serial device and has no ports`);
-  if (!owner.ports.some((p) => String(p.id) === id))
-    input.fail(fieldPath(bpath, key), `no port ${id} on ${devName}`);
+    input.fail(path, `no device ${quote(devName)}${didYouMean(devName, devices.keys())}`);
+  if (owner.kind === 'isa-serial') input.fail(path, `${devName} is an isa-serial device and has no ports`);
+  if (!owner.ports.some((p) => String(p.id) === id)) input.fail(path, `no port ${id} on ${devName}`);
   return 'vport';
 }
 
@@ -444,6 +427,11 @@ function intIn(v: unknown, min: number, max: number): number | undefined {
   return v === 0 ? 0 : v;
 }
 
+/** `v` when it is one of `values`, else undefined: input.oneOf's happy path, as intIn is input.int's. */
+function choice<T extends string | number>(v: unknown, values: readonly T[]): T | undefined {
+  return values.includes(v as T) ? (v as T) : undefined;
+}
+
 const FIELD_EXPECTED: Record<StepField, string> = {
   port: `a port id (an integer in [1, ${MAX_PORTS}])`,
   data: 'a string or an array of byte values',
@@ -484,7 +472,7 @@ function readStep(input: JsonReader, v: unknown, path: string, horizon: number, 
   const shape = STEP_SHAPES.get(kind);
   if (shape === undefined)
     input.fail(path, `unknown step ${quote(kind)}${didYouMean(kind, STEP_SHAPES.keys())}`);
-  onlyFields(input, obj, path, STEP_FIELDS.get(kind)!);
+  input.onlyFields(obj, path, STEP_FIELDS.get(kind)!);
   const at = intIn(obj.at, 0, horizon) ?? readAt(input, obj, path, horizon);
   // Built from the shape table, which mirrors the Step union in types.ts.
   const step: Record<string, unknown> = { at, do: kind };
@@ -574,11 +562,9 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
         input.int(v, fieldPath(ctx.path, field), 0, MAX_DOWNTIME_NS, FIELD_EXPECTED.downtime)
       );
     case 'trigger':
-      if ((TRIGGERS as readonly unknown[]).includes(v)) return v;
-      break;
+      return choice(v, TRIGGERS) ?? input.oneOf(v, fieldPath(ctx.path, field), TRIGGERS);
     case 'state':
-      if ((UART_STATES as readonly unknown[]).includes(v)) return v;
-      break;
+      return choice(v, UART_STATES) ?? input.oneOf(v, fieldPath(ctx.path, field), UART_STATES);
     case 'data':
       if (typeof v === 'string' && v.length >= 1 && v.length <= MAX_DATA_BYTES) {
         const bytes = asciiBytes(v);
@@ -595,10 +581,6 @@ function readStepField(ctx: FieldContext, field: StepField, v: unknown): unknown
     case 'fifo':
     case 'autostart':
       return input.bool(v, p);
-    case 'trigger':
-      return input.oneOf(v, p, TRIGGERS);
-    case 'state':
-      return input.oneOf(v, p, UART_STATES);
     case 'hostile':
       return readHostile(ctx, v, p);
   }

@@ -71,8 +71,10 @@ export class JsonReader {
   }
 
   onlyFields(obj: JsonObject, path: string, allowed: readonly string[]): void {
-    const extra = Object.keys(obj).find((k) => !allowed.includes(k));
-    if (extra !== undefined) this.fail(path, `unexpected field ${quote(extra)}`);
+    // for-in over own keys (Object.keys' order), not Object.keys: no array on the path every
+    // schedule a campaign runs takes.
+    for (const k in obj)
+      if (Object.hasOwn(obj, k) && !allowed.includes(k)) this.fail(path, `unexpected field ${quote(k)}`);
   }
 
   /** A required field of `obj` (at `path`); `expected` describes it for the missing case. */
