@@ -149,16 +149,16 @@ export class PoolSource implements Source {
 
   private take(i: number, r: BatchReport, builds: BuildRegistry): void {
     this.latest[i] = r;
-    for (const e of r.entries) {
-      this.pending.entries.push(e);
-      this.shared.push(e.doc);
+    for (const { doc, op, exec } of r.entries) {
+      this.pending.entries.push({ doc, op, exec });
+      this.shared.push(doc);
       if (this.shared.length > this.st.maxQueue) this.shared.shift();
     }
     // One message per batch to each other worker (a message costs more than its documents).
+    // They merge the entries' coverage without running them: the run would reach the same.
     if (r.entries.length > 0) {
-      const docs = r.entries.map((e) => e.doc);
       this.workers.forEach((w, j) => {
-        if (j !== i) w.postMessage({ type: 'import', docs } satisfies ToWorker);
+        if (j !== i) w.postMessage({ type: 'covered', entries: r.entries } satisfies ToWorker);
       });
     }
     for (const f of r.findings) {

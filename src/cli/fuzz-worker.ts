@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { Campaign, type FindingRecord } from '../fuzz/campaign.js';
+import { Campaign, type CoveredEntry, type FindingRecord } from '../fuzz/campaign.js';
 import type { Doc } from '../fuzz/mutate.js';
 import type { Build } from '../model/migration/builds.js';
 import { scheduleToJson } from '../model/schedule/to-json.js';
@@ -33,14 +33,18 @@ export interface BatchReport {
   invalid: number;
   queueSize: number;
   covered: number;
-  entries: { doc: Doc; op: string; exec: number }[];
+  /** New queue entries, with what their runs reached: the other workers merge it unrun. */
+  entries: (CoveredEntry & { op: string; exec: number })[];
   findings: (Omit<FindingRecord, 'schedule'> & { schedule: object })[];
   /** How often this worker has seen each signature so far. */
   counts: Record<string, number>;
 }
 
-/** The main thread only sends other workers' entries; it ends a worker with terminate(). */
-export type ToWorker = { type: 'import'; docs: Doc[] };
+/**
+ * The main thread sends entries found elsewhere: another instance's, to run ('import'), or
+ * another worker's, with their coverage ('covered'). It ends a worker with terminate().
+ */
+export type ToWorker = { type: 'import'; docs: Doc[] } | { type: 'covered'; entries: CoveredEntry[] };
 
 const BATCH = 64;
 
@@ -59,7 +63,8 @@ function start(init: WorkerInit): void {
   });
   for (const doc of init.imported) campaign.importEntry(doc);
   port.on('message', (m: ToWorker) => {
-    for (const doc of m.docs) campaign.importEntry(doc);
+    if (m.type === 'import') for (const doc of m.docs) campaign.importEntry(doc);
+    else for (const e of m.entries) campaign.importCovered(e);
   });
   const loop = (): void => {
     const left = init.maxExecs === null ? BATCH : Math.min(BATCH, init.maxExecs - campaign.execs);
@@ -77,8 +82,16 @@ function start(init: WorkerInit): void {
     for (let i = 0; i < left; i++) {
       const r = campaign.step();
       // Entries taken from the others are theirs to report.
-      if (r.newEntry && r.newEntry.op !== 'imported')
-        report.entries.push({ doc: r.newEntry.doc, op: r.newEntry.op, exec: campaign.execs });
+      const e = r.newEntry;
+      if (e && e.op !== 'imported')
+        report.entries.push({
+          doc: e.doc,
+          op: e.op,
+          exec: campaign.execs,
+          cost: e.cost,
+          reached: e.reached,
+          buckets: r.newEntryBuckets!,
+        });
       for (const f of r.newFindings) report.findings.push({ ...f, schedule: scheduleToJson(f.schedule) });
     }
     report.execs = campaign.execs;

@@ -59,8 +59,19 @@ export interface FindingRecord {
   schedule: Schedule;
 }
 
+/** A queue entry of another worker, with what its run reached (Campaign.importCovered). */
+export interface CoveredEntry {
+  doc: Doc;
+  /** Events its run executed. */
+  cost: number;
+  reached: Uint16Array;
+  buckets: Uint8Array;
+}
+
 export interface ExecResult {
   newEntry: QueueEntry | null;
+  /** The hit-count bucket of each index the new entry reached (see `importCovered`). */
+  newEntryBuckets: Uint8Array | null;
   newFindings: FindingRecord[];
   events: number;
 }
@@ -148,6 +159,18 @@ export class Campaign {
     this.pendingImports.push(doc);
   }
 
+  /**
+   * Takes an entry another worker of this campaign's pool ran, with what its run reached.
+   * Runs are deterministic, so merging that coverage is what running it here would give: it
+   * joins the queue if it reaches something this campaign has not, without an execution.
+   */
+  importCovered(e: CoveredEntry): void {
+    const newBuckets = this.virgin.mergeBuckets(e.reached, e.buckets);
+    if (newBuckets === 0) return;
+    this.corpus.enqueue(this.entry(e.doc, 'imported', 'imported', newBuckets, e.cost, e.reached));
+    this.mutatorStats.found.imported = (this.mutatorStats.found.imported ?? 0) + 1;
+  }
+
   /** One execution. */
   step(): ExecResult {
     const initial = this.pendingInitial.shift();
@@ -186,22 +209,29 @@ export class Campaign {
     const run = this.executor.run(doc);
     if (run.kind === 'invalid') {
       this.invalid++;
-      return { newEntry: null, newFindings: [], events: 0 };
+      return { newEntry: null, newEntryBuckets: null, newFindings: [], events: 0 };
     }
     const { schedule, findings, events, coverage } = run;
     let newEntry: QueueEntry | null = null;
     if (coverage === null) {
       // No feedback: every input may be a parent; none is new coverage.
       this.corpus.enqueue(this.entry(doc, how, origin, 0, events, NOTHING));
-      return { newEntry, newFindings: this.bucket(findings, schedule, how, origin), events };
+      return {
+        newEntry,
+        newEntryBuckets: null,
+        newFindings: this.bucket(findings, schedule, how, origin),
+        events,
+      };
     }
     const newBuckets = this.virgin.merge(coverage);
+    let newEntryBuckets: Uint8Array | null = null;
     if (newBuckets > 0 || how === 'initial') {
       newEntry = this.entry(doc, how, origin, newBuckets, events, Uint16Array.from(coverage.touched));
+      newEntryBuckets = coverage.buckets();
       this.corpus.enqueue(newEntry);
       this.mutatorStats.found[how] = (this.mutatorStats.found[how] ?? 0) + 1;
     }
-    return { newEntry, newFindings: this.bucket(findings, schedule, how, origin), events };
+    return { newEntry, newEntryBuckets, newFindings: this.bucket(findings, schedule, how, origin), events };
   }
 
   private entry(

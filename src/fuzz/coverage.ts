@@ -92,6 +92,13 @@ export class CoverageSink implements EventSink, NearMissSink, StateSink {
     this.hit(point);
   }
 
+  /** The hit-count bucket of each touched index, in `touched` order (what a sibling merges). */
+  buckets(): Uint8Array {
+    const out = new Uint8Array(this.touched.length);
+    for (let k = 0; k < out.length; k++) out[k] = BUCKET[this.map[this.touched[k]!]!]!;
+    return out;
+  }
+
   nearMiss(oracle: OracleName, key: number): void {
     this.hit(mix(NEAR_MISS, ORACLE_NAMES.indexOf(oracle), key));
   }
@@ -138,6 +145,23 @@ export class VirginMap {
       if (seen & bit) continue;
       if (seen === 0) this.covered++;
       this.bits[i] = seen | bit;
+      fresh++;
+    }
+    return fresh;
+  }
+
+  /**
+   * Merges what another campaign's run reached (`CoverageSink.buckets` beside its touched
+   * indices): the same as merging the run itself, which is deterministic, without running it.
+   */
+  mergeBuckets(indices: Uint16Array, buckets: Uint8Array): number {
+    let fresh = 0;
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k]!;
+      const seen = this.bits[i]!;
+      if (seen & buckets[k]!) continue;
+      if (seen === 0) this.covered++;
+      this.bits[i] = seen | buckets[k]!;
       fresh++;
     }
     return fresh;

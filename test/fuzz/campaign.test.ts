@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Campaign, type CampaignConfig } from '../../src/fuzz/campaign.js';
+import { Campaign, type CampaignConfig, type CoveredEntry } from '../../src/fuzz/campaign.js';
 import { BUILTIN_BUILDS, builtinRegistry } from '../../src/model/migration/builds.js';
 import { scheduleToJson } from '../../src/model/schedule/to-json.js';
 import { parseSchedule } from '../../src/model/schedule/validate.js';
@@ -128,6 +128,39 @@ describe('Campaign', () => {
     expect([...ops].some((op) => op !== 'fresh' && op !== 'imported')).toBe(true);
     const tried = Object.values(c.mutatorStats.tried).reduce((a, b) => a + b, 0);
     expect(tried).toBe(1002);
+  });
+
+  it("importCovered merges another worker's entries as running them would, without an execution", () => {
+    // Another worker's first 300 executions, and the entries they queued with their coverage.
+    const other = campaign(11);
+    const found: CoveredEntry[] = [];
+    for (let i = 0; i < 300; i++) {
+      const r = other.step();
+      if (r.newEntry) {
+        const { doc, cost, reached } = r.newEntry;
+        found.push({ doc, cost, reached, buckets: r.newEntryBuckets! });
+      }
+    }
+    expect(found.length).toBeGreaterThan(20);
+    // Two campaigns that ran 100 executions of their own take them in: one runs each, one merges.
+    const ran = campaign(12);
+    const merged = campaign(12);
+    for (let i = 0; i < 100; i++) {
+      ran.step();
+      merged.step();
+    }
+    for (const e of found) ran.importEntry(e.doc);
+    for (let i = 0; i < found.length; i++) ran.step();
+    for (const e of found) merged.importCovered(e);
+    expect(merged.execs).toBe(100);
+    expect(merged.virgin.bits).toEqual(ran.virgin.bits);
+    expect(merged.virgin.covered).toBe(ran.virgin.covered);
+    const summary = (c: Campaign) => c.queue.map((e) => [e.op, e.cost, e.newBuckets, [...e.reached]]);
+    expect(summary(merged)).toEqual(summary(ran));
+    // Reached only what is known: nothing joins.
+    const before = merged.queue.length;
+    merged.importCovered(found[0]!);
+    expect(merged.queue).toHaveLength(before);
   });
 
   it('rates entries by cost: the favoured ones are the cheapest to reach each map index', () => {
