@@ -1,3 +1,4 @@
+import { fail } from './assert.js';
 import { Chardevs } from './backends.js';
 import type { Bus } from './bus.js';
 import { disableClock, enableClock, hostTimeOf, makeVmClock, type VmClock, vmNow } from './clock.js';
@@ -29,6 +30,7 @@ import type { Build, MachineType } from './migration/builds.js';
 import type { Rng } from './rng.js';
 import type { DeviceSpec } from './schedule/types.js';
 import { type Scheduler, Sk, schedule } from './scheduler.js';
+import { Iir } from './uart16550/regs.js';
 import { makeUart, type UartState } from './uart16550/state.js';
 import { uartRead, uartTimer, uartTimerOf, uartWrite } from './uart16550/uart.js';
 import { vserKick, vserPostLoadTimer, vserReadIsr, vserSetStatus } from './virtio-serial/device.js';
@@ -61,6 +63,9 @@ export interface Host {
   hostNow: number;
   emit(kind: number, vm: number, dev: number, a: number, b: number): void;
 }
+
+/** Whether a UART's pin shows its IIR (Machine.assertUartLine). */
+const UartLine = { UNCHECKED: 0, CHECKED: 1, LOADED: 2 } as const;
 
 export type DeviceModel =
   | { kind: 'uart'; name: string; s: UartState; gsi: number }
@@ -124,6 +129,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
   readonly slotDev: Int32Array;
   /** Devices served by each vector (devices sharing a pin share its vector). */
   readonly vectorDevs = new Map<number, number[]>();
+  /** Per device: whether the UART line pair assertion applies (UartLine). */
+  private readonly uartLine: Uint8Array;
   /** The vCPU is inside an interrupt handler. */
   private dispatching = false;
   /** The LAPIC read from the stream, until the end of load pushes it (pre-2017 builds). */
@@ -179,6 +186,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
       ),
     };
     this.chardevs = new Chardevs(this, cfg.backends);
+    this.uartLine = Uint8Array.from(this.devices, (d) =>
+      d.kind === 'uart' && !PIRQ_ISA_IRQ.includes(d.gsi) ? UartLine.CHECKED : UartLine.UNCHECKED,
+    );
     for (const [dev, d] of this.devices.entries()) {
       const vectors =
         d.kind === 'vser' && d.s.msix ? [vectorOfMsix(dev, 0), vectorOfMsix(dev, 1)] : [vectorOfGsi(d.gsi)];
@@ -331,6 +341,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
       pciSetIrq(this.irq, this, dev, d.s.pirq, level);
       return;
     }
+    if (this.uartLine[dev] === UartLine.LOADED) this.uartLine[dev] = UartLine.CHECKED;
     if (this.irq.ioapic.level[d.gsi] === level) return;
     this.emit(Ev.DEV_IRQ, dev, level, 0);
     setGsiLevel(this.irq, this, d.gsi, level);
@@ -364,13 +375,35 @@ export class Machine implements Bus, GuestIo, IrqOut {
     const d = this.devices[dev]!;
     const v = d.kind === 'uart' ? uartRead(d.s, this, offset) : 0xff;
     this.emit(Ev.REG_READ, dev, offset, v);
+    if (d.kind === 'uart') this.assertUartLine(d.s, d.gsi);
     return v;
   }
 
   uartWrite(dev: number, offset: number, value: number): void {
     this.emit(Ev.REG_WRITE, dev, offset, value);
     const d = this.devices[dev]!;
-    if (d.kind === 'uart') uartWrite(d.s, this, offset, value);
+    if (d.kind === 'uart') {
+      uartWrite(d.s, this, offset, value);
+      this.assertUartLine(d.s, d.gsi);
+    }
+  }
+
+  /**
+   * serial_update_irq's pair invariant, after every register access: the UART's pin is high
+   * exactly while IIR shows an interrupt. It holds for the state the device made itself, so
+   * it waits after a load (the i8259's section sets the pin, the serial one IIR) until the
+   * device drives its line again, and never applies to a pin PCI INTx devices may drive too.
+   */
+  private assertUartLine(s: UartState, gsi: number): void {
+    if (this.uartLine[s.dev] !== UartLine.CHECKED) return;
+    const pending = (s.iir & Iir.NO_INT) === 0 ? 1 : 0;
+    if (this.irq.ioapic.level[gsi] !== pending)
+      fail(`uart ${s.dev}: IRQ line ${this.irq.ioapic.level[gsi]} but IIR 0x${s.iir.toString(16)}`);
+  }
+
+  /** A migration load set the UART's state: its line is the interrupt controller's until it drives it. */
+  uartLoaded(dev: number): void {
+    if (this.uartLine[dev] === UartLine.CHECKED) this.uartLine[dev] = UartLine.LOADED;
   }
 
   vserRead(dev: number, offset: number): number {

@@ -193,8 +193,11 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx): PostLoadResult {
   if (s.generation !== 'write-watch') {
     writeFcr1x(s, o.m, o.fcrVmstate);
     updateParameters(s);
+    // The i8259's section may set the pin after the line moved here.
+    o.m.uartLoaded(s.dev);
     return null;
   }
+  o.m.uartLoaded(s.dev);
   if (s.thrIpending === -1) s.thrIpending = (s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0;
   if (ctx.rev.serialPostLoadChecks) {
     if (s.tsrRetry > 0) {
