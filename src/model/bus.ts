@@ -10,8 +10,13 @@ export interface Bus {
   setIrq(dev: number, level: number): void;
   /** Send an MSI-X message for a vector of the device's table. */
   msixNotify(dev: number, entry: number): void;
-  /** Arm (absolute vm ns) or cancel (-1) a vm_clock timer of the VM. */
-  timerMod(slot: number, expiryNs: number): void;
+  /**
+   * Arm (absolute vm ns) or cancel (-1) one of the device's vm_clock timers, named by the
+   * device (UartTimer, VserTimer): timer_mod / timer_del. The machine owns every timer.
+   */
+  timerMod(dev: number, timer: number, expiryNs: number): void;
+  /** The timer's expiry (absolute vm ns), -1 when not pending (timer_pending / timer_expire_time). */
+  timerExpiry(dev: number, timer: number): number;
   /**
    * Write one byte to the device's chardev backend (port 0 for a UART). Returns 1 if written
    * (or discarded by a `closed` backend), 0 for EAGAIN.
@@ -24,3 +29,6 @@ export interface Bus {
   /** Emit an executed event (see events.ts) at the current host time. */
   emit(kind: number, dev: number, a: number, b: number): void;
 }
+
+/** The most vm_clock timers a device has (a UART: FIFO timeout, modem poll, 1.x transmit). */
+export const MAX_DEVICE_TIMERS = 3;

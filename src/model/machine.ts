@@ -1,6 +1,6 @@
 import { fail } from './assert.js';
 import { Chardevs } from './backends.js';
-import type { Bus } from './bus.js';
+import { type Bus, MAX_DEVICE_TIMERS } from './bus.js';
 import { disableClock, enableClock, hostTimeOf, makeVmClock, type VmClock, vmNow } from './clock.js';
 import { Ev, RunState } from './events.js';
 import { cloneGuest, type GuestState, guestBoot, guestInterrupt, makeGuest } from './guest/guest.js';
@@ -32,8 +32,14 @@ import type { DeviceSpec } from './schedule/types.js';
 import { type Scheduler, Sk, schedule } from './scheduler.js';
 import { Iir } from './uart16550/regs.js';
 import { makeUart, type UartState } from './uart16550/state.js';
-import { uartRead, uartTimer, uartTimerOf, uartWrite } from './uart16550/uart.js';
-import { vserKick, vserPostLoadTimer, vserReadIsr, vserSetStatus } from './virtio-serial/device.js';
+import { UartTimer, uartRead, uartTimer, uartWrite } from './uart16550/uart.js';
+import {
+  VserTimer,
+  vserKick,
+  vserPostLoadTimer,
+  vserReadIsr,
+  vserSetStatus,
+} from './virtio-serial/device.js';
 import { makeVser, makeVserMem, VirtioPci, type VserMem, type VserState } from './virtio-serial/state.js';
 import { cloneVrings } from './virtio-serial/virtqueue.js';
 
@@ -123,10 +129,18 @@ export class Machine implements Bus, GuestIo, IrqOut {
   ram: Ram;
   /** The host side of the devices: chardevs and their front ends. */
   readonly chardevs: Chardevs;
-  /** vm_clock timers: absolute expiry (-1 idle) and a generation that retires stale queue entries. */
-  readonly timerExpiry: Float64Array;
-  readonly timerGen: Int32Array;
+  /**
+   * vm_clock timers, the only record of them: per slot an absolute expiry (-1 idle) and a
+   * generation that retires stale queue entries. Slot 0 is the CPU's interrupt dispatch;
+   * devices name their timers (UartTimer, VserTimer) and `timerSlots` maps those names to slots.
+   */
+  readonly slotExpiry: Float64Array;
+  readonly slotGen: Int32Array;
+  /** The device and its timer's name behind each slot (-1 for slot 0). */
   readonly slotDev: Int32Array;
+  readonly slotTimer: Int32Array;
+  /** The slot of each device's timer: [dev * MAX_DEVICE_TIMERS + timer] (-1: no such timer). */
+  private readonly timerSlots: Int32Array;
   /** Devices served by each vector (devices sharing a pin share its vector). */
   readonly vectorDevs = new Map<number, number[]>();
   /** Per device: whether the UART line pair assertion applies (UartLine). */
@@ -148,31 +162,37 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.machineType = cfg.machineType;
     this.timersRun = cfg.build.revisions.vmClockAtCreation === 'enabled';
     this.irq = makeIrqchip(cfg.devices.length);
-    let slot = 1; // slot 0: the CPU's interrupt dispatch
     let pciSlot = 3; // PCI slots 0-2 hold the host bridge, ISA bridge and VGA
+    // Slot numbers are in the traces (TIMER events): slot 0 is the CPU's dispatch, then each
+    // device's timers in device order, then each UART's 1.x transmit_timer.
     const slotDev: number[] = [-1];
-    // Each UART's 1.x transmit_timer comes after every other slot (numbering kept).
-    const uarts = cfg.devices.filter(([, spec]) => spec.kind === 'isa-serial').length;
-    let xmitSlot = 1 + cfg.devices.length + uarts;
+    const slotTimer: number[] = [-1];
+    const addTimer = (dev: number, timer: number): void => {
+      slotDev.push(dev);
+      slotTimer.push(timer);
+    };
     this.devices = cfg.devices.map(([name, spec], dev): DeviceModel => {
       if (spec.kind === 'isa-serial') {
-        slotDev.push(dev, dev); // FIFO timeout, modem-status poll
-        slot += 2;
+        addTimer(dev, UartTimer.FIFO_TIMEOUT);
+        addTimer(dev, UartTimer.MODEM_POLL);
         const rev = cfg.build.revisions;
         const pollMsl = rev.serialPollMsl === 'reset-zero' ? 0 : -1;
-        const s = makeUart(dev, slot - 2, xmitSlot++, rev.uartGeneration, pollMsl, rev.serialSpeed);
+        const s = makeUart(dev, rev.uartGeneration, pollMsl, rev.serialSpeed);
         return { kind: 'uart', name, s, gsi: spec.irq };
       }
       const pirq = pciSlotGetPirq(pciSlot++, 0); // INTA
-      slotDev.push(dev);
-      const s = makeVser(dev, pirq, slot++, spec.irq === 'msix', spec.ports);
+      addTimer(dev, VserTimer.POST_LOAD);
+      const s = makeVser(dev, pirq, spec.irq === 'msix', spec.ports);
       return { kind: 'vser', name, s, gsi: PIRQ_ISA_IRQ[pirq]! };
     });
-    for (const d of this.devices) if (d.kind === 'uart') slotDev.push(d.s.dev);
-    slot = slotDev.length;
-    this.timerExpiry = new Float64Array(slot).fill(-1);
-    this.timerGen = new Int32Array(slot);
+    for (const d of this.devices) if (d.kind === 'uart') addTimer(d.s.dev, UartTimer.TRANSMIT);
+    this.slotExpiry = new Float64Array(slotDev.length).fill(-1);
+    this.slotGen = new Int32Array(slotDev.length);
     this.slotDev = new Int32Array(slotDev);
+    this.slotTimer = new Int32Array(slotTimer);
+    this.timerSlots = new Int32Array(this.devices.length * MAX_DEVICE_TIMERS).fill(-1);
+    for (let slot = 1; slot < slotDev.length; slot++)
+      this.timerSlots[slotDev[slot]! * MAX_DEVICE_TIMERS + slotTimer[slot]!] = slot;
     this.ram = cfg.ram ?? {
       guest: makeGuest(
         cfg.devices.map(([, spec]) =>
@@ -241,7 +261,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.setRunState(state);
     disableClock(this.clock, this.host.hostNow);
     this.timersRun = false;
-    for (let slot = 0; slot < this.timerGen.length; slot++) this.timerGen[slot] = this.host.nextSerial++;
+    for (let slot = 0; slot < this.slotGen.length; slot++) this.slotGen[slot] = this.host.nextSerial++;
   }
 
   /**
@@ -255,9 +275,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
     enableClock(this.clock, this.host.hostNow);
     this.timersRun = true;
     const armed: number[] = [];
-    for (let slot = 0; slot < this.timerExpiry.length; slot++)
-      if (this.timerExpiry[slot]! >= 0) armed.push(slot);
-    armed.sort((x, y) => this.timerExpiry[x]! - this.timerExpiry[y]! || x - y);
+    for (let slot = 0; slot < this.slotExpiry.length; slot++)
+      if (this.slotExpiry[slot]! >= 0) armed.push(slot);
+    armed.sort((x, y) => this.slotExpiry[x]! - this.slotExpiry[y]! || x - y);
     for (const slot of armed) this.queueTimer(slot);
     this.cpuKick();
   }
@@ -269,9 +289,24 @@ export class Machine implements Bus, GuestIo, IrqOut {
     return vmNow(this.clock, this.host.hostNow);
   }
 
-  timerMod(slot: number, expiryNs: number): void {
-    this.timerExpiry[slot] = expiryNs;
-    this.timerGen[slot] = this.host.nextSerial++;
+  timerMod(dev: number, timer: number, expiryNs: number): void {
+    this.slotMod(this.slotOf(dev, timer), expiryNs);
+  }
+
+  timerExpiry(dev: number, timer: number): number {
+    return this.slotExpiry[this.slotOf(dev, timer)]!;
+  }
+
+  /** The slot of a device's timer (its number in TIMER events). */
+  slotOf(dev: number, timer: number): number {
+    const slot = this.timerSlots[dev * MAX_DEVICE_TIMERS + timer]!;
+    if (!(slot > 0)) fail(`machine: device ${dev} has no timer ${timer}`);
+    return slot;
+  }
+
+  private slotMod(slot: number, expiryNs: number): void {
+    this.slotExpiry[slot] = expiryNs;
+    this.slotGen[slot] = this.host.nextSerial++;
     if (expiryNs >= 0 && this.timersRun) this.queueTimer(slot);
   }
 
@@ -281,10 +316,10 @@ export class Machine implements Bus, GuestIo, IrqOut {
    * for vm_start, which queues every armed timer again.
    */
   private queueTimer(slot: number): void {
-    const expiry = this.timerExpiry[slot]!;
+    const expiry = this.slotExpiry[slot]!;
     if (!this.clock.enabled && expiry > this.vmNow()) return;
     const gen = this.host.nextSerial++;
-    this.timerGen[slot] = gen;
+    this.slotGen[slot] = gen;
     const at = this.clock.enabled
       ? Math.max(this.host.hostNow, hostTimeOf(this.clock, expiry))
       : this.host.hostNow;
@@ -293,13 +328,15 @@ export class Machine implements Bus, GuestIo, IrqOut {
 
   /** A queued timer entry came due; stale entries (re-armed, cancelled, clock stopped) are ignored. */
   timerFire(slot: number, gen: number): void {
-    if (gen !== this.timerGen[slot] || this.timerExpiry[slot]! < 0 || !this.timersRun) return;
-    this.timerExpiry[slot] = -1;
+    if (gen !== this.slotGen[slot] || this.slotExpiry[slot]! < 0 || !this.timersRun) return;
+    // The oracles judge the TIMER event on the state it came due in, the timer still pending;
+    // the callback then runs with it consumed (timer_pending is false in QEMU's callback).
     this.emit(Ev.TIMER, slot, 0, 0);
+    this.slotExpiry[slot] = -1;
     if (slot === 0) return this.cpuDispatch();
     const dev = this.slotDev[slot]!;
     const d = this.devices[dev]!;
-    if (d.kind === 'uart') uartTimer(d.s, this, uartTimerOf(d.s, slot));
+    if (d.kind === 'uart') uartTimer(d.s, this, this.slotTimer[slot] as UartTimer);
     else vserPostLoadTimer(d.s, this, this.rings(dev));
   }
 
@@ -317,9 +354,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
 
   cpuKick(): void {
     // During a handler the CPU looks again when it returns (the end of cpuDispatch).
-    if (!this.running || this.timerExpiry[0]! >= 0 || this.dispatching) return;
+    if (!this.running || this.slotExpiry[0]! >= 0 || this.dispatching) return;
     if (lapicDeliverable(this.irq.lapic) < 0) return;
-    this.timerMod(0, this.vmNow() + CPU_LATENCY_NS);
+    this.slotMod(0, this.vmNow() + CPU_LATENCY_NS);
   }
 
   /** The vCPU takes the highest deliverable vector, runs the guest's handlers, then EOIs. */

@@ -4,6 +4,7 @@ import { Ev, streamId } from '../../../src/model/events.js';
 import { Fcr, Ier, Iir, Lcr, Lsr, Mcr, Msr, Reg } from '../../../src/model/uart16550/regs.js';
 import { fifoPush, makeUart, type UartState } from '../../../src/model/uart16550/state.js';
 import {
+  UartTimer,
   uartCanReceive,
   uartCheckInvariants,
   uartRead,
@@ -16,7 +17,7 @@ import {
 } from '../../../src/model/uart16550/uart.js';
 
 const DEV = 3;
-const SLOT = 5;
+const FIFO_TIMEOUT = UartTimer.FIFO_TIMEOUT;
 const TX = streamId(DEV, 0, false);
 const RX = streamId(DEV, 0, true);
 
@@ -32,6 +33,7 @@ class FakeBus implements Bus {
   now = 0;
   irq = 0;
   irqHistory: number[] = [];
+  /** Pending timers by name, as the machine's table holds them. */
   timers = new Map<number, number>();
   /** Results for the next chrWrite calls, consumed in order; empty → 1 (written). */
   script: number[] = [];
@@ -53,9 +55,20 @@ class FakeBus implements Bus {
   msixNotify(): void {
     throw new Error('a UART has no MSI-X');
   }
-  timerMod(slot: number, expiryNs: number): void {
-    if (expiryNs < 0) this.timers.delete(slot);
-    else this.timers.set(slot, expiryNs);
+  timerMod(dev: number, timer: number, expiryNs: number): void {
+    expect(dev).toBe(DEV);
+    if (expiryNs < 0) this.timers.delete(timer);
+    else this.timers.set(timer, expiryNs);
+  }
+  timerExpiry(dev: number, timer: number): number {
+    expect(dev).toBe(DEV);
+    return this.timers.get(timer) ?? -1;
+  }
+  /** A timer comes due: the machine consumes it, then runs the device's handler. */
+  fire(s: UartState, timer: UartTimer): void {
+    expect(this.timers.has(timer)).toBe(true);
+    this.timers.delete(timer);
+    uartTimer(s, this, timer);
   }
   chrWrite(dev: number, port: number, byte: number): number {
     expect([dev, port]).toEqual([DEV, 0]);
@@ -84,7 +97,7 @@ class FakeBus implements Bus {
 }
 
 function setup(): { s: UartState; bus: FakeBus } {
-  return { s: makeUart(DEV, SLOT), bus: new FakeBus() };
+  return { s: makeUart(DEV), bus: new FakeBus() };
 }
 
 /** FIFO on with a trigger level (FCR value of its ITL field). */
@@ -96,10 +109,9 @@ const iirId = (s: UartState): number => s.iir & 0x0f;
 
 describe('reset', () => {
   it('makeUart is the state after realize + serial_reset', () => {
-    const s = makeUart(DEV, SLOT);
+    const s = makeUart(DEV);
     expect(s).toMatchObject({
       dev: DEV,
-      timerSlot: SLOT,
       rbr: 0,
       ier: 0,
       iir: 0x01,
@@ -115,8 +127,6 @@ describe('reset', () => {
       thrIpending: 0,
       timeoutIpending: 0,
       pollMsl: -1,
-      fifoTimeoutNs: -1,
-      pollNs: -1,
       baudbase: 115200,
       watchPending: false,
       charTransmitTimeNs: 1041660,
@@ -139,7 +149,7 @@ describe('reset', () => {
     uartWrite(s, bus, Reg.THR, 0x61); // stuck in TSR
     uartWrite(s, bus, Reg.THR, 0x62); // waiting in the FIFO
     expect(s.tsrRetry).toBe(1);
-    expect(bus.timers.has(SLOT)).toBe(true);
+    expect(bus.timers.has(FIFO_TIMEOUT)).toBe(true);
     bus.events = [];
 
     uartReset(s, bus);
@@ -157,7 +167,6 @@ describe('reset', () => {
       thrIpending: 0,
       timeoutIpending: 0,
       pollMsl: -1,
-      fifoTimeoutNs: -1,
       watchPending: false,
       charTransmitTimeNs: 1041660,
     });
@@ -167,7 +176,7 @@ describe('reset', () => {
     expect(s.recvFifo.num).toBe(0);
     expect(s.xmitFifo.num).toBe(0);
     expect(bus.irq).toBe(0);
-    expect(bus.timers.has(SLOT)).toBe(false);
+    expect(bus.timers.has(FIFO_TIMEOUT)).toBe(false);
     expect(bus.of(Ev.BYTE_DISCARD)).toEqual([
       { kind: Ev.BYTE_DISCARD, dev: TX, a: 0x61, b: 0 },
       { kind: Ev.BYTE_DISCARD, dev: TX, a: 0x62, b: 0 },
@@ -237,7 +246,7 @@ describe('IIR priority (serial_update_irq)', () => {
       ],
     ];
     for (const [name, arrange, want] of cases) {
-      Object.assign(s, makeUart(DEV, SLOT));
+      Object.assign(s, makeUart(DEV));
       arrange();
       uartUpdateIrq(s, bus);
       expect(iirId(s), name).toBe(want);
@@ -443,15 +452,14 @@ describe('FIFO control and receive', () => {
     const { s, bus } = setup();
     fifoOn(s, bus);
     uartReceive(s, bus, 1);
-    uartTimer(s, bus, 0);
+    bus.fire(s, FIFO_TIMEOUT);
     expect(s.timeoutIpending).toBe(1);
     uartReceive(s, bus, 2);
     uartWrite(s, bus, Reg.FCR, 0xff);
     expect(s.fcr).toBe(0xc9);
     expect(s.recvFifoItl).toBe(14);
     expect(s.timeoutIpending).toBe(0);
-    expect(s.fifoTimeoutNs).toBe(-1);
-    expect(bus.timers.has(SLOT)).toBe(false);
+    expect(bus.timers.has(FIFO_TIMEOUT)).toBe(false);
     expect(s.lsr & Lsr.DR).toBe(0);
     expect(s.thrIpending).toBe(1); // XFR sets it, even with THRI off
   });
@@ -489,12 +497,11 @@ describe('FIFO control and receive', () => {
     bus.now = 5000;
     uartReceive(s, bus, 0x61);
     const expiry = 5000 + 4 * s.charTransmitTimeNs;
-    expect(s.fifoTimeoutNs).toBe(expiry);
-    expect(bus.timers.get(SLOT)).toBe(expiry);
+    expect(bus.timers.get(FIFO_TIMEOUT)).toBe(expiry);
     expect(bus.irq).toBe(0); // below the trigger level
     bus.now = expiry;
-    uartTimer(s, bus, 0);
-    expect(s.fifoTimeoutNs).toBe(-1);
+    bus.fire(s, FIFO_TIMEOUT);
+    expect(bus.timers.has(FIFO_TIMEOUT)).toBe(false);
     expect(s.timeoutIpending).toBe(1);
     expect(s.iir).toBe(0xc0 | Iir.CTI);
     expect(bus.irq).toBe(1);
@@ -509,7 +516,7 @@ describe('FIFO control and receive', () => {
     uartWrite(s, bus, Reg.IER, Ier.RDI);
     uartReceive(s, bus, 1);
     uartRead(s, bus, Reg.RBR);
-    uartTimer(s, bus, 0);
+    bus.fire(s, FIFO_TIMEOUT);
     expect(s.timeoutIpending).toBe(0);
     expect(bus.irq).toBe(0);
   });
@@ -520,15 +527,14 @@ describe('FIFO control and receive', () => {
     uartWrite(s, bus, Reg.IER, Ier.RDI);
     uartReceive(s, bus, 1);
     uartReceive(s, bus, 2);
-    uartTimer(s, bus, 0);
+    bus.fire(s, FIFO_TIMEOUT);
     expect(bus.irq).toBe(1);
     bus.now = 1_000_000_000;
     expect(uartRead(s, bus, Reg.RBR)).toBe(1);
     expect(s.timeoutIpending).toBe(0);
     expect(bus.irq).toBe(0);
     expect(s.lsr & Lsr.DR).toBe(Lsr.DR);
-    expect(bus.timers.get(SLOT)).toBe(1_000_000_000 + 4 * s.charTransmitTimeNs);
-    expect(s.fifoTimeoutNs).toBe(bus.timers.get(SLOT));
+    expect(bus.timers.get(FIFO_TIMEOUT)).toBe(1_000_000_000 + 4 * s.charTransmitTimeNs);
     expect(uartRead(s, bus, Reg.RBR)).toBe(2);
     expect(s.lsr & Lsr.DR).toBe(0);
     expect(bus.acceptInput).toBe(2);
@@ -691,7 +697,7 @@ describe('line parameters', () => {
   // serial_update_parameters before the float rewrite: integer speed, an early return for a
   // divider of 0 or (CVE-2016-8669 fix) above baudbase.
   it('integer: divider 0 and divider > baudbase keep the previous finite char time', () => {
-    const s = makeUart(DEV, SLOT, SLOT + 2, 'write-watch', -1, 'integer');
+    const s = makeUart(DEV, 'write-watch', -1, 'integer');
     const bus = new FakeBus();
     setDivider(s, bus, 12);
     // (1e9 / 9600) * 10 in integer math.
@@ -711,7 +717,7 @@ describe('line parameters', () => {
     setDivider(s, bus, 0);
     fifoOn(s, bus);
     uartReceive(s, bus, 1);
-    expect(Number.isSafeInteger(s.fifoTimeoutNs)).toBe(true);
+    expect(Number.isSafeInteger(bus.timers.get(FIFO_TIMEOUT))).toBe(true);
   });
 
   // 9.2: `float speed`, 3500 when the divider is 0 (or the quotient is 0), float arithmetic.
@@ -728,13 +734,13 @@ describe('line parameters', () => {
     expect(s.charTransmitTimeNs).toBe(2857142);
     fifoOn(s, bus);
     uartReceive(s, bus, 1);
-    expect(Number.isSafeInteger(s.fifoTimeoutNs)).toBe(true);
+    expect(Number.isSafeInteger(bus.timers.get(FIFO_TIMEOUT))).toBe(true);
   });
 });
 
 describe('invariants', () => {
   it('reports the first broken invariant', () => {
-    const s = makeUart(DEV, SLOT);
+    const s = makeUart(DEV);
     s.tsrRetry = 2;
     expect(uartCheckInvariants(s)).toMatch(/tsr_retry=2 with LSR.TEMT set/);
     s.tsrRetry = 0;

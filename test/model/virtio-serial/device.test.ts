@@ -34,7 +34,6 @@ import { vqAddBuf, vqBuf } from '../../../src/model/virtio-serial/virtqueue.js';
 
 const DEV = 2;
 const PIRQ = 1;
-const SLOT = 4;
 const BUF = 4; // bytes per port buffer: small, to exercise element boundaries
 
 interface Emitted {
@@ -67,6 +66,9 @@ class FakeBus implements Bus {
     this.msix.push(entry);
   }
   timerMod(): void {
+    throw new Error('no timer expected');
+  }
+  timerExpiry(): number {
     throw new Error('no timer expected');
   }
   chrWrite(dev: number, port: number, byte: number): number {
@@ -113,7 +115,7 @@ interface Rig {
 
 function setup(opts: { msix?: boolean; ctrlBufs?: number; ports?: PortConfig[] } = {}): Rig {
   const ports = opts.ports ?? PORTS;
-  const s = makeVser(DEV, PIRQ, SLOT, opts.msix ?? false, ports);
+  const s = makeVser(DEV, PIRQ, opts.msix ?? false, ports);
   const mem = makeVserMem(ports, BUF);
   vserSetStatus(s, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK);
   const civq = mem.rings[C_IVQ]!;
