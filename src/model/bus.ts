@@ -22,8 +22,15 @@ export interface Bus {
    * (or discarded by a `closed` backend), 0 for EAGAIN.
    */
   chrWrite(dev: number, port: number, byte: number): number;
-  /** Wait for the backend to become writable; the machine then calls the device's watch. */
+  /**
+   * Wait for the backend to become writable; the machine then calls the device's watch.
+   * The backend owns the watch (QEMU's watch_tag): it is pending until it fires or is removed.
+   */
   chrAddWatch(dev: number, port: number): void;
+  /** The device's watch is registered and has not fired (watch_tag != 0). */
+  chrWatchPending(dev: number, port: number): boolean;
+  /** g_source_remove(watch_tag): a removed watch never fires. */
+  chrRemoveWatch(dev: number, port: number): void;
   /** The device can take more input: the backend may push now (qemu_chr_fe_accept_input). */
   chrAcceptInput(dev: number, port: number): void;
   /** Emit an executed event (see events.ts) at the current host time. */

@@ -481,6 +481,14 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.chardevs.addWatch(dev, port);
   }
 
+  chrWatchPending(dev: number, port: number): boolean {
+    return this.chardevs.watchPending(dev, port);
+  }
+
+  chrRemoveWatch(dev: number, port: number): void {
+    this.chardevs.removeWatch(dev, port);
+  }
+
   chrAcceptInput(dev: number, port: number): void {
     this.chardevs.acceptInput(dev, port);
   }

@@ -132,7 +132,7 @@ function probeUart(m: Machine, dev: number, f: Feature): void {
   f(dev, StateFeature.UART_FCR, (s.fcr & 1) | (s.recvFifoItl << 1));
   f(dev, StateFeature.UART_LCR, s.lcr);
   f(dev, StateFeature.UART_DIVIDER, log2Bucket(s.divider));
-  f(dev, StateFeature.UART_WATCH, bit(s.watchPending));
+  f(dev, StateFeature.UART_WATCH, bit(m.chrWatchPending(dev, 0)));
   f(dev, StateFeature.UART_BACKEND_INPUT, log2Bucket(m.chardevs.uart[dev]?.input.length ?? 0));
 }
 

@@ -200,7 +200,6 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx): PostLoadResult {
   if (s.tsrRetry > 0) {
     s.tsrRetry = Math.min(s.tsrRetry, MAX_XMIT_RETRY);
     // The chardev watch is not migrated: re-add it (it fires once the VM runs).
-    s.watchPending = true;
     o.m.chrAddWatch(s.dev, 0);
   }
   s.lastBreakEnable = (s.lcr >> 6) & 1;

@@ -102,9 +102,6 @@ export interface UartState {
   /** ns per character at the current divider and LCR. */
   charTransmitTimeNs: number;
   baudbase: number;
-
-  /** The chardev G_IO_OUT watch is registered (watch_tag != 0). Not migrated. */
-  watchPending: boolean;
 }
 
 /** serial_reset's char_transmit_time: `(NANOSECONDS_PER_SECOND / 9600) * 10` in integer math. */
@@ -149,6 +146,5 @@ export function makeUart(
     recvFifoItl: 1,
     charTransmitTimeNs: RESET_CHAR_TRANSMIT_TIME_NS,
     baudbase: BAUDBASE,
-    watchPending: false,
   };
 }

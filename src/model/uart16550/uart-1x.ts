@@ -107,7 +107,6 @@ export function serialXmitWatch(s: UartState, bus: Bus): void {
       uartReceive(s, bus, s.tsr);
     } else if (bus.chrWrite(s.dev, 0, s.tsr) !== 1) {
       if (s.tsrRetry >= 0 && s.tsrRetry < MAX_XMIT_RETRY) {
-        s.watchPending = true;
         bus.chrAddWatch(s.dev, 0);
         s.tsrRetry++;
         return;

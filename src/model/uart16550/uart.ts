@@ -165,12 +165,12 @@ function dropRx(s: UartState, bus: Bus): void {
 
 /**
  * serial_reset. `fcr` and `recvFifoItl` survive (QEMU does not reset them, though IIR loses
- * its FIFO bits); the watch is forgotten, so a watch the machine still fires is ignored.
+ * its FIFO bits); the chardev watch is removed (g_source_remove), so it never fires.
  */
 export function uartReset(s: UartState, bus: Bus): void {
   dropTx(s, bus);
   dropRx(s, bus);
-  s.watchPending = false;
+  bus.chrRemoveWatch(s.dev, 0);
   s.rbr = 0;
   s.ier = 0;
   s.iir = Iir.NO_INT;
@@ -234,8 +234,7 @@ export function serialXmit(s: UartState, bus: Bus): void {
       const rc = bus.chrWrite(s.dev, 0, s.tsr);
       if (rc === 0) {
         if (s.tsrRetry < MAX_XMIT_RETRY) {
-          assert(!s.watchPending, 'serial_xmit: watch already registered');
-          s.watchPending = true;
+          assert(!bus.chrWatchPending(s.dev, 0), 'serial_xmit: watch already registered');
           bus.chrAddWatch(s.dev, 0);
           s.tsrRetry++;
           return;
@@ -251,11 +250,11 @@ export function serialXmit(s: UartState, bus: Bus): void {
   s.lsr |= Lsr.TEMT;
 }
 
-/** serial_watch_cb: the backend became writable (or hung up); retry the byte in TSR. */
+/**
+ * serial_watch_cb: the backend became writable (or hung up); retry the byte in TSR. The
+ * backend calls it only for a watch still registered (one removed by serial_reset is gone).
+ */
 export function uartWatch(s: UartState, bus: Bus): void {
-  // A watch removed by serial_reset never runs in QEMU (g_source_remove).
-  if (!s.watchPending) return;
-  s.watchPending = false;
   serialXmit(s, bus);
 }
 

@@ -74,6 +74,10 @@ class Rig implements GuestIo, Bus {
     return 1;
   }
   chrAddWatch(): void {}
+  chrWatchPending(): boolean {
+    return false;
+  }
+  chrRemoveWatch(): void {}
   chrAcceptInput(): void {}
 
   /** Accesses since the last call. */

@@ -211,7 +211,7 @@ function migratedView(m: Machine): Record<string, unknown> {
     charTransmitTimeNs: s.charTransmitTimeNs,
     baudbase: s.baudbase,
     lastBreakEnable: s.lastBreakEnable,
-    watchPending: s.watchPending,
+    watchPending: m.chrWatchPending(0, 0),
   };
 }
 
@@ -309,7 +309,7 @@ function makeEverythingNeeded(m: Machine): void {
   m.timerMod(0, UartTimer.FIFO_TIMEOUT, now + 12_345);
   s.pollMsl = 1;
   m.timerMod(0, UartTimer.MODEM_POLL, now + 999);
-  s.watchPending = true;
+  m.chrAddWatch(0, 0);
   s.scr = 0x5a;
   s.msr = 0xb0;
   s.divider = 3;

@@ -34,6 +34,7 @@ class RecordingBus implements Bus {
   script: number[] = [];
   writes: number[] = [];
   watches = 0;
+  watch = false;
   events: { kind: number; a: number; b: number }[] = [];
   vmNow(): number {
     return this.now;
@@ -56,6 +57,13 @@ class RecordingBus implements Bus {
   }
   chrAddWatch(): void {
     this.watches++;
+    this.watch = true;
+  }
+  chrWatchPending(): boolean {
+    return this.watch;
+  }
+  chrRemoveWatch(): void {
+    this.watch = false;
   }
   chrAcceptInput(): void {}
   emit(kind: number, _dev: number, a: number, b: number): void {

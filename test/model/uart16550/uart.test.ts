@@ -41,6 +41,8 @@ class FakeBus implements Bus {
   /** IRQ level seen at each chrWrite. */
   irqAtWrite: number[] = [];
   watches = 0;
+  /** The chardev watch, which the backend owns: registered and not fired yet. */
+  watch = false;
   acceptInput = 0;
   events: Emitted[] = [];
 
@@ -83,6 +85,21 @@ class FakeBus implements Bus {
   chrAddWatch(dev: number, port: number): void {
     expect([dev, port]).toEqual([DEV, 0]);
     this.watches++;
+    this.watch = true;
+  }
+  chrWatchPending(dev: number, port: number): boolean {
+    expect([dev, port]).toEqual([DEV, 0]);
+    return this.watch;
+  }
+  chrRemoveWatch(dev: number, port: number): void {
+    expect([dev, port]).toEqual([DEV, 0]);
+    this.watch = false;
+  }
+  /** The backend became writable: a registered watch fires once (serial_watch_cb). */
+  fireWatch(s: UartState): void {
+    if (!this.watch) return;
+    this.watch = false;
+    uartWatch(s, this);
   }
   chrAcceptInput(dev: number, port: number): void {
     expect([dev, port]).toEqual([DEV, 0]);
@@ -128,7 +145,6 @@ describe('reset', () => {
       timeoutIpending: 0,
       pollMsl: -1,
       baudbase: 115200,
-      watchPending: false,
       charTransmitTimeNs: 1041660,
     });
     expect(s.recvFifo.data.length).toBe(16);
@@ -167,7 +183,6 @@ describe('reset', () => {
       thrIpending: 0,
       timeoutIpending: 0,
       pollMsl: -1,
-      watchPending: false,
       charTransmitTimeNs: 1041660,
     });
     // Not reset by serial_reset.
@@ -183,9 +198,10 @@ describe('reset', () => {
       { kind: Ev.BYTE_DISCARD, dev: RX, a: 0x41, b: 0 },
       { kind: Ev.BYTE_DISCARD, dev: RX, a: 0x42, b: 0 },
     ]);
-    // The stale watch does nothing once reset removed it.
+    // The watch is removed (g_source_remove): it never fires.
+    expect(bus.watch).toBe(false);
     const writes = bus.writes.length;
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes.length).toBe(writes);
     expect(uartCheckInvariants(s)).toBeNull();
   });
@@ -575,15 +591,15 @@ describe('transmit', () => {
     uartWrite(s, bus, Reg.THR, 0x5a);
     for (let retry = 1; retry <= 4; retry++) {
       expect(s.tsrRetry).toBe(retry);
-      expect(s.watchPending).toBe(true);
+      expect(bus.watch).toBe(true);
       expect(bus.watches).toBe(retry);
       expect(s.lsr & Lsr.TEMT).toBe(0);
       expect(s.lsr & Lsr.THRE).toBe(Lsr.THRE);
       expect(uartCheckInvariants(s)).toBeNull();
-      uartWatch(s, bus);
+      bus.fireWatch(s);
     }
     expect(s.tsrRetry).toBe(0);
-    expect(s.watchPending).toBe(false);
+    expect(bus.watch).toBe(false);
     expect(bus.watches).toBe(4);
     expect(s.lsr & Lsr.TEMT).toBe(Lsr.TEMT);
     expect(bus.writes).toEqual([]);
@@ -600,9 +616,9 @@ describe('transmit', () => {
     uartWrite(s, bus, Reg.THR, 3);
     expect(s.xmitFifo.num).toBe(2);
     expect(s.lsr & (Lsr.THRE | Lsr.TEMT)).toBe(0);
-    uartWatch(s, bus); // fails again
+    bus.fireWatch(s); // fails again
     expect(s.tsrRetry).toBe(2);
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes).toEqual([1, 2, 3]);
     expect(s.tsrRetry).toBe(0);
     expect(s.lsr & 0x60).toBe(0x60);
@@ -615,7 +631,7 @@ describe('transmit', () => {
     for (let i = 0; i < 18; i++) uartWrite(s, bus, Reg.THR, i); // 0 in TSR, 1..16 in FIFO, 17 → drops 1
     expect(s.xmitFifo.num).toBe(16);
     expect(bus.of(Ev.BYTE_DISCARD)).toEqual([{ kind: Ev.BYTE_DISCARD, dev: TX, a: 1, b: 1 }]);
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes).toEqual([0, ...Array.from({ length: 16 }, (_, i) => i + 2)]);
   });
 
@@ -626,7 +642,7 @@ describe('transmit', () => {
     uartWrite(s, bus, Reg.THR, 0xb);
     uartWrite(s, bus, Reg.THR, 0xc);
     expect(bus.of(Ev.BYTE_DISCARD)).toEqual([{ kind: Ev.BYTE_DISCARD, dev: TX, a: 0xb, b: 1 }]);
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes).toEqual([0xa, 0xc]);
   });
 
@@ -640,7 +656,7 @@ describe('transmit', () => {
     expect(bus.of(Ev.BYTE_DISCARD)).toEqual([{ kind: Ev.BYTE_DISCARD, dev: TX, a: 2, b: 1 }]);
     expect(s.tsrRetry).toBe(1);
     expect(s.lsr & (Lsr.THRE | Lsr.TEMT)).toBe(Lsr.THRE);
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes).toEqual([1]);
     expect(s.lsr & Lsr.TEMT).toBe(Lsr.TEMT);
   });

@@ -85,6 +85,12 @@ class FakeBus implements Bus {
     expect(dev).toBe(DEV);
     this.acceptInput.push(port);
   }
+  chrWatchPending(): boolean {
+    throw new Error('the device never asks');
+  }
+  chrRemoveWatch(): void {
+    throw new Error('the device never removes a watch');
+  }
   emit(kind: number, dev: number, a: number, b: number): void {
     this.events.push({ kind, dev, a, b });
   }
