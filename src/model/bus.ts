@@ -36,6 +36,3 @@ export interface Bus {
   /** Emit an executed event (see events.ts) at the current host time. */
   emit(kind: number, dev: number, a: number, b: number): void;
 }
-
-/** The most vm_clock timers a device has (a UART: FIFO timeout, modem poll, 1.x transmit). */
-export const MAX_DEVICE_TIMERS = 3;

@@ -1,6 +1,6 @@
 import { fail } from './assert.js';
 import { Chardevs } from './backends.js';
-import { type Bus, MAX_DEVICE_TIMERS } from './bus.js';
+import type { Bus } from './bus.js';
 import { disableClock, enableClock, hostTimeOf, makeVmClock, type VmClock, vmNow } from './clock.js';
 import { Ev, RunState } from './events.js';
 import { cloneGuest, type GuestState, guestBoot, guestInterrupt, makeGuest } from './guest/guest.js';
@@ -72,10 +72,18 @@ export interface Host {
 
 /** Whether a UART's pin shows its IIR (Machine.assertUartLine). */
 const UartLine = { UNCHECKED: 0, CHECKED: 1, LOADED: 2 } as const;
+type UartLine = (typeof UartLine)[keyof typeof UartLine];
 
-export type DeviceModel =
-  | { kind: 'uart'; name: string; s: UartState; gsi: number }
-  | { kind: 'vser'; name: string; s: VserState; gsi: number };
+/**
+ * One device of the machine: its schedule name, its state record, its interrupt pin, and the
+ * machine's slot for each of its vm_clock timers, indexed by the device's name for the timer
+ * (UartTimer, VserTimer). Guest RAM (rings, drivers) is not here: it travels with a migration
+ * (Ram) while the device stays with its machine. `line`: whether the UART's pin shows its IIR
+ * (UartLine, Machine.assertUartLine).
+ */
+export type DeviceSlot =
+  | { kind: 'uart'; name: string; s: UartState; gsi: number; timers: number[]; line: UartLine }
+  | { kind: 'vser'; name: string; s: VserState; gsi: number; timers: number[] };
 
 export interface Ram {
   guest: GuestState;
@@ -125,26 +133,22 @@ export class Machine implements Bus, GuestIo, IrqOut {
    */
   timersRun: boolean;
   readonly irq: Irqchip;
-  readonly devices: DeviceModel[];
+  readonly devices: DeviceSlot[];
   ram: Ram;
   /** The host side of the devices: chardevs and their front ends. */
   readonly chardevs: Chardevs;
   /**
    * vm_clock timers, the only record of them: per slot an absolute expiry (-1 idle) and a
    * generation that retires stale queue entries. Slot 0 is the CPU's interrupt dispatch;
-   * devices name their timers (UartTimer, VserTimer) and `timerSlots` maps those names to slots.
+   * devices name their timers (UartTimer, VserTimer) and DeviceSlot.timers maps names to slots.
    */
   readonly slotExpiry: Float64Array;
   readonly slotGen: Int32Array;
   /** The device and its timer's name behind each slot (-1 for slot 0). */
   readonly slotDev: Int32Array;
   readonly slotTimer: Int32Array;
-  /** The slot of each device's timer: [dev * MAX_DEVICE_TIMERS + timer] (-1: no such timer). */
-  private readonly timerSlots: Int32Array;
   /** Devices served by each vector (devices sharing a pin share its vector). */
   readonly vectorDevs = new Map<number, number[]>();
-  /** Per device: whether the UART line pair assertion applies (UartLine). */
-  private readonly uartLine: Uint8Array;
   /** The vCPU is inside an interrupt handler. */
   private dispatching = false;
   /** The LAPIC read from the stream, until the end of load pushes it (pre-2017 builds). */
@@ -167,32 +171,38 @@ export class Machine implements Bus, GuestIo, IrqOut {
     // device's timers in device order, then each UART's 1.x transmit_timer.
     const slotDev: number[] = [-1];
     const slotTimer: number[] = [-1];
-    const addTimer = (dev: number, timer: number): void => {
+    const addTimer = (dev: number, timer: number): number => {
       slotDev.push(dev);
       slotTimer.push(timer);
+      return slotDev.length - 1;
     };
-    this.devices = cfg.devices.map(([name, spec], dev): DeviceModel => {
+    this.devices = cfg.devices.map(([name, spec], dev): DeviceSlot => {
       if (spec.kind === 'isa-serial') {
-        addTimer(dev, UartTimer.FIFO_TIMEOUT);
-        addTimer(dev, UartTimer.MODEM_POLL);
         const rev = cfg.build.revisions;
         const pollMsl = rev.serialPollMsl === 'reset-zero' ? 0 : -1;
         const s = makeUart(dev, rev.uartGeneration, pollMsl, rev.serialSpeed);
-        return { kind: 'uart', name, s, gsi: spec.irq };
+        // TRANSMIT is numbered below, after every other device's timers.
+        const timers = [addTimer(dev, UartTimer.FIFO_TIMEOUT), addTimer(dev, UartTimer.MODEM_POLL), -1];
+        // PCI INTx devices may drive the PIRQ pins too: the pair assertion holds only alone.
+        const line = PIRQ_ISA_IRQ.includes(spec.irq) ? UartLine.UNCHECKED : UartLine.CHECKED;
+        return { kind: 'uart', name, s, gsi: spec.irq, timers, line };
       }
       const pirq = pciSlotGetPirq(pciSlot++, 0); // INTA
-      addTimer(dev, VserTimer.POST_LOAD);
       const s = makeVser(dev, pirq, spec.irq === 'msix', spec.ports);
-      return { kind: 'vser', name, s, gsi: PIRQ_ISA_IRQ[pirq]! };
+      return {
+        kind: 'vser',
+        name,
+        s,
+        gsi: PIRQ_ISA_IRQ[pirq]!,
+        timers: [addTimer(dev, VserTimer.POST_LOAD)],
+      };
     });
-    for (const d of this.devices) if (d.kind === 'uart') addTimer(d.s.dev, UartTimer.TRANSMIT);
+    for (const [dev, d] of this.devices.entries())
+      if (d.kind === 'uart') d.timers[UartTimer.TRANSMIT] = addTimer(dev, UartTimer.TRANSMIT);
     this.slotExpiry = new Float64Array(slotDev.length).fill(-1);
     this.slotGen = new Int32Array(slotDev.length);
     this.slotDev = new Int32Array(slotDev);
     this.slotTimer = new Int32Array(slotTimer);
-    this.timerSlots = new Int32Array(this.devices.length * MAX_DEVICE_TIMERS).fill(-1);
-    for (let slot = 1; slot < slotDev.length; slot++)
-      this.timerSlots[slotDev[slot]! * MAX_DEVICE_TIMERS + slotTimer[slot]!] = slot;
     this.ram = cfg.ram ?? {
       guest: makeGuest(
         cfg.devices.map(([, spec]) =>
@@ -206,9 +216,6 @@ export class Machine implements Bus, GuestIo, IrqOut {
       ),
     };
     this.chardevs = new Chardevs(this, cfg.backends);
-    this.uartLine = Uint8Array.from(this.devices, (d) =>
-      d.kind === 'uart' && !PIRQ_ISA_IRQ.includes(d.gsi) ? UartLine.CHECKED : UartLine.UNCHECKED,
-    );
     for (const [dev, d] of this.devices.entries()) {
       const vectors =
         d.kind === 'vser' && d.s.msix ? [vectorOfMsix(dev, 0), vectorOfMsix(dev, 1)] : [vectorOfGsi(d.gsi)];
@@ -299,8 +306,8 @@ export class Machine implements Bus, GuestIo, IrqOut {
 
   /** The slot of a device's timer (its number in TIMER events). */
   slotOf(dev: number, timer: number): number {
-    const slot = this.timerSlots[dev * MAX_DEVICE_TIMERS + timer]!;
-    if (!(slot > 0)) fail(`machine: device ${dev} has no timer ${timer}`);
+    const slot = this.devices[dev]!.timers[timer];
+    if (!(slot !== undefined && slot > 0)) fail(`machine: device ${dev} has no timer ${timer}`);
     return slot;
   }
 
@@ -378,7 +385,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
       pciSetIrq(this.irq, this, dev, d.s.pirq, level);
       return;
     }
-    if (this.uartLine[dev] === UartLine.LOADED) this.uartLine[dev] = UartLine.CHECKED;
+    if (d.line === UartLine.LOADED) d.line = UartLine.CHECKED;
     if (this.irq.ioapic.level[d.gsi] === level) return;
     this.emit(Ev.DEV_IRQ, dev, level, 0);
     setGsiLevel(this.irq, this, d.gsi, level);
@@ -412,7 +419,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     const d = this.devices[dev]!;
     const v = d.kind === 'uart' ? uartRead(d.s, this, offset) : 0xff;
     this.emit(Ev.REG_READ, dev, offset, v);
-    if (d.kind === 'uart') this.assertUartLine(d.s, d.gsi);
+    if (d.kind === 'uart') this.assertUartLine(d);
     return v;
   }
 
@@ -421,7 +428,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     const d = this.devices[dev]!;
     if (d.kind === 'uart') {
       uartWrite(d.s, this, offset, value);
-      this.assertUartLine(d.s, d.gsi);
+      this.assertUartLine(d);
     }
   }
 
@@ -431,16 +438,17 @@ export class Machine implements Bus, GuestIo, IrqOut {
    * it waits after a load (the i8259's section sets the pin, the serial one IIR) until the
    * device drives its line again, and never applies to a pin PCI INTx devices may drive too.
    */
-  private assertUartLine(s: UartState, gsi: number): void {
-    if (this.uartLine[s.dev] !== UartLine.CHECKED) return;
-    const pending = (s.iir & Iir.NO_INT) === 0 ? 1 : 0;
-    if (this.irq.ioapic.level[gsi] !== pending)
-      fail(`uart ${s.dev}: IRQ line ${this.irq.ioapic.level[gsi]} but IIR 0x${s.iir.toString(16)}`);
+  private assertUartLine(d: DeviceSlot & { kind: 'uart' }): void {
+    if (d.line !== UartLine.CHECKED) return;
+    const pending = (d.s.iir & Iir.NO_INT) === 0 ? 1 : 0;
+    const level = this.irq.ioapic.level[d.gsi];
+    if (level !== pending) fail(`uart ${d.s.dev}: IRQ line ${level} but IIR 0x${d.s.iir.toString(16)}`);
   }
 
   /** A migration load set the UART's state: its line is the interrupt controller's until it drives it. */
   uartLoaded(dev: number): void {
-    if (this.uartLine[dev] === UartLine.CHECKED) this.uartLine[dev] = UartLine.LOADED;
+    const d = this.devices[dev]!;
+    if (d.kind === 'uart' && d.line === UartLine.CHECKED) d.line = UartLine.LOADED;
   }
 
   vserRead(dev: number, offset: number): number {
