@@ -78,12 +78,13 @@ type UartLine = (typeof UartLine)[keyof typeof UartLine];
  * One device of the machine: its schedule name, its state record, its interrupt pin, and the
  * machine's slot for each of its vm_clock timers, indexed by the device's name for the timer
  * (UartTimer, VserTimer). Guest RAM (rings, drivers) is not here: it travels with a migration
- * (Ram) while the device stays with its machine. `line`: whether the UART's pin shows its IIR
- * (UartLine, Machine.assertUartLine).
+ * (Ram) while the device stays with its machine. `line`: whether a UART's pin shows its IIR
+ * (Machine.assertUartLine; never checked for a virtio device). Both kinds have the same
+ * fields in the same order, so the hot paths' loads from a slot see one object shape.
  */
 export type DeviceSlot =
   | { kind: 'uart'; name: string; s: UartState; gsi: number; timers: number[]; line: UartLine }
-  | { kind: 'vser'; name: string; s: VserState; gsi: number; timers: number[] };
+  | { kind: 'vser'; name: string; s: VserState; gsi: number; timers: number[]; line: UartLine };
 
 export interface Ram {
   guest: GuestState;
@@ -195,6 +196,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
         s,
         gsi: PIRQ_ISA_IRQ[pirq]!,
         timers: [addTimer(dev, VserTimer.POST_LOAD)],
+        line: UartLine.UNCHECKED,
       };
     });
     for (const [dev, d] of this.devices.entries())
@@ -448,7 +450,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
   /** A migration load set the UART's state: its line is the interrupt controller's until it drives it. */
   uartLoaded(dev: number): void {
     const d = this.devices[dev]!;
-    if (d.kind === 'uart' && d.line === UartLine.CHECKED) d.line = UartLine.LOADED;
+    if (d.line === UartLine.CHECKED) d.line = UartLine.LOADED;
   }
 
   vserRead(dev: number, offset: number): number {
