@@ -42,7 +42,7 @@ export const PLANTED: readonly PlantedBug[] = [
         if (s.lsr & Lsr.TEMT) continue;
         s.lsr |= Lsr.TEMT;
         s.tsrRetry = 0;
-        s.watchPending = false;
+        m.chrRemoveWatch(s.dev, 0);
       }
     },
     witness: witness('serial-tsr-dropped'),
@@ -56,7 +56,7 @@ export const PLANTED: readonly PlantedBug[] = [
       'The load keeps tsr_retry but does not re-add the chardev watch: the transmitter waits ' +
       'for a wakeup that never comes, and every later byte queues behind it.',
     patch: (m) => {
-      for (const s of uarts(m)) if (s.tsrRetry > 0) s.watchPending = false;
+      for (const s of uarts(m)) if (s.tsrRetry > 0) m.chrRemoveWatch(s.dev, 0);
     },
     witness: witness('serial-watch-dropped'),
   },

@@ -176,6 +176,16 @@ export class Chardevs {
     // hung-up: the watch never fires until the state changes.
   }
 
+  /** The device's watch is registered and has not fired. */
+  watchPending(dev: number, port: number): boolean {
+    return (this.uart[dev] ?? this.vportOf(dev, port)).watch;
+  }
+
+  /** g_source_remove: the watch is forgotten, so an already queued WATCH finds nothing. */
+  removeWatch(dev: number, port: number): void {
+    (this.uart[dev] ?? this.vportOf(dev, port)).watch = false;
+  }
+
   /**
    * virtio_serial_throttle_port(port, false): the flush bottom half runs on the next
    * main-loop pass, whatever the VM's run state.

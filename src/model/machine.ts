@@ -1,3 +1,4 @@
+import { fail } from './assert.js';
 import { Chardevs } from './backends.js';
 import type { Bus } from './bus.js';
 import { disableClock, enableClock, hostTimeOf, makeVmClock, type VmClock, vmNow } from './clock.js';
@@ -29,9 +30,16 @@ import type { Build, MachineType } from './migration/builds.js';
 import type { Rng } from './rng.js';
 import type { DeviceSpec } from './schedule/types.js';
 import { type Scheduler, Sk, schedule } from './scheduler.js';
+import { Iir } from './uart16550/regs.js';
 import { makeUart, type UartState } from './uart16550/state.js';
-import { uartRead, uartTimer, uartTimerOf, uartWrite } from './uart16550/uart.js';
-import { vserKick, vserPostLoadTimer, vserReadIsr, vserSetStatus } from './virtio-serial/device.js';
+import { UartTimer, uartRead, uartTimer, uartWrite } from './uart16550/uart.js';
+import {
+  VserTimer,
+  vserKick,
+  vserPostLoadTimer,
+  vserReadIsr,
+  vserSetStatus,
+} from './virtio-serial/device.js';
 import { makeVser, makeVserMem, VirtioPci, type VserMem, type VserState } from './virtio-serial/state.js';
 import { cloneVrings } from './virtio-serial/virtqueue.js';
 
@@ -62,9 +70,21 @@ export interface Host {
   emit(kind: number, vm: number, dev: number, a: number, b: number): void;
 }
 
-export type DeviceModel =
-  | { kind: 'uart'; name: string; s: UartState; gsi: number }
-  | { kind: 'vser'; name: string; s: VserState; gsi: number };
+/** Whether a UART's pin shows its IIR (Machine.assertUartLine). */
+const UartLine = { UNCHECKED: 0, CHECKED: 1, LOADED: 2 } as const;
+type UartLine = (typeof UartLine)[keyof typeof UartLine];
+
+/**
+ * One device of the machine: its schedule name, its state record, its interrupt pin, and the
+ * machine's slot for each of its vm_clock timers, indexed by the device's name for the timer
+ * (UartTimer, VserTimer). Guest RAM (rings, drivers) is not here: it travels with a migration
+ * (Ram) while the device stays with its machine. `line`: whether a UART's pin shows its IIR
+ * (Machine.assertUartLine; never checked for a virtio device). Both kinds have the same
+ * fields in the same order, so the hot paths' loads from a slot see one object shape.
+ */
+export type DeviceSlot =
+  | { kind: 'uart'; name: string; s: UartState; gsi: number; timers: number[]; line: UartLine }
+  | { kind: 'vser'; name: string; s: VserState; gsi: number; timers: number[]; line: UartLine };
 
 export interface Ram {
   guest: GuestState;
@@ -114,14 +134,20 @@ export class Machine implements Bus, GuestIo, IrqOut {
    */
   timersRun: boolean;
   readonly irq: Irqchip;
-  readonly devices: DeviceModel[];
+  readonly devices: DeviceSlot[];
   ram: Ram;
   /** The host side of the devices: chardevs and their front ends. */
   readonly chardevs: Chardevs;
-  /** vm_clock timers: absolute expiry (-1 idle) and a generation that retires stale queue entries. */
-  readonly timerExpiry: Float64Array;
-  readonly timerGen: Int32Array;
+  /**
+   * vm_clock timers, the only record of them: per slot an absolute expiry (-1 idle) and a
+   * generation that retires stale queue entries. Slot 0 is the CPU's interrupt dispatch;
+   * devices name their timers (UartTimer, VserTimer) and DeviceSlot.timers maps names to slots.
+   */
+  readonly slotExpiry: Float64Array;
+  readonly slotGen: Int32Array;
+  /** The device and its timer's name behind each slot (-1 for slot 0). */
   readonly slotDev: Int32Array;
+  readonly slotTimer: Int32Array;
   /** Devices served by each vector (devices sharing a pin share its vector). */
   readonly vectorDevs = new Map<number, number[]>();
   /** The vCPU is inside an interrupt handler. */
@@ -141,31 +167,44 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.machineType = cfg.machineType;
     this.timersRun = cfg.build.revisions.vmClockAtCreation === 'enabled';
     this.irq = makeIrqchip(cfg.devices.length);
-    let slot = 1; // slot 0: the CPU's interrupt dispatch
     let pciSlot = 3; // PCI slots 0-2 hold the host bridge, ISA bridge and VGA
+    // Slot numbers are in the traces (TIMER events): slot 0 is the CPU's dispatch, then each
+    // device's timers in device order, then each UART's 1.x transmit_timer.
     const slotDev: number[] = [-1];
-    // Each UART's 1.x transmit_timer comes after every other slot (numbering kept).
-    const uarts = cfg.devices.filter(([, spec]) => spec.kind === 'isa-serial').length;
-    let xmitSlot = 1 + cfg.devices.length + uarts;
-    this.devices = cfg.devices.map(([name, spec], dev): DeviceModel => {
+    const slotTimer: number[] = [-1];
+    const addTimer = (dev: number, timer: number): number => {
+      slotDev.push(dev);
+      slotTimer.push(timer);
+      return slotDev.length - 1;
+    };
+    this.devices = cfg.devices.map(([name, spec], dev): DeviceSlot => {
       if (spec.kind === 'isa-serial') {
-        slotDev.push(dev, dev); // FIFO timeout, modem-status poll
-        slot += 2;
         const rev = cfg.build.revisions;
         const pollMsl = rev.serialPollMsl === 'reset-zero' ? 0 : -1;
-        const s = makeUart(dev, slot - 2, xmitSlot++, rev.uartGeneration, pollMsl, rev.serialSpeed);
-        return { kind: 'uart', name, s, gsi: spec.irq };
+        const s = makeUart(dev, rev.uartGeneration, pollMsl, rev.serialSpeed);
+        // TRANSMIT is numbered below, after every other device's timers.
+        const timers = [addTimer(dev, UartTimer.FIFO_TIMEOUT), addTimer(dev, UartTimer.MODEM_POLL), -1];
+        // PCI INTx devices may drive the PIRQ pins too: the pair assertion holds only alone.
+        const line = PIRQ_ISA_IRQ.includes(spec.irq) ? UartLine.UNCHECKED : UartLine.CHECKED;
+        return { kind: 'uart', name, s, gsi: spec.irq, timers, line };
       }
       const pirq = pciSlotGetPirq(pciSlot++, 0); // INTA
-      slotDev.push(dev);
-      const s = makeVser(dev, pirq, slot++, spec.irq === 'msix', spec.ports);
-      return { kind: 'vser', name, s, gsi: PIRQ_ISA_IRQ[pirq]! };
+      const s = makeVser(dev, pirq, spec.irq === 'msix', spec.ports);
+      return {
+        kind: 'vser',
+        name,
+        s,
+        gsi: PIRQ_ISA_IRQ[pirq]!,
+        timers: [addTimer(dev, VserTimer.POST_LOAD)],
+        line: UartLine.UNCHECKED,
+      };
     });
-    for (const d of this.devices) if (d.kind === 'uart') slotDev.push(d.s.dev);
-    slot = slotDev.length;
-    this.timerExpiry = new Float64Array(slot).fill(-1);
-    this.timerGen = new Int32Array(slot);
+    for (const [dev, d] of this.devices.entries())
+      if (d.kind === 'uart') d.timers[UartTimer.TRANSMIT] = addTimer(dev, UartTimer.TRANSMIT);
+    this.slotExpiry = new Float64Array(slotDev.length).fill(-1);
+    this.slotGen = new Int32Array(slotDev.length);
     this.slotDev = new Int32Array(slotDev);
+    this.slotTimer = new Int32Array(slotTimer);
     this.ram = cfg.ram ?? {
       guest: makeGuest(
         cfg.devices.map(([, spec]) =>
@@ -231,7 +270,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
     this.setRunState(state);
     disableClock(this.clock, this.host.hostNow);
     this.timersRun = false;
-    for (let slot = 0; slot < this.timerGen.length; slot++) this.timerGen[slot] = this.host.nextSerial++;
+    for (let slot = 0; slot < this.slotGen.length; slot++) this.slotGen[slot] = this.host.nextSerial++;
   }
 
   /**
@@ -245,9 +284,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
     enableClock(this.clock, this.host.hostNow);
     this.timersRun = true;
     const armed: number[] = [];
-    for (let slot = 0; slot < this.timerExpiry.length; slot++)
-      if (this.timerExpiry[slot]! >= 0) armed.push(slot);
-    armed.sort((x, y) => this.timerExpiry[x]! - this.timerExpiry[y]! || x - y);
+    for (let slot = 0; slot < this.slotExpiry.length; slot++)
+      if (this.slotExpiry[slot]! >= 0) armed.push(slot);
+    armed.sort((x, y) => this.slotExpiry[x]! - this.slotExpiry[y]! || x - y);
     for (const slot of armed) this.queueTimer(slot);
     this.cpuKick();
   }
@@ -259,9 +298,24 @@ export class Machine implements Bus, GuestIo, IrqOut {
     return vmNow(this.clock, this.host.hostNow);
   }
 
-  timerMod(slot: number, expiryNs: number): void {
-    this.timerExpiry[slot] = expiryNs;
-    this.timerGen[slot] = this.host.nextSerial++;
+  timerMod(dev: number, timer: number, expiryNs: number): void {
+    this.slotMod(this.slotOf(dev, timer), expiryNs);
+  }
+
+  timerExpiry(dev: number, timer: number): number {
+    return this.slotExpiry[this.slotOf(dev, timer)]!;
+  }
+
+  /** The slot of a device's timer (its number in TIMER events). */
+  slotOf(dev: number, timer: number): number {
+    const slot = this.devices[dev]!.timers[timer];
+    if (!(slot !== undefined && slot > 0)) fail(`machine: device ${dev} has no timer ${timer}`);
+    return slot;
+  }
+
+  private slotMod(slot: number, expiryNs: number): void {
+    this.slotExpiry[slot] = expiryNs;
+    this.slotGen[slot] = this.host.nextSerial++;
     if (expiryNs >= 0 && this.timersRun) this.queueTimer(slot);
   }
 
@@ -271,10 +325,10 @@ export class Machine implements Bus, GuestIo, IrqOut {
    * for vm_start, which queues every armed timer again.
    */
   private queueTimer(slot: number): void {
-    const expiry = this.timerExpiry[slot]!;
+    const expiry = this.slotExpiry[slot]!;
     if (!this.clock.enabled && expiry > this.vmNow()) return;
     const gen = this.host.nextSerial++;
-    this.timerGen[slot] = gen;
+    this.slotGen[slot] = gen;
     const at = this.clock.enabled
       ? Math.max(this.host.hostNow, hostTimeOf(this.clock, expiry))
       : this.host.hostNow;
@@ -283,13 +337,15 @@ export class Machine implements Bus, GuestIo, IrqOut {
 
   /** A queued timer entry came due; stale entries (re-armed, cancelled, clock stopped) are ignored. */
   timerFire(slot: number, gen: number): void {
-    if (gen !== this.timerGen[slot] || this.timerExpiry[slot]! < 0 || !this.timersRun) return;
-    this.timerExpiry[slot] = -1;
+    if (gen !== this.slotGen[slot] || this.slotExpiry[slot]! < 0 || !this.timersRun) return;
+    // The oracles judge the TIMER event on the state it came due in, the timer still pending;
+    // the callback then runs with it consumed (timer_pending is false in QEMU's callback).
     this.emit(Ev.TIMER, slot, 0, 0);
+    this.slotExpiry[slot] = -1;
     if (slot === 0) return this.cpuDispatch();
     const dev = this.slotDev[slot]!;
     const d = this.devices[dev]!;
-    if (d.kind === 'uart') uartTimer(d.s, this, uartTimerOf(d.s, slot));
+    if (d.kind === 'uart') uartTimer(d.s, this, this.slotTimer[slot] as UartTimer);
     else vserPostLoadTimer(d.s, this, this.rings(dev));
   }
 
@@ -307,9 +363,9 @@ export class Machine implements Bus, GuestIo, IrqOut {
 
   cpuKick(): void {
     // During a handler the CPU looks again when it returns (the end of cpuDispatch).
-    if (!this.running || this.timerExpiry[0]! >= 0 || this.dispatching) return;
+    if (!this.running || this.slotExpiry[0]! >= 0 || this.dispatching) return;
     if (lapicDeliverable(this.irq.lapic) < 0) return;
-    this.timerMod(0, this.vmNow() + CPU_LATENCY_NS);
+    this.slotMod(0, this.vmNow() + CPU_LATENCY_NS);
   }
 
   /** The vCPU takes the highest deliverable vector, runs the guest's handlers, then EOIs. */
@@ -331,6 +387,7 @@ export class Machine implements Bus, GuestIo, IrqOut {
       pciSetIrq(this.irq, this, dev, d.s.pirq, level);
       return;
     }
+    if (d.line === UartLine.LOADED) d.line = UartLine.CHECKED;
     if (this.irq.ioapic.level[d.gsi] === level) return;
     this.emit(Ev.DEV_IRQ, dev, level, 0);
     setGsiLevel(this.irq, this, d.gsi, level);
@@ -364,13 +421,36 @@ export class Machine implements Bus, GuestIo, IrqOut {
     const d = this.devices[dev]!;
     const v = d.kind === 'uart' ? uartRead(d.s, this, offset) : 0xff;
     this.emit(Ev.REG_READ, dev, offset, v);
+    if (d.kind === 'uart') this.assertUartLine(d);
     return v;
   }
 
   uartWrite(dev: number, offset: number, value: number): void {
     this.emit(Ev.REG_WRITE, dev, offset, value);
     const d = this.devices[dev]!;
-    if (d.kind === 'uart') uartWrite(d.s, this, offset, value);
+    if (d.kind === 'uart') {
+      uartWrite(d.s, this, offset, value);
+      this.assertUartLine(d);
+    }
+  }
+
+  /**
+   * serial_update_irq's pair invariant, after every register access: the UART's pin is high
+   * exactly while IIR shows an interrupt. It holds for the state the device made itself, so
+   * it waits after a load (the i8259's section sets the pin, the serial one IIR) until the
+   * device drives its line again, and never applies to a pin PCI INTx devices may drive too.
+   */
+  private assertUartLine(d: DeviceSlot & { kind: 'uart' }): void {
+    if (d.line !== UartLine.CHECKED) return;
+    const pending = (d.s.iir & Iir.NO_INT) === 0 ? 1 : 0;
+    const level = this.irq.ioapic.level[d.gsi];
+    if (level !== pending) fail(`uart ${d.s.dev}: IRQ line ${level} but IIR 0x${d.s.iir.toString(16)}`);
+  }
+
+  /** A migration load set the UART's state: its line is the interrupt controller's until it drives it. */
+  uartLoaded(dev: number): void {
+    const d = this.devices[dev]!;
+    if (d.line === UartLine.CHECKED) d.line = UartLine.LOADED;
   }
 
   vserRead(dev: number, offset: number): number {
@@ -409,6 +489,14 @@ export class Machine implements Bus, GuestIo, IrqOut {
 
   chrAddWatch(dev: number, port: number): void {
     this.chardevs.addWatch(dev, port);
+  }
+
+  chrWatchPending(dev: number, port: number): boolean {
+    return this.chardevs.watchPending(dev, port);
+  }
+
+  chrRemoveWatch(dev: number, port: number): void {
+    this.chardevs.removeWatch(dev, port);
   }
 
   chrAcceptInput(dev: number, port: number): void {

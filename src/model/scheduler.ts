@@ -3,9 +3,13 @@
  * arrays so the fuzzer's inner loop allocates nothing per event. An event is plain data:
  * a kind and two integer arguments; equal times run in the order they were scheduled.
  */
+import { fail } from './assert.js';
+
 export interface Scheduler {
   size: number;
   nextSeq: number;
+  /** Time of the last event popped: nothing may be scheduled before it (time never goes back). */
+  now: number;
   at: Float64Array;
   seq: Float64Array;
   kind: Int32Array;
@@ -14,7 +18,7 @@ export interface Scheduler {
 }
 
 export function makeScheduler(capacity = 64): Scheduler {
-  return { size: 0, nextSeq: 0, ...columns(capacity) };
+  return { size: 0, nextSeq: 0, now: 0, ...columns(capacity) };
 }
 
 /** The five columns over one buffer: every run makes a queue, and a buffer costs more than its bytes. */
@@ -59,6 +63,8 @@ function moveTo(q: Scheduler, from: number, to: number): void {
 
 /** Schedules an event; returns its sequence number. */
 export function schedule(q: Scheduler, at: number, kind: number, a: number, b: number): number {
+  // Also refuses NaN, which would break the heap's order silently.
+  if (!(at >= q.now)) fail(`scheduler: event kind ${kind} at ${at} before now ${q.now}`);
   if (q.size === q.at.length) grow(q);
   const seq = q.nextSeq++;
   // Sift up with a hole: compare against the new key held in locals.
@@ -88,6 +94,10 @@ export function peekTime(q: Scheduler): number {
  * it as `q.at[q.size]`, `q.kind[q.size]`... until the next schedule() call.
  */
 export function pop(q: Scheduler): void {
+  if (q.size <= 0) fail('scheduler: pop from an empty queue');
+  // The root is the earliest entry: one earlier than the last popped means a broken heap.
+  if (q.at[0]! < q.now) fail(`scheduler: popped ${q.at[0]} after ${q.now}`);
+  q.now = q.at[0]!;
   const last = --q.size;
   if (last === 0) return;
   // The root goes to slot `last`; the old last entry sifts down from the root into a hole.

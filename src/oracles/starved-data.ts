@@ -3,6 +3,7 @@ import { uart8250Pending } from '../model/guest/serial8250.js';
 import { MSIX_ENTRIES, vectorOfMsix } from '../model/irqchip.js';
 import type { Machine } from '../model/machine.js';
 import { Fcr, Ier, Iir, Lsr, Mcr } from '../model/uart16550/regs.js';
+import { UartTimer } from '../model/uart16550/uart.js';
 import { findPort, inQueueOf } from '../model/virtio-serial/state.js';
 import { Stopwatches } from './deadline.js';
 import type { Oracle, OracleContext } from './types.js';
@@ -114,7 +115,7 @@ function uartRx(m: Machine, dev: number, out: Starved): number {
   const fifo = (s.fcr & Fcr.FE) !== 0;
   const bytes = fifo ? s.recvFifo.num : s.lsr & Lsr.DR ? 1 : 0;
   if (bytes === 0 || !(s.ier & Ier.RDI)) return NONE;
-  if (!(s.iir & Iir.NO_INT) || s.fifoTimeoutNs >= 0) return NONE;
+  if (!(s.iir & Iir.NO_INT) || m.timerExpiry(dev, UartTimer.FIFO_TIMEOUT) >= 0) return NONE;
   return holds(out, fifo ? W['recv-fifo'] : W.rbr, bytes, s.iir, s.recvFifoItl);
 }
 

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { ModelAssertError } from '../../src/model/assert.js';
 import { SLOW_WATCH_NS } from '../../src/model/backends.js';
 import { Ev, RunState, streamId } from '../../src/model/events.js';
 import { builtinRegistry } from '../../src/model/migration/builds.js';
 import { makeRng } from '../../src/model/rng.js';
 import { validateSchedule } from '../../src/model/schedule/validate.js';
-import { Lsr, Reg } from '../../src/model/uart16550/regs.js';
+import { Iir, Lsr, Reg } from '../../src/model/uart16550/regs.js';
 import type { UartState } from '../../src/model/uart16550/state.js';
 import { Ctrl } from '../../src/model/virtio-serial/state.js';
 import { World } from '../../src/model/world.js';
@@ -401,5 +402,32 @@ describe('UART backend states', () => {
     expect(i).toBe(delivered.length);
     const c = write(data, 'slow', [], 8);
     expect(c.events).not.toEqual(a.events);
+  });
+});
+
+describe('the UART line pair assertion (serial_update_irq)', () => {
+  const doc: Doc = { devices: SERIAL0, steps: [], horizon: 1 * MS };
+
+  it('a register access that leaves IIR and the pin apart is a model assert', () => {
+    const { w } = run(doc);
+    const s = uartOf(w);
+    expect(() => w.guestVm.uartWrite(0, Reg.SCR, 1)).not.toThrow();
+    // IIR claims a receive interrupt the device never drove: the next access finds it.
+    s.iir = Iir.RDI;
+    expect(() => w.guestVm.uartRead(0, Reg.SCR)).toThrow(ModelAssertError);
+  });
+
+  it('waits after a load until the device drives its line again', () => {
+    const { w } = run(doc);
+    const m = w.guestVm;
+    const s = uartOf(w);
+    s.iir = Iir.RDI;
+    m.uartLoaded(0);
+    expect(() => m.uartWrite(0, Reg.SCR, 1)).not.toThrow();
+    // An IER write that changes IER recomputes IIR and drives the pin: checked from here on.
+    m.uartWrite(0, Reg.IER, 0x02);
+    expect(m.irq.ioapic.level[4]).toBe(1);
+    s.iir = Iir.NO_INT;
+    expect(() => m.uartRead(0, Reg.LCR)).toThrow(ModelAssertError);
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ModelAssertError } from '../../src/model/assert.js';
 import { makeScheduler, peekTime, pop, type Scheduler, schedule } from '../../src/model/scheduler.js';
 
 interface Popped {
@@ -124,9 +125,11 @@ describe('scheduler', () => {
         let seq = 0;
         for (const o of ops) {
           if (o.op === 'push') {
-            const s = schedule(q, o.at, o.kind, seq, 0);
+            // Time never goes back: an event is scheduled at or after the last one popped.
+            const at = q.now + o.at;
+            const s = schedule(q, at, o.kind, seq, 0);
             expect(s).toBe(seq);
-            ref.push({ at: o.at, seq, kind: o.kind, a: seq });
+            ref.push({ at, seq, kind: o.kind, a: seq });
             ref.sort((x, y) => x.at - y.at || x.seq - y.seq);
             seq++;
           } else if (ref.length > 0) {
@@ -141,5 +144,26 @@ describe('scheduler', () => {
       }),
       { seed: 20240611, numRuns: 300 },
     );
+  });
+
+  it('refuses an event before the last one popped, a NaN time, and a pop from an empty queue', () => {
+    const q = makeScheduler();
+    schedule(q, 10, 0, 0, 0);
+    pop(q);
+    expect(q.now).toBe(10);
+    expect(() => schedule(q, 9, 0, 0, 0)).toThrow(ModelAssertError);
+    expect(() => schedule(q, Number.NaN, 0, 0, 0)).toThrow(ModelAssertError);
+    expect(() => pop(q)).toThrow(ModelAssertError);
+    schedule(q, 10, 0, 0, 0);
+    expect(popOne(q).at).toBe(10);
+  });
+
+  it('finds a heap broken behind its back at the next pop', () => {
+    const q = makeScheduler();
+    schedule(q, 5, 0, 0, 0);
+    schedule(q, 7, 0, 0, 0);
+    pop(q);
+    q.at[0] = 1; // the root earlier than the event already popped
+    expect(() => pop(q)).toThrow(/popped 1 after 5/);
   });
 });

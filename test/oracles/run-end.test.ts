@@ -71,7 +71,6 @@ describe('model-assert', () => {
     const d = m.devices[0]!;
     if (d.kind !== 'uart') throw new Error('device 0 is not a UART');
     // A writability watch with nothing in TSR: when it fires, serial_xmit runs with TEMT set.
-    d.s.watchPending = true;
     m.chardevs.uart[0]!.watch = true;
     expect(world.run()).toEqual({ kind: 'assert', message: 'serial_xmit: LSR.TEMT set on entry' });
     expect(world.hostNow).toBe(1 * MS);

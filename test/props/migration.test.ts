@@ -20,7 +20,7 @@ import { LoadError } from '../../src/model/migration/stream.js';
 import { loadVm, saveVm } from '../../src/model/migration/vm.js';
 import type { Schedule } from '../../src/model/schedule/types.js';
 import { validateSchedule } from '../../src/model/schedule/validate.js';
-import { uartCheckInvariants } from '../../src/model/uart16550/uart.js';
+import { UartTimer, uartCheckInvariants } from '../../src/model/uart16550/uart.js';
 import { inQueueOf, NUM_QUEUES } from '../../src/model/virtio-serial/state.js';
 import { u16 } from '../../src/model/virtio-serial/virtqueue.js';
 import { World } from '../../src/model/world.js';
@@ -298,8 +298,9 @@ function machineInvariants(m: Machine): string[] {
         ['poll_msl', s.pollMsl],
       ] as const)
         if (!(Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31)) errs.push(`uart ${dev}: ${name}=${v}`);
-      if (!(s.fifoTimeoutNs === -1 || (Number.isSafeInteger(s.fifoTimeoutNs) && s.fifoTimeoutNs >= 0)))
-        errs.push(`uart ${dev}: fifo timeout ${s.fifoTimeoutNs}`);
+      const fifoTimeout = m.timerExpiry(dev, UartTimer.FIFO_TIMEOUT);
+      if (!(fifoTimeout === -1 || (Number.isSafeInteger(fifoTimeout) && fifoTimeout >= 0)))
+        errs.push(`uart ${dev}: fifo timeout ${fifoTimeout}`);
       if (!(Number.isSafeInteger(s.charTransmitTimeNs) && s.charTransmitTimeNs > 0))
         errs.push(`uart ${dev}: char_transmit_time=${s.charTransmitTimeNs}`);
       if ((s.fcr & 0xc9) !== s.fcr) errs.push(`uart ${dev}: fcr=0x${s.fcr.toString(16)}`);

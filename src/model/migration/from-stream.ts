@@ -2,7 +2,7 @@ import { virtioConsoleOpen } from '../guest/virtio-console.js';
 import type { Machine } from '../machine.js';
 import { Fcr } from '../uart16550/regs.js';
 import type { UartState } from '../uart16550/state.js';
-import { uartUpdateIrq } from '../uart16550/uart.js';
+import { UartTimer, uartUpdateIrq } from '../uart16550/uart.js';
 import { MAX_PORTS, type VserState } from '../virtio-serial/state.js';
 import { type SerialImage, serialStateSection } from './serial-section.js';
 import { LoadError, StreamReader } from './stream.js';
@@ -62,7 +62,7 @@ function loadSerial(
   savedAtNs: number | null,
 ): void {
   const r = new StreamReader(body);
-  const img: SerialImage = { m, s, fcrVmstate: 0 };
+  const img: SerialImage = { m, dev: s.dev, s, fcrVmstate: 0 };
   const ctx = { m, rev: m.build.revisions, pre22: m.machineType.migratePre22 };
   try {
     // vmstate_isa_serial's one field: vmstate_serial, read at its own version (serialSection).
@@ -75,17 +75,13 @@ function loadSerial(
   if (r.remaining > 0)
     throw misfit(`${name}: ${r.remaining} bytes after the serial state`, 'serial', instance);
   // Expiries are absolute on the saved VM's vm_clock: keep their distance from "now".
-  for (const [slot, key] of [
-    [s.timerSlot, 'fifoTimeoutNs'],
-    [s.timerSlot + 1, 'pollNs'],
-  ] as const) {
-    const at = s[key];
+  for (const timer of [UartTimer.FIFO_TIMEOUT, UartTimer.MODEM_POLL]) {
+    const at = m.timerExpiry(s.dev, timer);
     if (at < 0) continue;
     if (savedAtNs === null)
       throw misfit(`${name}: a timer is pending but the stream has no vm_clock`, 'serial', instance);
     const now = m.vmNow();
-    s[key] = Math.max(now, at - savedAtNs + now);
-    m.timerMod(slot, s[key]);
+    m.timerMod(s.dev, timer, Math.max(now, at - savedAtNs + now));
   }
   // The guest's 8250 driver keeps shadows of what it programmed; the line follows the state.
   const drv = m.ram.guest.drivers[s.dev]!;

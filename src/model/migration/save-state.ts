@@ -1,6 +1,7 @@
 import type { StateSink } from '../events.js';
 import type { Machine } from '../machine.js';
 import { Lsr } from '../uart16550/regs.js';
+import { UartTimer } from '../uart16550/uart.js';
 import { C_IVQ, inQueueOf } from '../virtio-serial/state.js';
 import { u16 } from '../virtio-serial/virtqueue.js';
 
@@ -74,9 +75,9 @@ export function probeState(m: Machine, phase: number, sink: StateSink): void {
   const f = (dev: number, feature: number, value: number): void => sink.state(phase, dev, feature, value);
   f(-1, StateFeature.RUN_STATE, m.runState);
   let armed = 0;
-  for (let slot = 1; slot < m.timerExpiry.length; slot++) if (m.timerExpiry[slot]! >= 0) armed++;
+  for (let slot = 1; slot < m.slotExpiry.length; slot++) if (m.slotExpiry[slot]! >= 0) armed++;
   f(-1, StateFeature.TIMERS_ARMED, log2Bucket(armed));
-  f(-1, StateFeature.CPU_DISPATCH_PENDING, bit(m.timerExpiry[0]! >= 0));
+  f(-1, StateFeature.CPU_DISPATCH_PENDING, bit(m.slotExpiry[0]! >= 0));
   probeIrqchip(m, f);
   for (const [dev, d] of m.devices.entries()) {
     if (d.kind === 'uart') probeUart(m, dev, f);
@@ -121,9 +122,9 @@ function probeUart(m: Machine, dev: number, f: Feature): void {
   f(dev, StateFeature.UART_TX_FIFO, log2Bucket(s.xmitFifo.num));
   f(dev, StateFeature.UART_TSR_BUSY, bit((s.lsr & Lsr.TEMT) === 0));
   f(dev, StateFeature.UART_TSR_RETRY, s.tsrRetry < 0 ? 15 : log2Bucket(s.tsrRetry));
-  f(dev, StateFeature.UART_FIFO_TIMEOUT_ARMED, bit(s.fifoTimeoutNs >= 0));
-  f(dev, StateFeature.UART_XMIT_TIMER_ARMED, bit(s.xmitTimerNs >= 0));
-  f(dev, StateFeature.UART_POLL_ARMED, bit(s.pollNs >= 0));
+  f(dev, StateFeature.UART_FIFO_TIMEOUT_ARMED, bit(m.timerExpiry(dev, UartTimer.FIFO_TIMEOUT) >= 0));
+  f(dev, StateFeature.UART_XMIT_TIMER_ARMED, bit(m.timerExpiry(dev, UartTimer.TRANSMIT) >= 0));
+  f(dev, StateFeature.UART_POLL_ARMED, bit(m.timerExpiry(dev, UartTimer.MODEM_POLL) >= 0));
   f(dev, StateFeature.UART_THR_IPENDING, bit(s.thrIpending !== 0));
   f(dev, StateFeature.UART_TIMEOUT_IPENDING, bit(s.timeoutIpending !== 0));
   f(dev, StateFeature.UART_IIR, s.iir & 0x0f);
@@ -131,7 +132,7 @@ function probeUart(m: Machine, dev: number, f: Feature): void {
   f(dev, StateFeature.UART_FCR, (s.fcr & 1) | (s.recvFifoItl << 1));
   f(dev, StateFeature.UART_LCR, s.lcr);
   f(dev, StateFeature.UART_DIVIDER, log2Bucket(s.divider));
-  f(dev, StateFeature.UART_WATCH, bit(s.watchPending));
+  f(dev, StateFeature.UART_WATCH, bit(m.chrWatchPending(dev, 0)));
   f(dev, StateFeature.UART_BACKEND_INPUT, log2Bucket(m.chardevs.uart[dev]?.input.length ?? 0));
 }
 

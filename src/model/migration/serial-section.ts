@@ -2,7 +2,7 @@ import { Ev } from '../events.js';
 import type { Machine } from '../machine.js';
 import { Fcr, Ier, Iir, Lsr, MAX_XMIT_RETRY, UART_FIFO_LENGTH } from '../uart16550/regs.js';
 import type { UartState } from '../uart16550/state.js';
-import { updateParameters, writeFcr } from '../uart16550/uart.js';
+import { UartTimer, updateParameters, writeFcr } from '../uart16550/uart.js';
 import { writeFcr1x } from '../uart16550/uart-1x.js';
 import type { Revisions, SerialSubsection } from './builds.js';
 import type { MigCtx } from './context.js';
@@ -12,6 +12,7 @@ import {
   loadSection,
   type PostLoadResult,
   saveSection,
+  timerField,
   type VmField,
   type VmSection,
   type VmSubsection,
@@ -25,6 +26,8 @@ import {
  */
 export interface SerialImage {
   m: Machine;
+  /** The device index, which names its timers in the machine's table (timerField). */
+  dev: number;
   s: UartState;
   /** fcr_vmstate: fcr travels in a shadow and is applied in post_load, never written directly. */
   fcrVmstate: number;
@@ -60,19 +63,9 @@ const SUBSECTIONS: Record<SerialSubsection, Omit<VmSubsection<SerialImage, MigCt
   'serial/recv_fifo': { needed: ({ s }) => s.recvFifo.num > 0, fields: FIFO_FIELDS('recvFifo') },
   'serial/xmit_fifo': { needed: ({ s }) => s.xmitFifo.num > 0, fields: FIFO_FIELDS('xmitFifo') },
   'serial/fifo_timeout_timer': {
-    needed: ({ s }) => s.fifoTimeoutNs >= 0,
-    fields: [
-      {
-        name: 'fifo_timeout_timer',
-        type: 'i64',
-        get: (o) => o.s.fifoTimeoutNs,
-        // timer_get: -1 deletes the timer, anything else is timer_mod_ns at that expiry.
-        set: (o, v) => {
-          o.s.fifoTimeoutNs = v as number;
-          o.m.timerMod(o.s.timerSlot, v as number);
-        },
-      },
-    ],
+    // timer_pending(s->fifo_timeout_timer)
+    needed: ({ m, dev }) => m.timerExpiry(dev, UartTimer.FIFO_TIMEOUT) >= 0,
+    fields: [timerField('fifo_timeout_timer', UartTimer.FIFO_TIMEOUT)],
   },
   'serial/timeout_ipending': {
     needed: ({ s }) => s.timeoutIpending !== 0,
@@ -80,18 +73,7 @@ const SUBSECTIONS: Record<SerialSubsection, Omit<VmSubsection<SerialImage, MigCt
   },
   'serial/poll': {
     needed: ({ s }) => s.pollMsl >= 0,
-    fields: [
-      fieldAt('s.pollMsl', 'i32'),
-      {
-        name: 'modem_status_poll',
-        type: 'i64',
-        get: (o) => o.s.pollNs,
-        set: (o, v) => {
-          o.s.pollNs = v as number;
-          o.m.timerMod(o.s.timerSlot + 1, v as number);
-        },
-      },
-    ],
+    fields: [fieldAt('s.pollMsl', 'i32'), timerField('modem_status_poll', UartTimer.MODEM_POLL)],
   },
 };
 
@@ -193,8 +175,11 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx): PostLoadResult {
   if (s.generation !== 'write-watch') {
     writeFcr1x(s, o.m, o.fcrVmstate);
     updateParameters(s);
+    // The i8259's section may set the pin after the line moved here.
+    o.m.uartLoaded(s.dev);
     return null;
   }
+  o.m.uartLoaded(s.dev);
   if (s.thrIpending === -1) s.thrIpending = (s.iir & Iir.ID_MASK) === Iir.THRI ? 1 : 0;
   if (ctx.rev.serialPostLoadChecks) {
     if (s.tsrRetry > 0) {
@@ -215,7 +200,6 @@ function serialPostLoad(o: SerialImage, ctx: MigCtx): PostLoadResult {
   if (s.tsrRetry > 0) {
     s.tsrRetry = Math.min(s.tsrRetry, MAX_XMIT_RETRY);
     // The chardev watch is not migrated: re-add it (it fires once the VM runs).
-    s.watchPending = true;
     o.m.chrAddWatch(s.dev, 0);
   }
   s.lastBreakEnable = (s.lcr >> 6) & 1;

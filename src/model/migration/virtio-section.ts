@@ -1,6 +1,6 @@
 import { MSIX_ENTRIES } from '../irqchip.js';
 import type { Machine } from '../machine.js';
-import { sendControlEvent } from '../virtio-serial/device.js';
+import { sendControlEvent, VserTimer } from '../virtio-serial/device.js';
 import {
   C_OVQ,
   CONTROL_QUEUE_SIZE,
@@ -421,7 +421,7 @@ function afterLoad(m: Machine, s: VserState, ctx: MigCtx, ids: number[], hostCon
     return;
   }
   s.postLoad = { ids, hostConnected };
-  m.timerMod(s.timerSlot, 1);
+  m.timerMod(s.dev, VserTimer.POST_LOAD, 1);
 }
 
 /**

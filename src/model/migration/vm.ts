@@ -229,7 +229,7 @@ function entries(m: Machine, hostile?: ReadonlyMap<number, Record<string, number
     if (d.kind === 'uart') {
       const section = serialSection(m.build.revisions);
       const edits = hostile?.get(dev);
-      const img: SerialImage = { m, s: edits ? doctoredUart(d.s, edits) : d.s, fcrVmstate: 0 };
+      const img: SerialImage = { m, dev, s: edits ? doctoredUart(d.s, edits) : d.s, fcrVmstate: 0 };
       list.push(vmEntry(section, img, serials++));
       // c9808d6028 to f602d047: the core SerialState device registered vmstate_serial too, on
       // the same state; a stream from a build without it loads all the same.

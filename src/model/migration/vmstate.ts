@@ -13,6 +13,7 @@
  * load may leave the target half-written (QEMU too): the caller discards the destination.
  */
 import { assert, fail } from '../assert.js';
+import type { Bus } from '../bus.js';
 import {
   decodeInt64,
   hex64,
@@ -171,6 +172,23 @@ export function fieldAt<T, C = unknown>(path: string, type: ScalarType, opts?: F
     set: (o, v) => {
       holder(o)[leaf] = v;
     },
+  };
+}
+
+/**
+ * VMSTATE_TIMER_PTR: one of the device's vm_clock timers, which the machine owns, as its
+ * expiry (i64, -1 when not pending). Loading is timer_get: -1 deletes the timer, anything
+ * else is timer_mod_ns at that expiry.
+ */
+export function timerField<T extends { m: Bus; dev: number }, C = unknown>(
+  name: string,
+  timer: number,
+): VmField<T, C> {
+  return {
+    name,
+    type: 'i64',
+    get: (o) => o.m.timerExpiry(o.dev, timer),
+    set: (o, v) => o.m.timerMod(o.dev, timer, v as number),
   };
 }
 

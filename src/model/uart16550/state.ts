@@ -62,10 +62,6 @@ export type UartSpeedMath = 'integer' | 'float';
 export interface UartState {
   /** Device index, passed to every Bus call. */
   readonly dev: number;
-  /** vm_clock slot of the FIFO timeout timer; the modem-status poll uses timerSlot + 1. */
-  readonly timerSlot: number;
-  /** vm_clock slot of the 1.x transmit_timer (unused by the write-watch code). */
-  readonly xmitTimerSlot: number;
   readonly generation: UartGeneration;
   readonly speedMath: UartSpeedMath;
 
@@ -103,18 +99,9 @@ export interface UartState {
   /** Receive trigger level: 1, 4, 8 or 14. */
   recvFifoItl: number;
 
-  /** fifo_timeout_timer: absolute vm_clock expiry in ns, -1 when not pending. */
-  fifoTimeoutNs: number;
-  /** modem_status_poll timer: absolute vm_clock expiry in ns, -1 when not pending. */
-  pollNs: number;
-  /** 1.x transmit_timer: absolute vm_clock expiry in ns, -1 when not pending. Not migrated. */
-  xmitTimerNs: number;
   /** ns per character at the current divider and LCR. */
   charTransmitTimeNs: number;
   baudbase: number;
-
-  /** The chardev G_IO_OUT watch is registered (watch_tag != 0). Not migrated. */
-  watchPending: boolean;
 }
 
 /** serial_reset's char_transmit_time: `(NANOSECONDS_PER_SECOND / 9600) * 10` in integer math. */
@@ -129,16 +116,12 @@ export const RESET_CHAR_TRANSMIT_TIME_NS = Math.floor(1e9 / 9600) * 10;
  */
 export function makeUart(
   dev: number,
-  timerSlot: number,
-  xmitTimerSlot = timerSlot + 2,
   generation: UartGeneration = 'write-watch',
   pollMslAtReset: 0 | -1 = -1,
   speedMath: UartSpeedMath = 'float',
 ): UartState {
   return {
     dev,
-    timerSlot,
-    xmitTimerSlot,
     generation,
     speedMath,
     divider: 0x0c,
@@ -161,11 +144,7 @@ export function makeUart(
     recvFifo: makeFifo8(),
     xmitFifo: makeFifo8(),
     recvFifoItl: 1,
-    fifoTimeoutNs: -1,
-    pollNs: -1,
-    xmitTimerNs: -1,
     charTransmitTimeNs: RESET_CHAR_TRANSMIT_TIME_NS,
     baudbase: BAUDBASE,
-    watchPending: false,
   };
 }

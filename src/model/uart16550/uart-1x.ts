@@ -29,6 +29,7 @@ import {
   pollTimerDel,
   rxStream,
   txStream,
+  UartTimer,
   uartReceive,
   uartUpdateIrq,
   updateMsl,
@@ -36,8 +37,7 @@ import {
 } from './uart.js';
 
 function transmitTimerMod(s: UartState, bus: Bus, expiryNs: number): void {
-  s.xmitTimerNs = expiryNs;
-  bus.timerMod(s.xmitTimerSlot, expiryNs);
+  bus.timerMod(s.dev, UartTimer.TRANSMIT, expiryNs);
 }
 
 /** serial_xmit (1.x): one byte THR/FIFO → TSR → backend, then the next one a character later. */
@@ -107,7 +107,6 @@ export function serialXmitWatch(s: UartState, bus: Bus): void {
       uartReceive(s, bus, s.tsr);
     } else if (bus.chrWrite(s.dev, 0, s.tsr) !== 1) {
       if (s.tsrRetry >= 0 && s.tsrRetry < MAX_XMIT_RETRY) {
-        s.watchPending = true;
         bus.chrAddWatch(s.dev, 0);
         s.tsrRetry++;
         return;

@@ -28,15 +28,12 @@ import { serialXmit1x, serialXmitWatch, writeFcr1x, writeIer1x, writeThr1x } fro
 const NS_PER_SECOND = 1_000_000_000;
 /** The character timeout fires after 4 character times without a read (16550A datasheet). */
 const TIMEOUT_CHARS = 4;
-/** Which vm_clock timer of the UART fired. */
+/**
+ * The UART's vm_clock timers (SerialState's QEMUTimer fields): fifo_timeout_timer,
+ * modem_status_poll, and the 1.x transmit_timer. The machine owns them (Bus.timerMod).
+ */
 export const UartTimer = { FIFO_TIMEOUT: 0, MODEM_POLL: 1, TRANSMIT: 2 } as const;
 export type UartTimer = (typeof UartTimer)[keyof typeof UartTimer];
-
-/** The UART timer behind a machine timer slot. */
-export function uartTimerOf(s: UartState, slot: number): UartTimer {
-  if (slot === s.xmitTimerSlot) return UartTimer.TRANSMIT;
-  return slot === s.timerSlot ? UartTimer.FIFO_TIMEOUT : UartTimer.MODEM_POLL;
-}
 
 export const txStream = (s: UartState): number => streamId(s.dev, 0, false);
 export const rxStream = (s: UartState): number => streamId(s.dev, 0, true);
@@ -101,21 +98,22 @@ export function updateMsl(s: UartState, bus: Bus): void {
   s.pollMsl = -1;
 }
 
+/** timer_del of a pending timer (a timer that is not pending is left alone, as before). */
+function timerDel(s: UartState, bus: Bus, timer: UartTimer): void {
+  if (bus.timerExpiry(s.dev, timer) < 0) return;
+  bus.timerMod(s.dev, timer, -1);
+}
+
 export function pollTimerDel(s: UartState, bus: Bus): void {
-  if (s.pollNs < 0) return;
-  s.pollNs = -1;
-  bus.timerMod(s.timerSlot + 1, -1);
+  timerDel(s, bus, UartTimer.MODEM_POLL);
 }
 
 export function fifoTimeoutDel(s: UartState, bus: Bus): void {
-  if (s.fifoTimeoutNs < 0) return;
-  s.fifoTimeoutNs = -1;
-  bus.timerMod(s.timerSlot, -1);
+  timerDel(s, bus, UartTimer.FIFO_TIMEOUT);
 }
 
 function fifoTimeoutArm(s: UartState, bus: Bus): void {
-  s.fifoTimeoutNs = bus.vmNow() + TIMEOUT_CHARS * s.charTransmitTimeNs;
-  bus.timerMod(s.timerSlot, s.fifoTimeoutNs);
+  bus.timerMod(s.dev, UartTimer.FIFO_TIMEOUT, bus.vmNow() + TIMEOUT_CHARS * s.charTransmitTimeNs);
 }
 
 /** serial_write_fcr: store the sticky bits, set the IIR FIFO bits and the trigger level. */
@@ -167,12 +165,12 @@ function dropRx(s: UartState, bus: Bus): void {
 
 /**
  * serial_reset. `fcr` and `recvFifoItl` survive (QEMU does not reset them, though IIR loses
- * its FIFO bits); the watch is forgotten, so a watch the machine still fires is ignored.
+ * its FIFO bits); the chardev watch is removed (g_source_remove), so it never fires.
  */
 export function uartReset(s: UartState, bus: Bus): void {
   dropTx(s, bus);
   dropRx(s, bus);
-  s.watchPending = false;
+  bus.chrRemoveWatch(s.dev, 0);
   s.rbr = 0;
   s.ier = 0;
   s.iir = Iir.NO_INT;
@@ -236,8 +234,7 @@ export function serialXmit(s: UartState, bus: Bus): void {
       const rc = bus.chrWrite(s.dev, 0, s.tsr);
       if (rc === 0) {
         if (s.tsrRetry < MAX_XMIT_RETRY) {
-          assert(!s.watchPending, 'serial_xmit: watch already registered');
-          s.watchPending = true;
+          assert(!bus.chrWatchPending(s.dev, 0), 'serial_xmit: watch already registered');
           bus.chrAddWatch(s.dev, 0);
           s.tsrRetry++;
           return;
@@ -253,11 +250,11 @@ export function serialXmit(s: UartState, bus: Bus): void {
   s.lsr |= Lsr.TEMT;
 }
 
-/** serial_watch_cb: the backend became writable (or hung up); retry the byte in TSR. */
+/**
+ * serial_watch_cb: the backend became writable (or hung up); retry the byte in TSR. The
+ * backend calls it only for a watch still registered (one removed by serial_reset is gone).
+ */
 export function uartWatch(s: UartState, bus: Bus): void {
-  // A watch removed by serial_reset never runs in QEMU (g_source_remove).
-  if (!s.watchPending) return;
-  s.watchPending = false;
   serialXmit(s, bus);
 }
 
@@ -306,17 +303,14 @@ export function uartReceive(s: UartState, bus: Bus, byte: number): void {
 export function uartTimer(s: UartState, bus: Bus, which: UartTimer): void {
   if (which === UartTimer.FIFO_TIMEOUT) {
     // fifo_timeout_int: bytes sat unread for 4 character times.
-    s.fifoTimeoutNs = -1;
     if (!fifoIsEmpty(s.recvFifo)) {
       s.timeoutIpending = 1;
       uartUpdateIrq(s, bus);
     }
   } else if (which === UartTimer.TRANSMIT) {
-    s.xmitTimerNs = -1;
     serialXmit1x(s, bus);
   } else {
     // modem_status_poll runs serial_update_msl.
-    s.pollNs = -1;
     updateMsl(s, bus);
   }
 }
@@ -511,8 +505,7 @@ function writeMcr(s: UartState, bus: Bus, val: number): void {
   if (val & Mcr.LOOP) return;
   if (s.pollMsl >= 0 && oldMcr !== s.mcr) {
     // serial_update_tiocm is a no-op without TIOCM; re-poll one character time later.
-    s.pollNs = bus.vmNow() + s.charTransmitTimeNs;
-    bus.timerMod(s.timerSlot + 1, s.pollNs);
+    bus.timerMod(s.dev, UartTimer.MODEM_POLL, bus.vmNow() + s.charTransmitTimeNs);
   }
 }
 

@@ -310,6 +310,9 @@ export function vserWrite(
   return off - from;
 }
 
+/** The device's vm_clock timers: post_load's timer (80dcfb8532). The machine owns it (Bus.timerMod). */
+export const VserTimer = { POST_LOAD: 0 } as const;
+
 /**
  * The post-load timer (80dcfb8532): once the VM runs, tell the guest about every port whose
  * host connection differs from what the source had.

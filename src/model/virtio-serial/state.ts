@@ -96,10 +96,9 @@ export interface VirtioTransport {
 }
 
 export interface VserState {
-  /** Config: device index, PIRQ for INTx, vm_clock timer slot, interrupt mode. */
+  /** Config: device index, PIRQ for INTx, interrupt mode. */
   dev: number;
   pirq: number;
-  timerSlot: number;
   msix: boolean;
   /** virtio common state. */
   status: number;
@@ -132,19 +131,12 @@ function makeQueues(): VqDevice[] {
   return queues;
 }
 
-export function makeVser(
-  dev: number,
-  pirq: number,
-  timerSlot: number,
-  msix: boolean,
-  ports: PortConfig[],
-): VserState {
+export function makeVser(dev: number, pirq: number, msix: boolean, ports: PortConfig[]): VserState {
   let portsMap = 1; // bit 0 always reserved (mark_port_added(vser, 0) at realize)
   for (const p of ports) portsMap |= 1 << p.id;
   return {
     dev,
     pirq,
-    timerSlot,
     msix,
     status: 0,
     isr: 0,

@@ -23,7 +23,7 @@ type Access = ['r' | 'w', number, number];
  * and are logged; the UART's effects land in a recording Bus with an always-writable backend.
  */
 class Rig implements GuestIo, Bus {
-  s: UartState = makeUart(DEV, 1);
+  s: UartState = makeUart(DEV);
   d: Uart8250 = makeUart8250(DEV);
   log: Access[] = [];
   irq = 0;
@@ -62,15 +62,22 @@ class Rig implements GuestIo, Bus {
   msixNotify(): void {
     throw new Error('no MSI-X');
   }
-  timerMod(slot: number, expiryNs: number): void {
-    if (expiryNs < 0) this.timers.delete(slot);
-    else this.timers.set(slot, expiryNs);
+  timerMod(_dev: number, timer: number, expiryNs: number): void {
+    if (expiryNs < 0) this.timers.delete(timer);
+    else this.timers.set(timer, expiryNs);
+  }
+  timerExpiry(_dev: number, timer: number): number {
+    return this.timers.get(timer) ?? -1;
   }
   chrWrite(_dev: number, _port: number, byte: number): number {
     this.sent.push(byte);
     return 1;
   }
   chrAddWatch(): void {}
+  chrWatchPending(): boolean {
+    return false;
+  }
+  chrRemoveWatch(): void {}
   chrAcceptInput(): void {}
 
   /** Accesses since the last call. */
@@ -192,7 +199,8 @@ describe('8250 driver: receive', () => {
     const rig = new Rig().booted();
     for (const b of [1, 2, 3]) uartReceive(rig.s, rig, b);
     expect(rig.irq).toBe(0); // below the trigger level of 8
-    expect(rig.timers.has(rig.s.timerSlot)).toBe(true);
+    expect(rig.timers.has(UartTimer.FIFO_TIMEOUT)).toBe(true);
+    rig.timers.delete(UartTimer.FIFO_TIMEOUT); // the machine consumes the timer as it fires
     uartTimer(rig.s, rig, UartTimer.FIFO_TIMEOUT);
     expect(rig.s.iir & 0x0f).toBe(Iir.CTI);
     expect(rig.irq).toBe(1);

@@ -20,7 +20,8 @@ import type { Schedule, SideSpec } from '../../../src/model/schedule/types.js';
 import { validateSchedule } from '../../../src/model/schedule/validate.js';
 import { Fcr, Ier, Iir, Lsr, MAX_XMIT_RETRY } from '../../../src/model/uart16550/regs.js';
 import { type Fifo8, fifoPeek, fifoPush, type UartState } from '../../../src/model/uart16550/state.js';
-import { updateParameters } from '../../../src/model/uart16550/uart.js';
+import { UartTimer, updateParameters } from '../../../src/model/uart16550/uart.js';
+import { VserTimer } from '../../../src/model/virtio-serial/device.js';
 import { Ctrl, type VserState } from '../../../src/model/virtio-serial/state.js';
 import { World } from '../../../src/model/world.js';
 import { judge } from '../../../src/oracles/verdict.js';
@@ -178,7 +179,8 @@ const bytes = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));
  * raw layout when the subsection travels), TSR/THR while a retry is pending, the timers.
  * A FIFO that is empty travels as nothing: the destination keeps its own (empty) one.
  */
-function migratedView(s: UartState): Record<string, unknown> {
+function migratedView(m: Machine): Record<string, unknown> {
+  const s = uartOf(m);
   const raw = (f: Fifo8) => (f.num > 0 ? { head: f.head, num: f.num, data: [...f.data] } : null);
   return {
     divider: s.divider,
@@ -199,17 +201,17 @@ function migratedView(s: UartState): Record<string, unknown> {
     thr: s.tsrRetry > 0 ? s.thr : null,
     timeoutIpending: s.timeoutIpending,
     pollMsl: s.pollMsl,
-    pollNs: s.pollNs,
+    pollNs: m.timerExpiry(0, UartTimer.MODEM_POLL),
     recv: fifoBytes(s.recvFifo),
     xmit: fifoBytes(s.xmitFifo),
     recvRaw: raw(s.recvFifo),
     xmitRaw: raw(s.xmitFifo),
     recvFifoItl: s.recvFifoItl,
-    fifoTimeoutNs: s.fifoTimeoutNs,
+    fifoTimeoutNs: m.timerExpiry(0, UartTimer.FIFO_TIMEOUT),
     charTransmitTimeNs: s.charTransmitTimeNs,
     baudbase: s.baudbase,
     lastBreakEnable: s.lastBreakEnable,
-    watchPending: s.watchPending,
+    watchPending: m.chrWatchPending(0, 0),
   };
 }
 
@@ -304,10 +306,10 @@ function makeEverythingNeeded(m: Machine): void {
   s.timeoutIpending = 1;
   s.iir = Iir.CTI | Iir.FIFO_ENABLED; // CTI outranks THRI: thr_ipending is not what IIR shows
   s.thrIpending = 1;
-  s.fifoTimeoutNs = now + 12_345;
+  m.timerMod(0, UartTimer.FIFO_TIMEOUT, now + 12_345);
   s.pollMsl = 1;
-  s.pollNs = now + 999;
-  s.watchPending = true;
+  m.timerMod(0, UartTimer.MODEM_POLL, now + 999);
+  m.chrAddWatch(0, 0);
   s.scr = 0x5a;
   s.msr = 0xb0;
   s.divider = 3;
@@ -324,23 +326,23 @@ describe('serial section on qemu-9.2', () => {
       const world = uartWorld('qemu-9.2', 'pc-i440fx-9.2', sc.steps, sc.horizon, sc.backend);
       const { src, dst, stream } = migrateByHand(world);
       expect(subsectionsIn(stream)).toEqual(sc.expect);
-      const s = uartOf(src);
-      const d = uartOf(dst);
-      expect(migratedView(d)).toEqual(migratedView(s));
+      expect(migratedView(dst)).toEqual(migratedView(src));
       // The FIFO timeout timer is re-armed on the destination at the same vm_clock expiry.
-      expect(dst.timerExpiry[d.timerSlot]).toBe(s.fifoTimeoutNs);
+      const fifoTimeout = (m: Machine) => m.timerExpiry(0, UartTimer.FIFO_TIMEOUT);
+      expect(fifoTimeout(dst)).toBe(fifoTimeout(src));
     });
   }
 
   it('the scenarios really reach the states they are named after', () => {
-    const [waiting, timedOut, tsr, thr] = SCENARIOS.map((sc) => {
+    const machines = SCENARIOS.map((sc) => {
       const world = uartWorld('qemu-9.2', 'pc-i440fx-9.2', sc.steps, sc.horizon, sc.backend);
-      return uartOf(world.guestVm);
+      return world.guestVm;
     });
+    const [waiting, timedOut, tsr, thr] = machines.map((m) => uartOf(m));
     expect(fifoBytes(waiting!.recvFifo)).toEqual(bytes('hello'));
-    expect(waiting!.fifoTimeoutNs).toBeGreaterThan(0);
+    expect(machines[0]!.timerExpiry(0, UartTimer.FIFO_TIMEOUT)).toBeGreaterThan(0);
     expect(timedOut!.timeoutIpending).toBe(1);
-    expect(timedOut!.fifoTimeoutNs).toBe(-1);
+    expect(machines[1]!.timerExpiry(0, UartTimer.FIFO_TIMEOUT)).toBe(-1);
     expect(tsr!.tsrRetry).toBe(1);
     expect(tsr!.tsr).toBe('b'.charCodeAt(0));
     expect(fifoBytes(tsr!.xmitFifo)).toEqual(bytes('oot: ok\n'));
@@ -361,8 +363,8 @@ describe('serial section on qemu-9.2', () => {
     const s = uartOf(src);
     const d = uartOf(dst);
     expect(d).toEqual(s);
-    expect(dst.timerExpiry[d.timerSlot]).toBe(s.fifoTimeoutNs);
-    expect(dst.timerExpiry[d.timerSlot + 1]).toBe(s.pollNs);
+    for (const timer of [UartTimer.FIFO_TIMEOUT, UartTimer.MODEM_POLL])
+      expect(dst.timerExpiry(0, timer)).toBe(src.timerExpiry(0, timer));
     // The chardev watch is not migrated: post_load re-adds it.
     expect(dst.chardevs.uart[0]!.watch).toBe(true);
   });
@@ -448,7 +450,7 @@ describe('serial subsections per build and machine type', () => {
     const world = uartWorld('rhel-7.5', 'rhel6.6.0', tsr.steps, tsr.horizon, tsr.backend);
     const { src, dst, stream } = migrateByHand(world);
     expect(subsectionsIn(stream)).toEqual(['serial/tsr', 'serial/xmit_fifo']);
-    expect(migratedView(uartOf(dst))).toEqual(migratedView(uartOf(src)));
+    expect(migratedView(dst)).toEqual(migratedView(src));
   });
 
   it('rhel-7.5 on rhel6.6.0 gates thr_ipending: the destination rebuilds it from IIR', () => {
@@ -460,7 +462,7 @@ describe('serial subsections per build and machine type', () => {
     // IIR shows RDI, so the rebuilt value is 0 (what the gating knowingly gives up).
     expect(uartOf(dst).thrIpending).toBe(0);
     // The timeout timer was gated too: the destination has none.
-    expect(uartOf(dst).fifoTimeoutNs).toBe(-1);
+    expect(dst.timerExpiry(0, UartTimer.FIFO_TIMEOUT)).toBe(-1);
     expect(fifoBytes(uartOf(dst).recvFifo)).toEqual(bytes('x'));
   });
 
@@ -717,7 +719,7 @@ describe('virtio-console section', () => {
     // The destination keeps its own host connection; the source's is kept for the timer.
     expect(dp.hostConnected).toBe(true);
     expect(vserOf(dst).postLoad).toEqual({ ids: [1], hostConnected: [false] });
-    expect(dst.timerExpiry[vserOf(dst).timerSlot]).toBe(1);
+    expect(dst.timerExpiry(vserOf(dst).dev, VserTimer.POST_LOAD)).toBe(1);
   });
 
   for (const irq of ['intx', 'msix']) {
@@ -966,9 +968,10 @@ describe('vm_clock across migration', () => {
     });
     const { world, events } = run(s);
     const src = world.vms[0]!;
-    const expiry = uartOf(src).fifoTimeoutNs; // still pending when the source stopped
+    const expiry = src.timerExpiry(0, UartTimer.FIFO_TIMEOUT); // still pending when the source stopped
     expect(expiry).toBeGreaterThan(0);
-    const fired = events.filter((e) => e.kind === Ev.TIMER && e.vm === 1 && e.dev === uartOf(src).timerSlot);
+    const slot = src.slotOf(0, UartTimer.FIFO_TIMEOUT);
+    const fired = events.filter((e) => e.kind === Ev.TIMER && e.vm === 1 && e.dev === slot);
     expect(fired.length).toBeGreaterThanOrEqual(1);
     // vm = host + offset on the destination's clock.
     const dst = world.guestVm;

@@ -29,10 +29,12 @@ const TX = streamId(DEV, 0, false);
 class RecordingBus implements Bus {
   now = 0;
   irq = 0;
+  /** Pending timers by name (UartTimer). */
   timers = new Map<number, number>();
   script: number[] = [];
   writes: number[] = [];
   watches = 0;
+  watch = false;
   events: { kind: number; a: number; b: number }[] = [];
   vmNow(): number {
     return this.now;
@@ -41,9 +43,12 @@ class RecordingBus implements Bus {
     this.irq = level;
   }
   msixNotify(): void {}
-  timerMod(slot: number, expiryNs: number): void {
-    if (expiryNs < 0) this.timers.delete(slot);
-    else this.timers.set(slot, expiryNs);
+  timerMod(_dev: number, timer: number, expiryNs: number): void {
+    if (expiryNs < 0) this.timers.delete(timer);
+    else this.timers.set(timer, expiryNs);
+  }
+  timerExpiry(_dev: number, timer: number): number {
+    return this.timers.get(timer) ?? -1;
   }
   chrWrite(_dev: number, _port: number, byte: number): number {
     const rc = this.script.shift() ?? 1;
@@ -52,6 +57,13 @@ class RecordingBus implements Bus {
   }
   chrAddWatch(): void {
     this.watches++;
+    this.watch = true;
+  }
+  chrWatchPending(): boolean {
+    return this.watch;
+  }
+  chrRemoveWatch(): void {
+    this.watch = false;
   }
   chrAcceptInput(): void {}
   emit(kind: number, _dev: number, a: number, b: number): void {
@@ -61,7 +73,7 @@ class RecordingBus implements Bus {
 
 /** A UART as qemu-1.3 (1.x code, poll_msl 0 after reset) or qemu-2.2 makes it. */
 const uart = (generation: UartGeneration): { s: UartState; bus: RecordingBus } => ({
-  s: makeUart(DEV, 1, 3, generation, generation === 'transmit-timer' ? 0 : -1),
+  s: makeUart(DEV, generation, generation === 'transmit-timer' ? 0 : -1),
   bus: new RecordingBus(),
 });
 
@@ -79,7 +91,7 @@ describe('serial_xmit: a write the backend refuses', () => {
     expect(s.tsrRetry).toBe(-1);
     expect(s.lsr & (Lsr.TEMT | Lsr.THRE)).toBe(Lsr.TEMT | Lsr.THRE);
     expect(bus.watches).toBe(0);
-    expect(bus.timers.has(s.xmitTimerSlot)).toBe(false);
+    expect(bus.timers.has(UartTimer.TRANSMIT)).toBe(false);
     // The next accepted write resets it.
     uartWrite(s, bus, Reg.THR, 0x43);
     expect(s.tsrRetry).toBe(0);
@@ -117,9 +129,10 @@ describe('serial_xmit: the transmit_timer paces what the FIFO still holds (1.x)'
     bus.now = 1000;
     uartWrite(s, bus, Reg.THR, 0x32);
     expect(bus.writes).toEqual([0x31]);
-    expect(bus.timers.get(s.xmitTimerSlot)).toBe(1000 + s.charTransmitTimeNs);
+    expect(bus.timers.get(UartTimer.TRANSMIT)).toBe(1000 + s.charTransmitTimeNs);
     expect(s.lsr & Lsr.THRE).toBe(0);
     bus.now = 1000 + s.charTransmitTimeNs;
+    bus.timers.delete(UartTimer.TRANSMIT); // the machine consumes the timer as it fires
     uartTimer(s, bus, UartTimer.TRANSMIT);
     expect(bus.writes).toEqual([0x31, 0x32]);
     expect(s.lsr & (Lsr.THRE | Lsr.TEMT)).toBe(Lsr.THRE | Lsr.TEMT);

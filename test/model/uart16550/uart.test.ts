@@ -4,6 +4,7 @@ import { Ev, streamId } from '../../../src/model/events.js';
 import { Fcr, Ier, Iir, Lcr, Lsr, Mcr, Msr, Reg } from '../../../src/model/uart16550/regs.js';
 import { fifoPush, makeUart, type UartState } from '../../../src/model/uart16550/state.js';
 import {
+  UartTimer,
   uartCanReceive,
   uartCheckInvariants,
   uartRead,
@@ -16,7 +17,7 @@ import {
 } from '../../../src/model/uart16550/uart.js';
 
 const DEV = 3;
-const SLOT = 5;
+const FIFO_TIMEOUT = UartTimer.FIFO_TIMEOUT;
 const TX = streamId(DEV, 0, false);
 const RX = streamId(DEV, 0, true);
 
@@ -32,6 +33,7 @@ class FakeBus implements Bus {
   now = 0;
   irq = 0;
   irqHistory: number[] = [];
+  /** Pending timers by name, as the machine's table holds them. */
   timers = new Map<number, number>();
   /** Results for the next chrWrite calls, consumed in order; empty → 1 (written). */
   script: number[] = [];
@@ -39,6 +41,8 @@ class FakeBus implements Bus {
   /** IRQ level seen at each chrWrite. */
   irqAtWrite: number[] = [];
   watches = 0;
+  /** The chardev watch, which the backend owns: registered and not fired yet. */
+  watch = false;
   acceptInput = 0;
   events: Emitted[] = [];
 
@@ -53,9 +57,20 @@ class FakeBus implements Bus {
   msixNotify(): void {
     throw new Error('a UART has no MSI-X');
   }
-  timerMod(slot: number, expiryNs: number): void {
-    if (expiryNs < 0) this.timers.delete(slot);
-    else this.timers.set(slot, expiryNs);
+  timerMod(dev: number, timer: number, expiryNs: number): void {
+    expect(dev).toBe(DEV);
+    if (expiryNs < 0) this.timers.delete(timer);
+    else this.timers.set(timer, expiryNs);
+  }
+  timerExpiry(dev: number, timer: number): number {
+    expect(dev).toBe(DEV);
+    return this.timers.get(timer) ?? -1;
+  }
+  /** A timer comes due: the machine consumes it, then runs the device's handler. */
+  fire(s: UartState, timer: UartTimer): void {
+    expect(this.timers.has(timer)).toBe(true);
+    this.timers.delete(timer);
+    uartTimer(s, this, timer);
   }
   chrWrite(dev: number, port: number, byte: number): number {
     expect([dev, port]).toEqual([DEV, 0]);
@@ -70,6 +85,21 @@ class FakeBus implements Bus {
   chrAddWatch(dev: number, port: number): void {
     expect([dev, port]).toEqual([DEV, 0]);
     this.watches++;
+    this.watch = true;
+  }
+  chrWatchPending(dev: number, port: number): boolean {
+    expect([dev, port]).toEqual([DEV, 0]);
+    return this.watch;
+  }
+  chrRemoveWatch(dev: number, port: number): void {
+    expect([dev, port]).toEqual([DEV, 0]);
+    this.watch = false;
+  }
+  /** The backend became writable: a registered watch fires once (serial_watch_cb). */
+  fireWatch(s: UartState): void {
+    if (!this.watch) return;
+    this.watch = false;
+    uartWatch(s, this);
   }
   chrAcceptInput(dev: number, port: number): void {
     expect([dev, port]).toEqual([DEV, 0]);
@@ -84,7 +114,7 @@ class FakeBus implements Bus {
 }
 
 function setup(): { s: UartState; bus: FakeBus } {
-  return { s: makeUart(DEV, SLOT), bus: new FakeBus() };
+  return { s: makeUart(DEV), bus: new FakeBus() };
 }
 
 /** FIFO on with a trigger level (FCR value of its ITL field). */
@@ -96,10 +126,9 @@ const iirId = (s: UartState): number => s.iir & 0x0f;
 
 describe('reset', () => {
   it('makeUart is the state after realize + serial_reset', () => {
-    const s = makeUart(DEV, SLOT);
+    const s = makeUart(DEV);
     expect(s).toMatchObject({
       dev: DEV,
-      timerSlot: SLOT,
       rbr: 0,
       ier: 0,
       iir: 0x01,
@@ -115,10 +144,7 @@ describe('reset', () => {
       thrIpending: 0,
       timeoutIpending: 0,
       pollMsl: -1,
-      fifoTimeoutNs: -1,
-      pollNs: -1,
       baudbase: 115200,
-      watchPending: false,
       charTransmitTimeNs: 1041660,
     });
     expect(s.recvFifo.data.length).toBe(16);
@@ -139,7 +165,7 @@ describe('reset', () => {
     uartWrite(s, bus, Reg.THR, 0x61); // stuck in TSR
     uartWrite(s, bus, Reg.THR, 0x62); // waiting in the FIFO
     expect(s.tsrRetry).toBe(1);
-    expect(bus.timers.has(SLOT)).toBe(true);
+    expect(bus.timers.has(FIFO_TIMEOUT)).toBe(true);
     bus.events = [];
 
     uartReset(s, bus);
@@ -157,8 +183,6 @@ describe('reset', () => {
       thrIpending: 0,
       timeoutIpending: 0,
       pollMsl: -1,
-      fifoTimeoutNs: -1,
-      watchPending: false,
       charTransmitTimeNs: 1041660,
     });
     // Not reset by serial_reset.
@@ -167,16 +191,17 @@ describe('reset', () => {
     expect(s.recvFifo.num).toBe(0);
     expect(s.xmitFifo.num).toBe(0);
     expect(bus.irq).toBe(0);
-    expect(bus.timers.has(SLOT)).toBe(false);
+    expect(bus.timers.has(FIFO_TIMEOUT)).toBe(false);
     expect(bus.of(Ev.BYTE_DISCARD)).toEqual([
       { kind: Ev.BYTE_DISCARD, dev: TX, a: 0x61, b: 0 },
       { kind: Ev.BYTE_DISCARD, dev: TX, a: 0x62, b: 0 },
       { kind: Ev.BYTE_DISCARD, dev: RX, a: 0x41, b: 0 },
       { kind: Ev.BYTE_DISCARD, dev: RX, a: 0x42, b: 0 },
     ]);
-    // The stale watch does nothing once reset removed it.
+    // The watch is removed (g_source_remove): it never fires.
+    expect(bus.watch).toBe(false);
     const writes = bus.writes.length;
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes.length).toBe(writes);
     expect(uartCheckInvariants(s)).toBeNull();
   });
@@ -237,7 +262,7 @@ describe('IIR priority (serial_update_irq)', () => {
       ],
     ];
     for (const [name, arrange, want] of cases) {
-      Object.assign(s, makeUart(DEV, SLOT));
+      Object.assign(s, makeUart(DEV));
       arrange();
       uartUpdateIrq(s, bus);
       expect(iirId(s), name).toBe(want);
@@ -443,15 +468,14 @@ describe('FIFO control and receive', () => {
     const { s, bus } = setup();
     fifoOn(s, bus);
     uartReceive(s, bus, 1);
-    uartTimer(s, bus, 0);
+    bus.fire(s, FIFO_TIMEOUT);
     expect(s.timeoutIpending).toBe(1);
     uartReceive(s, bus, 2);
     uartWrite(s, bus, Reg.FCR, 0xff);
     expect(s.fcr).toBe(0xc9);
     expect(s.recvFifoItl).toBe(14);
     expect(s.timeoutIpending).toBe(0);
-    expect(s.fifoTimeoutNs).toBe(-1);
-    expect(bus.timers.has(SLOT)).toBe(false);
+    expect(bus.timers.has(FIFO_TIMEOUT)).toBe(false);
     expect(s.lsr & Lsr.DR).toBe(0);
     expect(s.thrIpending).toBe(1); // XFR sets it, even with THRI off
   });
@@ -489,12 +513,11 @@ describe('FIFO control and receive', () => {
     bus.now = 5000;
     uartReceive(s, bus, 0x61);
     const expiry = 5000 + 4 * s.charTransmitTimeNs;
-    expect(s.fifoTimeoutNs).toBe(expiry);
-    expect(bus.timers.get(SLOT)).toBe(expiry);
+    expect(bus.timers.get(FIFO_TIMEOUT)).toBe(expiry);
     expect(bus.irq).toBe(0); // below the trigger level
     bus.now = expiry;
-    uartTimer(s, bus, 0);
-    expect(s.fifoTimeoutNs).toBe(-1);
+    bus.fire(s, FIFO_TIMEOUT);
+    expect(bus.timers.has(FIFO_TIMEOUT)).toBe(false);
     expect(s.timeoutIpending).toBe(1);
     expect(s.iir).toBe(0xc0 | Iir.CTI);
     expect(bus.irq).toBe(1);
@@ -509,7 +532,7 @@ describe('FIFO control and receive', () => {
     uartWrite(s, bus, Reg.IER, Ier.RDI);
     uartReceive(s, bus, 1);
     uartRead(s, bus, Reg.RBR);
-    uartTimer(s, bus, 0);
+    bus.fire(s, FIFO_TIMEOUT);
     expect(s.timeoutIpending).toBe(0);
     expect(bus.irq).toBe(0);
   });
@@ -520,15 +543,14 @@ describe('FIFO control and receive', () => {
     uartWrite(s, bus, Reg.IER, Ier.RDI);
     uartReceive(s, bus, 1);
     uartReceive(s, bus, 2);
-    uartTimer(s, bus, 0);
+    bus.fire(s, FIFO_TIMEOUT);
     expect(bus.irq).toBe(1);
     bus.now = 1_000_000_000;
     expect(uartRead(s, bus, Reg.RBR)).toBe(1);
     expect(s.timeoutIpending).toBe(0);
     expect(bus.irq).toBe(0);
     expect(s.lsr & Lsr.DR).toBe(Lsr.DR);
-    expect(bus.timers.get(SLOT)).toBe(1_000_000_000 + 4 * s.charTransmitTimeNs);
-    expect(s.fifoTimeoutNs).toBe(bus.timers.get(SLOT));
+    expect(bus.timers.get(FIFO_TIMEOUT)).toBe(1_000_000_000 + 4 * s.charTransmitTimeNs);
     expect(uartRead(s, bus, Reg.RBR)).toBe(2);
     expect(s.lsr & Lsr.DR).toBe(0);
     expect(bus.acceptInput).toBe(2);
@@ -569,15 +591,15 @@ describe('transmit', () => {
     uartWrite(s, bus, Reg.THR, 0x5a);
     for (let retry = 1; retry <= 4; retry++) {
       expect(s.tsrRetry).toBe(retry);
-      expect(s.watchPending).toBe(true);
+      expect(bus.watch).toBe(true);
       expect(bus.watches).toBe(retry);
       expect(s.lsr & Lsr.TEMT).toBe(0);
       expect(s.lsr & Lsr.THRE).toBe(Lsr.THRE);
       expect(uartCheckInvariants(s)).toBeNull();
-      uartWatch(s, bus);
+      bus.fireWatch(s);
     }
     expect(s.tsrRetry).toBe(0);
-    expect(s.watchPending).toBe(false);
+    expect(bus.watch).toBe(false);
     expect(bus.watches).toBe(4);
     expect(s.lsr & Lsr.TEMT).toBe(Lsr.TEMT);
     expect(bus.writes).toEqual([]);
@@ -594,9 +616,9 @@ describe('transmit', () => {
     uartWrite(s, bus, Reg.THR, 3);
     expect(s.xmitFifo.num).toBe(2);
     expect(s.lsr & (Lsr.THRE | Lsr.TEMT)).toBe(0);
-    uartWatch(s, bus); // fails again
+    bus.fireWatch(s); // fails again
     expect(s.tsrRetry).toBe(2);
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes).toEqual([1, 2, 3]);
     expect(s.tsrRetry).toBe(0);
     expect(s.lsr & 0x60).toBe(0x60);
@@ -609,7 +631,7 @@ describe('transmit', () => {
     for (let i = 0; i < 18; i++) uartWrite(s, bus, Reg.THR, i); // 0 in TSR, 1..16 in FIFO, 17 → drops 1
     expect(s.xmitFifo.num).toBe(16);
     expect(bus.of(Ev.BYTE_DISCARD)).toEqual([{ kind: Ev.BYTE_DISCARD, dev: TX, a: 1, b: 1 }]);
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes).toEqual([0, ...Array.from({ length: 16 }, (_, i) => i + 2)]);
   });
 
@@ -620,7 +642,7 @@ describe('transmit', () => {
     uartWrite(s, bus, Reg.THR, 0xb);
     uartWrite(s, bus, Reg.THR, 0xc);
     expect(bus.of(Ev.BYTE_DISCARD)).toEqual([{ kind: Ev.BYTE_DISCARD, dev: TX, a: 0xb, b: 1 }]);
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes).toEqual([0xa, 0xc]);
   });
 
@@ -634,7 +656,7 @@ describe('transmit', () => {
     expect(bus.of(Ev.BYTE_DISCARD)).toEqual([{ kind: Ev.BYTE_DISCARD, dev: TX, a: 2, b: 1 }]);
     expect(s.tsrRetry).toBe(1);
     expect(s.lsr & (Lsr.THRE | Lsr.TEMT)).toBe(Lsr.THRE);
-    uartWatch(s, bus);
+    bus.fireWatch(s);
     expect(bus.writes).toEqual([1]);
     expect(s.lsr & Lsr.TEMT).toBe(Lsr.TEMT);
   });
@@ -691,7 +713,7 @@ describe('line parameters', () => {
   // serial_update_parameters before the float rewrite: integer speed, an early return for a
   // divider of 0 or (CVE-2016-8669 fix) above baudbase.
   it('integer: divider 0 and divider > baudbase keep the previous finite char time', () => {
-    const s = makeUart(DEV, SLOT, SLOT + 2, 'write-watch', -1, 'integer');
+    const s = makeUart(DEV, 'write-watch', -1, 'integer');
     const bus = new FakeBus();
     setDivider(s, bus, 12);
     // (1e9 / 9600) * 10 in integer math.
@@ -711,7 +733,7 @@ describe('line parameters', () => {
     setDivider(s, bus, 0);
     fifoOn(s, bus);
     uartReceive(s, bus, 1);
-    expect(Number.isSafeInteger(s.fifoTimeoutNs)).toBe(true);
+    expect(Number.isSafeInteger(bus.timers.get(FIFO_TIMEOUT))).toBe(true);
   });
 
   // 9.2: `float speed`, 3500 when the divider is 0 (or the quotient is 0), float arithmetic.
@@ -728,13 +750,13 @@ describe('line parameters', () => {
     expect(s.charTransmitTimeNs).toBe(2857142);
     fifoOn(s, bus);
     uartReceive(s, bus, 1);
-    expect(Number.isSafeInteger(s.fifoTimeoutNs)).toBe(true);
+    expect(Number.isSafeInteger(bus.timers.get(FIFO_TIMEOUT))).toBe(true);
   });
 });
 
 describe('invariants', () => {
   it('reports the first broken invariant', () => {
-    const s = makeUart(DEV, SLOT);
+    const s = makeUart(DEV);
     s.tsrRetry = 2;
     expect(uartCheckInvariants(s)).toMatch(/tsr_retry=2 with LSR.TEMT set/);
     s.tsrRetry = 0;

@@ -34,7 +34,6 @@ import { vqAddBuf, vqBuf } from '../../../src/model/virtio-serial/virtqueue.js';
 
 const DEV = 2;
 const PIRQ = 1;
-const SLOT = 4;
 const BUF = 4; // bytes per port buffer: small, to exercise element boundaries
 
 interface Emitted {
@@ -69,6 +68,9 @@ class FakeBus implements Bus {
   timerMod(): void {
     throw new Error('no timer expected');
   }
+  timerExpiry(): number {
+    throw new Error('no timer expected');
+  }
   chrWrite(dev: number, port: number, byte: number): number {
     expect(dev).toBe(DEV);
     const rc = this.script.length > 0 ? this.script.shift()! : 1;
@@ -82,6 +84,12 @@ class FakeBus implements Bus {
   chrAcceptInput(dev: number, port: number): void {
     expect(dev).toBe(DEV);
     this.acceptInput.push(port);
+  }
+  chrWatchPending(): boolean {
+    throw new Error('the device never asks');
+  }
+  chrRemoveWatch(): void {
+    throw new Error('the device never removes a watch');
   }
   emit(kind: number, dev: number, a: number, b: number): void {
     this.events.push({ kind, dev, a, b });
@@ -113,7 +121,7 @@ interface Rig {
 
 function setup(opts: { msix?: boolean; ctrlBufs?: number; ports?: PortConfig[] } = {}): Rig {
   const ports = opts.ports ?? PORTS;
-  const s = makeVser(DEV, PIRQ, SLOT, opts.msix ?? false, ports);
+  const s = makeVser(DEV, PIRQ, opts.msix ?? false, ports);
   const mem = makeVserMem(ports, BUF);
   vserSetStatus(s, Status.ACKNOWLEDGE | Status.DRIVER | Status.FEATURES_OK | Status.DRIVER_OK);
   const civq = mem.rings[C_IVQ]!;
