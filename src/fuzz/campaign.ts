@@ -69,6 +69,8 @@ export interface CoveredEntry {
 }
 
 export interface ExecResult {
+  /** The schedule document this execution ran (a valid schedule or not). */
+  input: Doc;
   newEntry: QueueEntry | null;
   /** The hit-count bucket of each index the new entry reached (see `importCovered`). */
   newEntryBuckets: Uint8Array | null;
@@ -209,7 +211,7 @@ export class Campaign {
     const run = this.executor.run(doc);
     if (run.kind === 'invalid') {
       this.invalid++;
-      return { newEntry: null, newEntryBuckets: null, newFindings: [], events: 0 };
+      return { input: doc, newEntry: null, newEntryBuckets: null, newFindings: [], events: 0 };
     }
     const { schedule, findings, events, coverage } = run;
     let newEntry: QueueEntry | null = null;
@@ -217,6 +219,7 @@ export class Campaign {
       // No feedback: every input may be a parent; none is new coverage.
       this.corpus.enqueue(this.entry(doc, how, origin, 0, events, NOTHING));
       return {
+        input: doc,
         newEntry,
         newEntryBuckets: null,
         newFindings: this.bucket(findings, schedule, how, origin),
@@ -231,7 +234,13 @@ export class Campaign {
       this.corpus.enqueue(newEntry);
       this.mutatorStats.found[how] = (this.mutatorStats.found[how] ?? 0) + 1;
     }
-    return { newEntry, newEntryBuckets, newFindings: this.bucket(findings, schedule, how, origin), events };
+    return {
+      input: doc,
+      newEntry,
+      newEntryBuckets,
+      newFindings: this.bucket(findings, schedule, how, origin),
+      events,
+    };
   }
 
   private entry(
